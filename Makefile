@@ -1,0 +1,31 @@
+# One-command set-up and runs. `make demo` and `make test` each create the virtual environment
+# (.venv) on first use and (re)install the package into it.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export OMPI_ALLOW_RUN_AS_ROOT ?= 1
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM ?= 1
+
+.PHONY: install test demo dev clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+
+install: $(PY)
+	$(PY) -m pip install ".[test]"
+
+test: install
+	$(PY) -m pytest
+
+demo: install
+	$(VENV)/bin/topodnn demo --save-path results
+
+# Development build: compile in build/dev and drop _core next to the sources (PYTHONPATH=python).
+dev: $(PY)
+	cmake -S . -B build/dev -G Ninja -DTOPODNN_INPLACE=ON -DMPI_C_COMPILER=$(VENV)/bin/mpicc \
+	  -DPython_EXECUTABLE=$(PY) -Dpybind11_DIR=$$($(PY) -m pybind11 --cmakedir)
+	cmake --build build/dev
+
+clean:
+	rm -rf build dist python/topodnn/_core*.so

@@ -1,0 +1,52 @@
+// Fast Vietoris-Rips persistent cohomology, in memory, serial or across the ranks of a communicator.
+#pragma once
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "dipha/common.hpp"
+
+namespace dipha {
+namespace rips {
+
+/// A view of a symmetric distance matrix; no data is copied or owned.
+/// Exactly one of the three layouts is set.
+///  * dense64 / dense32: row-major n x n, entry (i, j) at [i * n + j]. Only the strict lower
+///    triangle (i > j) is read.
+///  * sparse (CSR): row i's neighbours are indices[indptr[i] .. indptr[i+1]), strictly ascending,
+///    no self entry, symmetric pattern; the weight of {i, j} is read from row max(i, j).
+struct DistanceView {
+  int64_t n = 0;
+  const double* dense64 = nullptr;
+  const float* dense32 = nullptr;
+  const int64_t* indptr = nullptr;
+  const int64_t* indices = nullptr;
+  const double* values = nullptr;
+};
+
+struct Options {
+  int max_dim = 1;  // homology H0 .. H_max_dim (simplices up to dimension max_dim + 1)
+  double threshold = std::numeric_limits<double>::infinity();  // edges with d > threshold absent
+  bool verbose = false;  // progress on rank 0's stderr
+};
+
+/// Persistence pairs per homology dimension, in the units of the input (filtration value of a
+/// simplex = its longest edge). Essential classes have death = +inf. Zero-length pairs are
+/// dropped. Each dimension's pairs are sorted by (birth, death). Every rank of `comm` returns the
+/// same result, identical for any number of ranks.
+using Pairs = std::vector<std::vector<std::pair<double, double>>>;
+
+Pairs persistence(const DistanceView& d, const Options& opt, MPI_Comm comm);
+
+/// DIPHA semantics on top of persistence(): values are max(0, d) / 2, homology H0..H_{upper_dim-1},
+/// essential class of dimension q -> record (-q-1, birth, max_value) where max_value is the
+/// largest value of any simplex of dimension <= upper_dim present; records sorted as in a DIPHA
+/// diagram file. Every rank returns the same diagram.
+Diagram dipha_diagram(const DistanceView& d, int64_t upper_dim, MPI_Comm comm, bool verbose = false);
+
+}  // namespace rips
+}  // namespace dipha

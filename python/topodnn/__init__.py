@@ -1,0 +1,3 @@
+"""topodnn: the topology of what deep networks learn."""
+
+__version__ = "0.1.0"
