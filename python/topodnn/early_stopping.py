@@ -1,0 +1,493 @@
+"""Topological early stopping: decide when to stop training from the Betti curves alone.
+
+The functional graph of a network (nodes = units, distance = 1 - |Pearson corr| of their
+activations) changes shape as the network learns. Learning to generalise forms 2-D and 3-D
+cavities (beta_2 and beta_3 grow, the maxima of their curves grow) and moves 1-D cavities from
+higher to lower density; memorising makes the cavities regress toward higher density. In the units
+used throughout topodnn, a filtration value is eps = (1 - |corr|) / 2 in [0, 0.5]: *higher density
+means smaller eps*. So, while the network learns, the eps at which beta_1 peaks moves to larger
+values and the beta_2 curve grows; when it starts to memorise, both move back.
+
+The rule
+--------
+Every ``every`` epochs the functional graph of the first ``n_samples`` *training* inputs (never the
+test set: the whole point is to decide without one) is computed, its persistence diagrams are
+summarised (:func:`topodnn.summaries.summarise_diagrams`), and one scalar signal s(e) is read from
+the summary, e.g. ``"eps_at_max_1"`` (eps at the maximum of beta_1) or ``"betti_max_2"``. The
+signal is optionally smoothed with a trailing moving average of ``smooth`` evaluations. With
+``mode="max"`` an evaluation *improves* when s > best + min_delta (``mode="min"``: s < best -
+min_delta). Training stops at the evaluation where ``patience`` consecutive evaluations have not
+improved; the chosen epoch (``best_epoch``) is the last one that improved, the checkpoint to keep.
+Evaluations before ``start_epoch`` are recorded but neither set the best value nor count against
+patience (the first epochs of training reorganise the graph wholesale). A signal that is not finite
+(e.g. no H2 pair at all) never improves.
+
+This is the rule of patience-based early stopping on a validation metric, with the validation
+metric replaced by a topological signal of the training data: no labels of unseen data are used.
+
+Defaults
+--------
+``signal="eps_at_max_1"``, ``mode="max"``, ``patience=3``, ``min_delta=0.0``, ``smooth=1``. The eps
+of the beta_1 maximum is the signal the method names directly (1-D cavities moving toward lower
+density while learning, back toward higher density while memorising), it exists from the first
+epoch even for small networks (beta_2 can be empty), and it is cheap: it needs only H0 and H1
+(``max_dim=1``), while beta_2 needs the 2-skeleton, the dominant cost. See
+``benchmarks/results/APPLICATIONS.md`` for how the defaults behaved on real runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+__all__ = [
+    "SIGNALS",
+    "signal_value",
+    "choose_stop",
+    "TopologicalEarlyStopping",
+    "register_cli",
+]
+
+#: Statistics of one homology dimension that a signal may name, as ``"<stat>_<dim>"``.
+SIGNAL_STATS = ("life", "midlife", "betti_max", "eps_at_max", "n_pairs", "area")
+
+#: Named signals with a documented meaning (any ``"<stat>_<dim>"`` is accepted as well).
+SIGNALS = {
+    "eps_at_max_1": "eps (=(1-|corr|)/2) at the maximum of the beta_1 curve; grows while "
+    "1-D cavities move to lower density (learning)",
+    "midlife_1": "mean (birth+death)/2 of H1 pairs; grows with the same move",
+    "betti_max_2": "maximum of the beta_2 curve; grows as 2-D cavities form",
+    "area_2": "area under the beta_2 curve; grows as 2-D cavities form",
+    "betti_max_sum": "sum over dimensions >= 1 of the Betti-curve maxima",
+    "area_sum": "sum over dimensions >= 1 of the areas under the Betti curves",
+}
+
+SignalSpec = Union[str, Callable[[Mapping[int, Mapping[str, float]]], float]]
+
+
+def _get_dim(summary: Mapping[Any, Mapping[str, float]], dim: int) -> Optional[Mapping[str, float]]:
+    """Entry of one dimension in a summary whose keys may be ints or strings (JSON)."""
+    if dim in summary:
+        return summary[dim]
+    if str(dim) in summary:
+        return summary[str(dim)]
+    return None
+
+
+def _parse_signal(signal: str) -> tuple[str, Optional[int]]:
+    """Split ``"<stat>_<dim>"`` / ``"<stat>_sum"``; raise ValueError for anything else."""
+    stat, sep, tail = signal.rpartition("_")
+    if not sep or stat not in SIGNAL_STATS:
+        raise ValueError(
+            f"unknown signal {signal!r}: use '<stat>_<dim>' or '<stat>_sum' with stat in "
+            f"{SIGNAL_STATS} (e.g. 'eps_at_max_1', 'betti_max_2'), or a callable"
+        )
+    if tail == "sum":
+        return stat, None
+    if not tail.isdigit():
+        raise ValueError(f"signal {signal!r}: the part after the last '_' must be a dimension or 'sum'")
+    return stat, int(tail)
+
+
+def signal_value(summary: Mapping[Any, Mapping[str, float]], signal: SignalSpec) -> float:
+    """Read one scalar signal from a topological summary.
+
+    Parameters
+    ----------
+    summary
+        ``{dim: {life, midlife, betti_max, eps_at_max, n_pairs, area}}`` as returned by
+        :func:`topodnn.summaries.summarise_diagrams` (keys may also be strings, as after JSON).
+    signal
+        ``"<stat>_<dim>"`` (e.g. ``"eps_at_max_1"``), ``"<stat>_sum"`` (sum over dimensions >= 1),
+        or a callable ``summary -> float``.
+
+    Returns
+    -------
+    float
+        The value; ``nan`` when the dimension is absent from the summary.
+    """
+    if callable(signal):
+        return float(signal(summary))
+    stat, dim = _parse_signal(signal)
+    if dim is not None:
+        entry = _get_dim(summary, dim)
+        if entry is None or stat not in entry:
+            return math.nan
+        return float(entry[stat])
+    total, seen = 0.0, False
+    for key, entry in summary.items():
+        if int(key) >= 1 and stat in entry:
+            value = float(entry[stat])
+            if math.isfinite(value):
+                total += value
+                seen = True
+    return total if seen else math.nan
+
+
+def _smoothed(values: Sequence[float], window: int) -> np.ndarray:
+    """Trailing moving average over the last ``window`` finite values (nan where none)."""
+    arr = np.asarray(values, dtype=float)
+    out = np.full(arr.shape, np.nan)
+    for i in range(arr.size):
+        chunk = arr[max(0, i - window + 1) : i + 1]
+        chunk = chunk[np.isfinite(chunk)]
+        if chunk.size:
+            out[i] = chunk.mean()
+    return out
+
+
+def _check_rule(mode: str, patience: int, min_delta: float, smooth: int) -> None:
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode must be 'max' (signal grows while learning) or 'min', got {mode!r}")
+    if int(patience) != patience or patience < 1:
+        raise ValueError(f"patience must be a positive integer (topology evaluations), got {patience!r}")
+    if not (isinstance(min_delta, (int, float)) and math.isfinite(min_delta) and min_delta >= 0):
+        raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
+    if int(smooth) != smooth or smooth < 1:
+        raise ValueError(f"smooth must be a positive integer (evaluations averaged), got {smooth!r}")
+
+
+@dataclass
+class _RuleState:
+    """Online state of the patience rule (shared by choose_stop and the callback)."""
+
+    mode: str
+    patience: int
+    min_delta: float
+    start_epoch: int
+    best_value: float = math.nan
+    best_epoch: Optional[int] = None
+    stop_epoch: Optional[int] = None
+    waited: int = 0
+
+    def update(self, epoch: int, value: float) -> bool:
+        """Feed one (smoothed) signal value; return True when the rule fires at this epoch."""
+        if self.stop_epoch is not None:
+            return True
+        if epoch < self.start_epoch:
+            return False
+        if math.isfinite(value):
+            if self.best_epoch is None or not math.isfinite(self.best_value):
+                improved = True
+            elif self.mode == "max":
+                improved = value > self.best_value + self.min_delta
+            else:
+                improved = value < self.best_value - self.min_delta
+        else:
+            improved = False
+        if improved:
+            self.best_value, self.best_epoch, self.waited = value, epoch, 0
+            return False
+        if self.best_epoch is None:
+            # Nothing finite seen yet: there is no best to be patient about.
+            return False
+        self.waited += 1
+        if self.waited >= self.patience:
+            self.stop_epoch = epoch
+            return True
+        return False
+
+
+def choose_stop(
+    summary_sequence: Sequence[Mapping[Any, Mapping[str, float]]],
+    *,
+    epochs: Optional[Sequence[int]] = None,
+    signal: SignalSpec = "eps_at_max_1",
+    mode: str = "max",
+    patience: int = 3,
+    min_delta: float = 0.0,
+    smooth: int = 1,
+    start_epoch: int = 0,
+) -> tuple[Optional[int], Optional[int]]:
+    """Apply the topological stopping rule to a finished sequence of summaries.
+
+    Parameters
+    ----------
+    summary_sequence
+        One summary per topology evaluation, in training order (see :func:`signal_value`).
+    epochs
+        The epoch of each summary; default ``0, 1, 2, ...``.
+    signal
+        Which scalar to follow (see :data:`SIGNALS`), or a callable ``summary -> float``.
+    mode
+        ``"max"``: the signal grows while the network learns (true of every named signal);
+        ``"min"``: it shrinks.
+    patience
+        Number of consecutive evaluations without improvement after which training stops.
+    min_delta
+        An evaluation improves only if it beats the best value by more than this (signal units;
+        eps for ``eps_at_max_*`` and ``midlife_*``, a count for ``betti_max_*``).
+    smooth
+        Trailing moving-average window over evaluations (1 = no smoothing).
+    start_epoch
+        Evaluations at earlier epochs are ignored by the rule.
+
+    Returns
+    -------
+    (stop_epoch, best_epoch)
+        ``stop_epoch`` is the epoch at which the rule fires, ``None`` if it never does (train to
+        the end); ``best_epoch`` is the epoch of the best signal value (the checkpoint to keep),
+        ``None`` if no evaluation had a finite signal at or after ``start_epoch``.
+    """
+    _check_rule(mode, patience, min_delta, smooth)
+    n = len(summary_sequence)
+    if epochs is None:
+        epochs = list(range(n))
+    epochs = [int(e) for e in epochs]
+    if len(epochs) != n:
+        raise ValueError(f"epochs has {len(epochs)} entries but there are {n} summaries")
+    if any(b <= a for a, b in zip(epochs, epochs[1:])):
+        raise ValueError("epochs must be strictly increasing")
+    raw = [signal_value(s, signal) for s in summary_sequence]
+    values = _smoothed(raw, int(smooth))
+    state = _RuleState(mode, int(patience), float(min_delta), int(start_epoch))
+    for epoch, value in zip(epochs, values):
+        if state.update(epoch, float(value)):
+            break
+    return state.stop_epoch, state.best_epoch
+
+
+def _training_inputs(data: Any, n_samples: int) -> Any:
+    """First ``n_samples`` inputs of a tensor or of a (Tensor)Dataset, in order."""
+    import torch
+
+    if isinstance(data, torch.Tensor):
+        x = data
+    elif isinstance(data, np.ndarray):
+        x = torch.as_tensor(data, dtype=torch.float32)
+    elif hasattr(data, "tensors"):
+        x = data.tensors[0]
+    elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):
+        n = min(len(data), n_samples)
+        items = [data[i] for i in range(n)]
+        x = torch.stack([it[0] if isinstance(it, (tuple, list)) else it for it in items])
+    else:
+        raise ValueError(
+            "data must be the training inputs: a tensor, an array or a dataset of (input, label)"
+        )
+    if x.shape[0] < 2:
+        raise ValueError(f"need at least 2 training inputs for correlations, got {x.shape[0]}")
+    return x[:n_samples]
+
+
+class TopologicalEarlyStopping:
+    """Callback for :func:`topodnn.training.train` that stops training from topology alone.
+
+    Every ``every`` epochs it builds the functional graph of the first ``n_samples`` *training*
+    inputs, computes persistence up to ``max_dim``, records the summaries and applies the rule of
+    :func:`choose_stop` online. It returns True (stop) when the rule fires.
+
+    Parameters
+    ----------
+    data
+        Training inputs: a tensor ``(N, C, H, W)``, or the training dataset (its inputs are used,
+        labels ignored). Only the first ``n_samples`` are used, in order.
+    every
+        Compute topology at epochs that are multiples of ``every`` (epoch 0 included if the
+        training loop calls back for it).
+    n_samples, max_dim, max_epsilon, layers, comm
+        Passed to :func:`topodnn.graph.topology` (eps units: (1 - |corr|)/2).
+    signal, mode, patience, min_delta, smooth, start_epoch
+        The rule; see :func:`choose_stop`. ``patience`` counts topology evaluations, not epochs.
+    keep_diagrams
+        Also keep each evaluation's diagrams in :attr:`history` (for plotting Betti curves).
+    progress
+        Print one line per evaluation.
+
+    Attributes
+    ----------
+    history : list of dict
+        One entry per evaluation: ``epoch``, ``summary``, ``signal`` (raw), ``smoothed``,
+        ``seconds``, and ``diagrams`` if kept.
+    stop_epoch : int or None
+        Epoch at which the rule fired.
+    best_epoch : int or None
+        Epoch with the best signal so far (the checkpoint to keep).
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        *,
+        every: int = 1,
+        n_samples: int = 1000,
+        max_dim: int = 1,
+        max_epsilon: float = 0.3,
+        layers: Optional[Sequence[Any]] = None,
+        signal: SignalSpec = "eps_at_max_1",
+        mode: str = "max",
+        patience: int = 3,
+        min_delta: float = 0.0,
+        smooth: int = 1,
+        start_epoch: int = 0,
+        keep_diagrams: bool = True,
+        comm: Any = None,
+        progress: bool = False,
+    ) -> None:
+        _check_rule(mode, patience, min_delta, smooth)
+        if int(every) != every or every < 1:
+            raise ValueError(f"every must be a positive integer (epochs), got {every!r}")
+        if int(n_samples) != n_samples or n_samples < 2:
+            raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
+        if not callable(signal):
+            _, dim = _parse_signal(signal)
+            if dim is not None and dim > max_dim:
+                raise ValueError(
+                    f"signal {signal!r} needs homology dimension {dim} but max_dim={max_dim}; "
+                    f"raise max_dim to {dim} or follow a lower dimension"
+                )
+        self.inputs = _training_inputs(data, int(n_samples))
+        self.every = int(every)
+        self.n_samples = int(n_samples)
+        self.max_dim = int(max_dim)
+        self.max_epsilon = float(max_epsilon)
+        self.layers = layers
+        self.signal = signal
+        self.smooth = int(smooth)
+        self.keep_diagrams = keep_diagrams
+        self.comm = comm
+        self.progress = progress
+        self._state = _RuleState(mode, int(patience), float(min_delta), int(start_epoch))
+        self.history: list[dict[str, Any]] = []
+
+    @property
+    def stop_epoch(self) -> Optional[int]:
+        return self._state.stop_epoch
+
+    @property
+    def best_epoch(self) -> Optional[int]:
+        return self._state.best_epoch
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The rule and topology parameters, for reports."""
+        return {
+            "every": self.every,
+            "n_samples": self.n_samples,
+            "max_dim": self.max_dim,
+            "max_epsilon": self.max_epsilon,
+            "signal": self.signal if isinstance(self.signal, str) else repr(self.signal),
+            "mode": self._state.mode,
+            "patience": self._state.patience,
+            "min_delta": self._state.min_delta,
+            "smooth": self.smooth,
+            "start_epoch": self._state.start_epoch,
+            "data": "training inputs",
+        }
+
+    def evaluate(self, epoch: int, model: Any) -> dict[str, Any]:
+        """Compute and record the topology of ``model`` on the training inputs at ``epoch``."""
+        import time
+
+        from topodnn.graph import topology
+        from topodnn.summaries import summarise_diagrams
+
+        t0 = time.perf_counter()
+        was_training = getattr(model, "training", False)
+        model.eval()
+        try:
+            diagrams = topology(
+                model,
+                self.inputs,
+                layers=self.layers,
+                max_dim=self.max_dim,
+                max_epsilon=self.max_epsilon,
+                n_samples=self.n_samples,
+                comm=self.comm,
+                progress=False,
+            )
+        finally:
+            if was_training:
+                model.train()
+        summary = summarise_diagrams(diagrams)
+        raw = signal_value(summary, self.signal)
+        values = [h["signal"] for h in self.history] + [raw]
+        smoothed = float(_smoothed(values, self.smooth)[-1])
+        entry: dict[str, Any] = {
+            "epoch": int(epoch),
+            "summary": summary,
+            "signal": raw,
+            "smoothed": smoothed,
+            "seconds": time.perf_counter() - t0,
+        }
+        if self.keep_diagrams:
+            entry["diagrams"] = [np.asarray(d) for d in diagrams]
+        self.history.append(entry)
+        return entry
+
+    def __call__(self, epoch: int, model: Any, history: Any = None) -> bool:
+        """Training-loop hook: evaluate on schedule; True means stop now."""
+        if self._state.stop_epoch is not None:
+            return True
+        if epoch % self.every != 0:
+            return False
+        entry = self.evaluate(epoch, model)
+        fired = self._state.update(int(epoch), entry["smoothed"])
+        if self.progress:
+            print(
+                f"[topo-es] epoch {epoch}: {self.signal if isinstance(self.signal, str) else 'signal'}"
+                f"={entry['signal']:.5g} best_epoch={self.best_epoch} waited={self._state.waited}"
+                + (" -> stop" if fired else ""),
+                flush=True,
+            )
+        return fired
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """Recorded summaries in order, as ``choose_stop`` takes them."""
+        return [h["summary"] for h in self.history]
+
+    def epochs(self) -> list[int]:
+        """Epochs of the recorded evaluations."""
+        return [h["epoch"] for h in self.history]
+
+
+def register_cli(subparsers: Any) -> None:
+    """Add the ``early-stop`` subcommand to the ``topodnn`` argparse parser.
+
+    ``topodnn early-stop SUMMARIES.json`` applies the rule offline to a JSON list of
+    ``{"epoch": e, "summary": {dim: {...}}}`` records (as written by the applications study or by
+    a callback's history) and prints the stop and best epochs.
+    """
+    p = subparsers.add_parser(
+        "early-stop",
+        help="apply the topological early-stopping rule to recorded summaries",
+        description="Apply the topological early-stopping rule (topodnn.early_stopping) to a JSON "
+        "list of {epoch, summary} records computed on training inputs.",
+    )
+    p.add_argument("summaries", help="JSON file: list of {'epoch': int, 'summary': {dim: {...}}}")
+    p.add_argument("--signal", default="eps_at_max_1", help="'<stat>_<dim>' or '<stat>_sum'")
+    p.add_argument("--mode", default="max", choices=("max", "min"))
+    p.add_argument("--patience", type=int, default=3)
+    p.add_argument("--min-delta", type=float, default=0.0)
+    p.add_argument("--smooth", type=int, default=1)
+    p.add_argument("--start-epoch", type=int, default=0)
+    p.set_defaults(func=_cli_early_stop)
+
+
+def _cli_early_stop(args: Any) -> int:
+    import json
+
+    with open(args.summaries) as fh:
+        records = json.load(fh)
+    if isinstance(records, dict) and "history" in records:
+        records = records["history"]
+    if not isinstance(records, list) or not all(
+        isinstance(r, dict) and "epoch" in r and "summary" in r for r in records
+    ):
+        raise ValueError(f"{args.summaries}: expected a JSON list of {{'epoch', 'summary'}} records")
+    stop, best = choose_stop(
+        [r["summary"] for r in records],
+        epochs=[r["epoch"] for r in records],
+        signal=args.signal,
+        mode=args.mode,
+        patience=args.patience,
+        min_delta=args.min_delta,
+        smooth=args.smooth,
+        start_epoch=args.start_epoch,
+    )
+    print(f"stop_epoch: {stop if stop is not None else 'none (train to the end)'}")
+    print(f"best_epoch: {best}")
+    return 0
