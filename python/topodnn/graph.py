@@ -1,0 +1,975 @@
+"""Functional graph of a network: units as nodes, ``1 - |Pearson corr|`` as distances.
+
+The pipeline, streamed from a torch model to the persistence engine:
+
+1. :func:`collect_activations` runs the model in eval mode without gradients on the first
+   ``n_samples`` inputs and records, through forward hooks, the outputs of the named modules.
+   Every unit (each channel x spatial position of a conv layer, each neuron of a linear layer) is
+   one node; a layer's output is flattened per sample in C order (channel-major). The activations
+   land in one preallocated ``(n_samples, n_nodes)`` matrix, nodes ordered layer by layer.
+2. :func:`correlation_distances` standardises the columns (statistics in float64) and forms the
+   correlations by matrix products: one product for the dense matrix, or row block by row block of
+   the upper triangle for a thresholded sparse graph, so that the dense ``n x n`` matrix never
+   exists.
+3. :func:`topology` builds the sparse graph cut at ``2 * max_epsilon``, halves the distances (the
+   original pipeline's convention: epsilon = (1 - |corr|) / 2, so the numbers match the papers) and
+   hands it to :func:`topodnn.engine.persistence`.
+
+Conventions
+-----------
+* distance ``d(i, j) = 1 - |corr(i, j)|`` in ``[0, 1]``; the diagonal is 0.
+* A unit whose activation never varies over the samples (a dead ReLU, say) has an undefined
+  correlation; as in the original pipeline it is taken as 0, i.e. distance 1 to every other unit.
+  Such units are counted per layer (``info["constant_units"]``) and reported in one log line.
+* Sparse graphs are symmetric CSR matrices whose stored entries are exactly the edges
+  ``i != j`` with ``d(i, j) <= threshold``. Edges of distance exactly 0 (``|corr| = 1``, e.g.
+  duplicated units) are stored as explicit zeros: a stored entry is an edge whatever its value.
+
+Unlike the original pipeline the full float64 matrix (``8 n^2`` bytes: 10.9 GB for VGG16's 36.9k
+units) is never written or even formed on the way to a sparse graph.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional, Union
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = [
+    "collect_activations",
+    "correlation_distances",
+    "functional_graph",
+    "topology",
+    "save_dipha",
+]
+
+_log = logging.getLogger(__name__)
+
+DIPHA_MAGIC = 8067171840
+DIPHA_DISTANCE_MATRIX = 7
+DIPHA_SPARSE_DISTANCE_MATRIX = 8
+
+#: Default number of nodes per row block of the thresholded correlation product.
+DEFAULT_BLOCK_SIZE = 2048
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _rank_size(comm: Any) -> tuple[int, int]:
+    if comm is None:
+        return 0, 1
+    return int(comm.Get_rank()), int(comm.Get_size())
+
+
+def _progress_bar(total: int, desc: str, unit: str, enabled: bool):
+    """A tqdm bar on stderr, or a no-op object when disabled or stderr is not a terminal."""
+    enabled = bool(enabled)
+    if enabled:
+        try:
+            enabled = sys.stderr.isatty()
+        except (AttributeError, ValueError):
+            enabled = False
+    if enabled:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # pragma: no cover - tqdm is a dependency
+            enabled = False
+    if not enabled:
+        return _NoBar()
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "_NoBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _report(msg: str, progress: bool) -> None:
+    """One line for the user: logged at INFO, and printed to stderr when ``progress`` is on."""
+    _log.info(msg)
+    if progress:
+        print(f"topodnn.graph: {msg}", file=sys.stderr)
+
+
+def _check_threshold(threshold: Optional[float]) -> Optional[float]:
+    if threshold is None:
+        return None
+    try:
+        t = float(threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}") from None
+    if not (0.0 < t <= 1.0):
+        raise ValueError(
+            f"threshold must lie in (0, 1] (a distance 1 - |corr|), got {threshold!r}; "
+            "use threshold=None for the dense matrix"
+        )
+    return t
+
+
+def _check_dtype(dtype: Any) -> np.dtype:
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+# --------------------------------------------------------------------------------------------
+# 1. activations
+# --------------------------------------------------------------------------------------------
+
+
+def _input_batches(data: Any, n_samples: int, batch_size: int):
+    """Yield input tensors (first dimension = samples) until ``n_samples`` have been produced.
+
+    ``data`` is a tensor or array of inputs, a DataLoader (or any iterable of batches; the first
+    element of a tuple/list batch is the input), or a map-style Dataset (``item[0]`` for
+    tuple/list items, the item itself otherwise; items are stacked ``batch_size`` at a time).
+    """
+    import torch
+    from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+    if isinstance(data, np.ndarray):
+        data = torch.from_numpy(data)
+    if isinstance(data, TensorDataset):
+        data = data.tensors[0]
+    if isinstance(data, torch.Tensor):
+        if data.dim() == 0 or data.shape[0] == 0:
+            raise ValueError("data is empty: the input tensor has no samples along dimension 0")
+        for start in range(0, min(n_samples, data.shape[0]), batch_size):
+            yield data[start : min(start + batch_size, n_samples)]
+        return
+
+    def first(x: Any) -> Any:
+        return x[0] if isinstance(x, (tuple, list)) else x
+
+    if isinstance(data, Dataset) and not isinstance(data, DataLoader) and hasattr(data, "__len__"):
+        n = len(data)
+        if n == 0:
+            raise ValueError("data is empty: the Dataset has length 0")
+        stop = min(n, n_samples)
+        for start in range(0, stop, batch_size):
+            items = [first(data[i]) for i in range(start, min(start + batch_size, stop))]
+            items = [torch.as_tensor(x) for x in items]
+            yield torch.stack(items)
+        return
+
+    if isinstance(data, (str, bytes, Mapping)) or not hasattr(data, "__iter__"):
+        raise ValueError(
+            "data must be a tensor/array of inputs, a DataLoader or a Dataset, "
+            f"got {type(data).__name__}"
+        )
+    produced = 0
+    any_batch = False
+    for batch in data:
+        x = first(batch)
+        if not isinstance(x, torch.Tensor):
+            x = torch.as_tensor(x)
+        if x.dim() == 0:
+            raise ValueError("data yields 0-d batches; expected a batch dimension first")
+        if x.shape[0] == 0:
+            continue
+        any_batch = True
+        x = x[: n_samples - produced]
+        produced += x.shape[0]
+        yield x
+        if produced >= n_samples:
+            return
+    if not any_batch:
+        raise ValueError("data is empty: the DataLoader/iterable yielded no samples")
+
+
+def _resolve_layers(model: Any, layers: Optional[Sequence[str]]) -> list[str]:
+    if layers is None:
+        layers = getattr(model, "functional_layers", None)
+        if layers is None:
+            raise ValueError(
+                f"layers=None but {type(model).__name__} has no 'functional_layers' attribute; "
+                "pass layers=[module names as in model.named_modules()]"
+            )
+    if isinstance(layers, str):
+        layers = [layers]
+    layers = [str(name) for name in layers]
+    if not layers:
+        raise ValueError("layers is empty: name at least one module")
+    if len(set(layers)) != len(layers):
+        dup = sorted({n for n in layers if layers.count(n) > 1})
+        raise ValueError(f"layer names repeated: {dup}")
+    available = [name for name, _ in model.named_modules() if name]
+    avail_set = set(available)
+    missing = [name for name in layers if name not in avail_set]
+    if missing:
+        listing = ", ".join(available) if available else "(none)"
+        if len(missing) == len(layers):
+            raise ValueError(
+                f"none of the requested layers {missing} exist in {type(model).__name__}; "
+                f"available modules: {listing}"
+            )
+        raise ValueError(
+            f"requested layers not found in {type(model).__name__}: {missing}; "
+            f"available modules: {listing}"
+        )
+    return layers
+
+
+def collect_activations(
+    model: Any,
+    data: Any,
+    *,
+    layers: Optional[Sequence[str]] = None,
+    n_samples: int = 1000,
+    batch_size: int = 100,
+    dtype: Any = np.float32,
+    device: Any = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, list[str], list[int]]:
+    """Record the outputs of named modules over the first ``n_samples`` inputs.
+
+    The model runs in eval mode under ``torch.no_grad()``; forward hooks capture the outputs and
+    are removed afterwards (also when the forward pass raises); the model's train/eval mode is
+    restored. Nothing else about the model changes.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    data : tensor, ndarray, DataLoader, Dataset or TensorDataset
+        Inputs in order; from a DataLoader the first element of each batch, from a Dataset
+        ``item[0]``. If fewer than ``n_samples`` are available, all are used.
+    layers : list of str, optional
+        Module names as in ``model.named_modules()``; default ``model.functional_layers``.
+        Each module must be called exactly once per forward pass and return a tensor whose
+        first dimension is the batch.
+    n_samples : int
+        Number of inputs (the original pipeline: the first 1000 test images).
+    batch_size : int
+        Batch size of the forward pass for tensor and Dataset inputs (a DataLoader keeps its own).
+    dtype : float32 or float64
+        Storage type of the activation matrix.
+    device : torch device, optional
+        Where the inputs go; default: the device of the model's first parameter (or CPU).
+    progress : bool
+        tqdm bar on stderr (only when stderr is a terminal).
+
+    Returns
+    -------
+    activations : ndarray, shape (n_used, n_nodes)
+        Row = sample, column = unit; units layer by layer in ``layers`` order, each layer's output
+        flattened per sample in C order (channel x position).
+    layers : list of str
+        The layer names used.
+    sizes : list of int
+        Number of units of each layer.
+    """
+    import torch
+
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
+        raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}")
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    n_samples = int(n_samples)
+    batch_size = int(batch_size)
+    dt = _check_dtype(dtype)
+    names = _resolve_layers(model, layers)
+    modules = dict(model.named_modules())
+
+    if device is None:
+        try:
+            device = next(model.parameters()).device
+        except StopIteration:
+            device = torch.device("cpu")
+    device = torch.device(device)
+
+    captured: dict[str, list] = {name: [] for name in names}
+
+    def make_hook(name: str):
+        def hook(_module, _inputs, output):
+            captured[name].append(output)
+
+        return hook
+
+    X: Optional[np.ndarray] = None
+    sizes: list[int] = []
+    offsets: list[int] = []
+    filled = 0
+    was_training = model.training
+    handles = [modules[name].register_forward_hook(make_hook(name)) for name in names]
+    bar = _progress_bar(n_samples, "activations", "sample", progress)
+    try:
+        model.eval()
+        with torch.no_grad():
+            for xb in _input_batches(data, n_samples, batch_size):
+                for name in names:
+                    captured[name].clear()
+                nb = int(xb.shape[0])
+                model(xb.to(device))
+                outs = []
+                for name in names:
+                    got = captured[name]
+                    if len(got) != 1:
+                        what = "never called" if not got else f"called {len(got)} times"
+                        raise ValueError(
+                            f"layer {name!r} was {what} in one forward pass; each functional "
+                            "layer must be a module applied exactly once (use a distinct module "
+                            "instance per use)"
+                        )
+                    out = got[0]
+                    if not isinstance(out, torch.Tensor):
+                        raise ValueError(
+                            f"layer {name!r} returned {type(out).__name__}, expected a tensor"
+                        )
+                    if out.dim() == 0 or out.shape[0] != nb:
+                        raise ValueError(
+                            f"layer {name!r} output has shape {tuple(out.shape)}; expected the "
+                            f"batch ({nb}) as its first dimension"
+                        )
+                    out = out.detach().reshape(nb, -1)
+                    if not bool(torch.isfinite(out).all()):
+                        raise ValueError(f"layer {name!r} produced NaN or inf activations")
+                    outs.append(out)
+                if X is None:
+                    sizes = [int(o.shape[1]) for o in outs]
+                    offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+                    X = np.empty((n_samples, offsets[-1]), dtype=dt)
+                for name, out, size, off in zip(names, outs, sizes, offsets):
+                    if out.shape[1] != size:
+                        raise ValueError(
+                            f"layer {name!r} has {out.shape[1]} units per sample in this batch "
+                            f"but {size} in the first one"
+                        )
+                    X[filled : filled + nb, off : off + size] = out.to("cpu").numpy()
+                filled += nb
+                bar.update(nb)
+                for name in names:
+                    captured[name].clear()
+    finally:
+        bar.close()
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    if X is None:
+        raise ValueError("data is empty: no input samples")
+    if filled < X.shape[0]:
+        X = X[:filled]
+    return X, names, sizes
+
+
+# --------------------------------------------------------------------------------------------
+# 2. correlations
+# --------------------------------------------------------------------------------------------
+
+
+def _standardise_(X: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Centre each column and scale it to unit Euclidean norm, in place; return the norms.
+
+    Mean and norm are computed in float64 whatever the storage type, a column chunk at a time
+    (extra memory: one float64 chunk of ``n_samples x chunk``). A column that never varies gets
+    norm 0 and is set to all zeros, so its correlation with everything is 0.
+    """
+    m, n = X.shape
+    norms = np.empty(n, dtype=np.float64)
+    for c0 in range(0, n, chunk):
+        c1 = min(n, c0 + chunk)
+        block = X[:, c0:c1].astype(np.float64)
+        block -= block.mean(axis=0)
+        nrm = np.sqrt(np.einsum("ij,ij->j", block, block))
+        norms[c0:c1] = nrm
+        scale = np.zeros_like(nrm)
+        np.divide(1.0, nrm, out=scale, where=nrm > 0)
+        block *= scale
+        X[:, c0:c1] = block
+    return norms
+
+
+def _block_edges(
+    Z: np.ndarray, i0: int, i1: int, cut: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Upper-triangle edges (i, j), i0 <= i < i1, i < j, with ``|corr| >= cut``.
+
+    Returns row, column (int64, sorted by row then column) and distance (float64) arrays.
+    """
+    C = Z[:, i0:i1].T @ Z[:, i0:]  # (b, n - i0): rows i0..i1-1, columns i0..n-1
+    np.abs(C, out=C)
+    b = i1 - i0
+    # the diagonal block: keep only the strict upper triangle
+    C[:, :b][np.tril_indices(b)] = -1.0  # below any cut
+    r, c = np.nonzero(C >= cut)
+    vals = C[r, c].astype(np.float64)
+    np.minimum(vals, 1.0, out=vals)
+    d = 1.0 - vals
+    return r.astype(np.int64) + i0, c.astype(np.int64) + i0, d
+
+
+def _symmetric_csr(
+    n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray
+) -> sp.csr_matrix:
+    """Symmetric CSR from strict-upper-triangle edges sorted by (row, column).
+
+    Built from index arrays directly (no COO conversion, no duplicate summing), so explicit
+    zeros stay stored; column indices end up sorted within each row.
+    """
+    e = rows.shape[0]
+    idx_dtype = np.int32 if 2 * e < np.iinfo(np.int32).max and n < np.iinfo(np.int32).max else np.int64
+    up_count = np.bincount(rows, minlength=n)  # entries of row i with column > i
+    low_count = np.bincount(cols, minlength=n)  # entries of row i with column < i
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(up_count + low_count, out=indptr[1:])
+    indices = np.empty(2 * e, dtype=idx_dtype)
+    data = np.empty(2 * e, dtype=np.float64)
+    # lower part of row i: the edges (j, i), j < i, ordered by j; stable sort by column keeps the
+    # row order of the input, so the transposed edges come out sorted by (column, row).
+    order = np.argsort(cols, kind="stable")
+    t_rows = cols[order]
+    t_cols = rows[order]
+    low_start = np.zeros(n, dtype=np.int64)  # first lower entry of row i within the sorted list
+    np.cumsum(low_count[:-1], out=low_start[1:])
+    up_start = np.zeros(n, dtype=np.int64)
+    np.cumsum(up_count[:-1], out=up_start[1:])
+    k = np.arange(e, dtype=np.int64)
+    pos_low = indptr[t_rows] + (k - low_start[t_rows])
+    indices[pos_low] = t_cols
+    data[pos_low] = vals[order]
+    del order, t_rows, t_cols, pos_low
+    pos_up = indptr[rows] + low_count[rows] + (k - up_start[rows])
+    indices[pos_up] = cols
+    data[pos_up] = vals
+    del pos_up, k
+    indptr = indptr.astype(idx_dtype, copy=False)
+    out = sp.csr_matrix((data, indices, indptr), shape=(n, n), copy=False)
+    out.has_sorted_indices = True
+    return out
+
+
+def _block_ranges(n: int, block_size: int) -> list[tuple[int, int]]:
+    return [(i, min(n, i + block_size)) for i in range(0, n, block_size)]
+
+
+def _assign_blocks(blocks: list[tuple[int, int]], n: int, size: int) -> list[list[int]]:
+    """Split upper-triangle row blocks over ``size`` ranks with balanced work (greedy LPT)."""
+    work = [(i1 - i0) * (n - i0) for i0, i1 in blocks]
+    load = [0] * size
+    owners: list[list[int]] = [[] for _ in range(size)]
+    for b in sorted(range(len(blocks)), key=lambda b: -work[b]):
+        r = min(range(size), key=lambda r: (load[r], r))
+        owners[r].append(b)
+        load[r] += work[b]
+    return [sorted(o) for o in owners]
+
+
+def _allgather_edges(comm: Any, parts: dict[int, tuple[np.ndarray, ...]], n_blocks: int):
+    """Every rank gets every block's edges; return (rows, cols, vals) in block order."""
+    from mpi4py import MPI
+
+    mine = sorted(parts)
+    counts_local = [int(parts[b][0].shape[0]) for b in mine]
+    meta = comm.allgather((mine, counts_local))
+    block_count = np.zeros(n_blocks, dtype=np.int64)
+    block_owner_order = []  # (rank, block) in the order ranks send them
+    for rank, (blks, cnts) in enumerate(meta):
+        for b, c in zip(blks, cnts):
+            block_count[b] = c
+            block_owner_order.append(b)
+    per_rank = [int(sum(c)) for _, c in meta]
+    total = int(sum(per_rank))
+    displ = np.concatenate([[0], np.cumsum(per_rank)[:-1]]).astype(np.int64)
+
+    def gather(k: int, dtype: Any, mpitype: Any) -> np.ndarray:
+        send = (
+            np.concatenate([parts[b][k] for b in mine]).astype(dtype, copy=False)
+            if mine
+            else np.empty(0, dtype=dtype)
+        )
+        recv = np.empty(total, dtype=dtype)
+        comm.Allgatherv([send, mpitype], [recv, (per_rank, displ.tolist()), mpitype])
+        return recv
+
+    rows = gather(0, np.int64, MPI.INT64_T)
+    cols = gather(1, np.int64, MPI.INT64_T)
+    vals = gather(2, np.float64, MPI.DOUBLE)
+    # reorder from rank order to block order (so edges are sorted by (row, column))
+    start_in_recv = np.zeros(n_blocks, dtype=np.int64)
+    pos = 0
+    for b in block_owner_order:
+        start_in_recv[b] = pos
+        pos += block_count[b]
+    if all(block_owner_order[i] < block_owner_order[i + 1] for i in range(len(block_owner_order) - 1)):
+        return rows, cols, vals
+    perm = np.concatenate(
+        [np.arange(start_in_recv[b], start_in_recv[b] + block_count[b]) for b in range(n_blocks)]
+    ) if n_blocks else np.empty(0, dtype=np.int64)
+    return rows[perm], cols[perm], vals[perm]
+
+
+def correlation_distances(
+    activations: np.ndarray,
+    threshold: Optional[float] = None,
+    *,
+    dtype: Any = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    comm: Any = None,
+    progress: bool = True,
+    copy: bool = True,
+    return_constant: bool = False,
+):
+    """Distances ``1 - |Pearson corr|`` between the columns of an activation matrix.
+
+    Parameters
+    ----------
+    activations : ndarray, shape (n_samples, n_nodes)
+        Row = sample, column = unit. Must be finite, with at least 2 samples.
+    threshold : float in (0, 1], optional
+        None: the dense matrix. A number: the sparse graph of the edges with distance
+        ``<= threshold`` (the original pipeline: ``2 * MAX_EPSILON = 0.6``).
+    dtype : float32 or float64, optional
+        Precision of the standardised activations and of the products; default: the input's
+        type if float32/float64, else float64. Means and norms are always float64.
+        Measured error of float32 against float64 (1000 samples, 1820 units of a LeNet-like
+        low-rank ReLU activation matrix, and 1000 x 8192 synthetic VGG-like columns): max
+        ``|d32 - d64|`` about 3e-7 (bound used in the tests: 2e-6). Edges within that margin of
+        ``threshold`` may be kept or dropped differently than in float64.
+    block_size : int
+        Nodes per row block of the sparse path.
+    comm : mpi4py communicator, optional
+        Sparse path only: the row blocks are shared out among the ranks and the edge lists
+        all-gathered, so every rank returns the full graph. Every rank must pass the same
+        activations.
+    progress : bool
+        tqdm bar over the blocks (stderr terminals only, rank 0 only).
+    copy : bool
+        False lets the function standardise ``activations`` in place (saves one copy of the
+        matrix when it already has the working dtype).
+    return_constant : bool
+        Also return the boolean mask of constant (zero-variance) units.
+
+    Returns
+    -------
+    ndarray (n, n) float64 or scipy.sparse.csr_matrix (n, n) float64
+        Dense: symmetric, zero diagonal, values in [0, 1]; a constant unit is at distance 1 from
+        every other unit. Sparse: symmetric, sorted int32 (int64 for > 2^31 entries) indices, no
+        diagonal entries, exactly the edges ``d <= threshold``, explicit zeros kept.
+
+    Notes
+    -----
+    Work: dense, one ``n x m x n`` product; sparse, the upper-triangle blocks only
+    (about half the product's flops) plus an O(edges) symmetrisation.
+    Peak memory, with ``m`` samples, ``n`` nodes, ``b = block_size``, ``s`` the dtype's size and
+    ``E`` the number of undirected edges kept: dense ``m n s`` + ``8 n^2`` (the output, plus the
+    float32 product when dtype is float32); sparse ``m n s`` (activations) + ``b n (s + 1)`` (one
+    block of correlations and its mask) + ``~56 E`` bytes (edge lists, symmetrisation and the CSR;
+    ``32 E`` remain in the result). VGG16 size (1000 x 36,864, float32, ~4 % of pairs kept at
+    threshold 0.6): about 1.5 GB.
+    """
+    thr = _check_threshold(threshold)
+    A = np.asarray(activations)
+    if A.ndim != 2:
+        raise ValueError(f"activations must be 2-D (n_samples, n_nodes), got shape {A.shape}")
+    m, n = A.shape
+    if m < 2:
+        raise ValueError(f"need at least 2 samples to correlate, got {m}")
+    if n < 1:
+        raise ValueError("activations has no units (0 columns)")
+    if dtype is None:
+        dtype = A.dtype if A.dtype in (np.float32, np.float64) else np.float64
+    dt = _check_dtype(dtype)
+    if not np.issubdtype(A.dtype, np.number) or np.iscomplexobj(A):
+        raise ValueError(f"activations must be real numbers, got dtype {A.dtype}")
+    if not np.isfinite(A).all():
+        bad = np.flatnonzero(~np.isfinite(A).all(axis=0))
+        raise ValueError(f"activations contain NaN or inf (units {bad[:10].tolist()} ...)")
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
+
+    Z = np.array(A, dtype=dt, order="C", copy=True) if copy else np.ascontiguousarray(A, dtype=dt)
+    norms = _standardise_(Z)
+    constant = norms == 0
+    rank, size = _rank_size(comm)
+
+    if thr is None:
+        C = Z.T @ Z
+        if C.dtype != np.float64:
+            C = C.astype(np.float64)
+        np.abs(C, out=C)
+        np.minimum(C, 1.0, out=C)
+        np.subtract(1.0, C, out=C)
+        np.fill_diagonal(C, 0.0)
+        # exact symmetry whatever the BLAS did: mirror the upper triangle, a row block at a time
+        for i0 in range(0, n, 1024):
+            i1 = min(n, i0 + 1024)
+            C[i0:i1, :i0] = C[:i0, i0:i1].T
+            blk = C[i0:i1, i0:i1]
+            lo = np.tril_indices(i1 - i0, -1)
+            blk[lo] = blk.T[lo]
+        out = C
+    else:
+        cut = 1.0 - thr  # keep |corr| >= cut
+        blocks = _block_ranges(n, int(block_size))
+        owners = _assign_blocks(blocks, n, size)
+        mine = owners[rank]
+        parts: dict[int, tuple[np.ndarray, ...]] = {}
+        work_total = sum((i1 - i0) * (n - i0) for b, (i0, i1) in enumerate(blocks) if b in mine)
+        bar = _progress_bar(work_total, "correlations", "pair", progress and rank == 0)
+        try:
+            for b in mine:
+                i0, i1 = blocks[b]
+                parts[b] = _block_edges(Z, i0, i1, cut)
+                bar.update((i1 - i0) * (n - i0))
+        finally:
+            bar.close()
+        del Z
+        if size > 1:
+            rows, cols, vals = _allgather_edges(comm, parts, len(blocks))
+        else:
+            rows = np.concatenate([parts[b][0] for b in range(len(blocks))])
+            cols = np.concatenate([parts[b][1] for b in range(len(blocks))])
+            vals = np.concatenate([parts[b][2] for b in range(len(blocks))])
+        parts.clear()
+        out = _symmetric_csr(n, rows, cols, vals)
+    if return_constant:
+        return out, constant
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# 3. the functional graph and its topology
+# --------------------------------------------------------------------------------------------
+
+
+def functional_graph(
+    model: Any,
+    data: Any,
+    *,
+    layers: Optional[Sequence[str]] = None,
+    n_samples: int = 1000,
+    threshold: Optional[float] = None,
+    batch_size: int = 100,
+    dtype: Any = None,
+    device: Any = None,
+    progress: bool = True,
+    return_info: bool = False,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    comm: Any = None,
+):
+    """The functional graph of ``model`` over the first ``n_samples`` inputs of ``data``.
+
+    Nodes are the units of the ``layers`` (default ``model.functional_layers``), layer by layer in
+    that order, each layer's output flattened per sample in C order (channel x position); the
+    distance between two units is ``1 - |Pearson correlation|`` of their activations over the
+    samples (a constant unit: correlation 0, distance 1).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Run in eval mode without gradients; hooks are removed and the mode restored afterwards.
+    data : tensor, ndarray, DataLoader, Dataset or TensorDataset
+        Inputs, in order (DataLoader: first element of each batch; Dataset: ``item[0]``).
+    layers : list of str, optional
+        Module names as in ``model.named_modules()``.
+    n_samples : int
+        Number of inputs used (all of them if ``data`` has fewer; at least 2 are needed).
+    threshold : float in (0, 1], optional
+        None: dense float64 ``(n, n)`` array. A number: symmetric ``scipy.sparse.csr_matrix``
+        holding exactly the edges of distance ``<= threshold`` (explicit zeros stored).
+    batch_size : int
+        Forward batch size for tensor/Dataset inputs.
+    dtype : float32 or float64, optional
+        Activation storage and product precision. Default: float64 for the dense matrix (its
+        ``8 n^2``-byte output dominates anyway), float32 with a threshold (half the memory and
+        twice the speed; distance error below 2e-6, see :func:`correlation_distances`).
+    device : torch device, optional
+        Where the inputs are sent; default: the model's device.
+    progress : bool
+        tqdm bars on stderr for the forward pass and the block products (terminals only, rank 0
+        only) and a printed line on constant units.
+    return_info : bool
+        Also return a dict: ``layers``, ``nodes_per_layer``, ``n_nodes``, ``n_samples``,
+        ``constant_units`` (per layer), ``n_edges`` (sparse), ``timings`` (seconds:
+        ``activations``, ``correlations``) and ``peak_memory_estimate`` (bytes).
+    block_size : int
+        Nodes per row block of the thresholded product.
+    comm : mpi4py communicator, optional
+        Rank 0 runs the model and broadcasts the activations; the ranks share the correlation
+        blocks and all-gather the edges. Every rank returns the same graph.
+
+    Returns
+    -------
+    ndarray or scipy.sparse.csr_matrix, and the info dict if ``return_info``
+
+    Notes
+    -----
+    Peak memory: ``n_samples x n_nodes`` activations in ``dtype`` (VGG16 at 32x32, 1000 x 36.9k
+    float32: 148 MB), plus the correlation phase (see :func:`correlation_distances`): the dense
+    result is ``8 n^2`` bytes (10.9 GB for VGG16; use a threshold), the thresholded one about
+    1.5 GB for VGG16 at threshold 0.6.
+    """
+    thr = _check_threshold(threshold)
+    if dtype is None:
+        dtype = np.float64 if thr is None else np.float32
+    dt = _check_dtype(dtype)
+    rank, size = _rank_size(comm)
+    t0 = time.perf_counter()
+
+    if size > 1:
+        X, names, sizes = _collect_on_root(
+            comm, model, data, layers=layers, n_samples=n_samples, batch_size=batch_size,
+            dtype=dt, device=device, progress=progress and rank == 0,
+        )
+    else:
+        X, names, sizes = collect_activations(
+            model, data, layers=layers, n_samples=n_samples, batch_size=batch_size,
+            dtype=dt, device=device, progress=progress,
+        )
+    t1 = time.perf_counter()
+    m, n = X.shape
+    if m < 2:
+        raise ValueError(
+            f"need at least 2 samples to correlate, data gave {m} (n_samples={n_samples})"
+        )
+    if m < n_samples and rank == 0:
+        _report(f"data has only {m} samples (n_samples={n_samples}); using all {m}", progress)
+    out, constant = correlation_distances(
+        X, thr, dtype=dt, block_size=block_size, comm=comm,
+        progress=progress and rank == 0, copy=False, return_constant=True,
+    )
+    t2 = time.perf_counter()
+    del X
+
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    const_per_layer = [int(constant[offsets[i] : offsets[i + 1]].sum()) for i in range(len(sizes))]
+    if any(const_per_layer) and rank == 0:
+        parts = ", ".join(f"{nm}: {c}/{s}" for nm, c, s in zip(names, const_per_layer, sizes) if c)
+        _report(
+            f"{sum(const_per_layer)} constant units (zero variance over {m} samples; "
+            f"correlation 0, distance 1): {parts}",
+            progress,
+        )
+    if not return_info:
+        return out
+    itemsize = dt.itemsize
+    if thr is None:
+        peak = m * n * itemsize + 8 * n * n + (4 * n * n if itemsize == 4 else 0)
+        n_edges = n * (n - 1) // 2
+    else:
+        n_edges = int(out.nnz // 2)
+        b = min(int(block_size), n)
+        peak = m * n * itemsize + b * n * (itemsize + 1) + 56 * n_edges
+    info = {
+        "layers": list(names),
+        "nodes_per_layer": list(sizes),
+        "n_nodes": int(n),
+        "n_samples": int(m),
+        "constant_units": dict(zip(names, const_per_layer)),
+        "threshold": thr,
+        "n_edges": n_edges,
+        "timings": {"activations": t1 - t0, "correlations": t2 - t1},
+        "peak_memory_estimate": int(peak),
+        "ranks": size,
+    }
+    return out, info
+
+
+def _collect_on_root(comm: Any, model: Any, data: Any, **kw: Any):
+    """Rank 0 runs the model; every rank gets the activations or the same ValueError."""
+    from mpi4py import MPI
+
+    rank = comm.Get_rank()
+    result = None
+    failure: Optional[BaseException] = None
+    if rank == 0:
+        try:
+            result = collect_activations(model, data, **kw)
+        except Exception as exc:  # every rank must learn of it, or the others hang in bcast
+            failure = exc
+    verdict = comm.bcast(
+        None if failure is None else (isinstance(failure, ValueError), str(failure)), root=0
+    )
+    if verdict is not None:
+        if failure is not None:
+            raise failure
+        is_value_error, msg = verdict
+        raise (ValueError if is_value_error else RuntimeError)(f"on rank 0: {msg}")
+    if rank == 0:
+        X, names, sizes = result
+        header = (X.shape, X.dtype.str, names, sizes)
+    else:
+        header = None
+    shape, dstr, names, sizes = comm.bcast(header, root=0)
+    if rank != 0:
+        X = np.empty(shape, dtype=np.dtype(dstr))
+    X = np.ascontiguousarray(X)
+    mpitype = MPI.FLOAT if X.dtype == np.float32 else MPI.DOUBLE
+    # Bcast in pieces below 2^31 elements
+    flat = X.reshape(-1)
+    step = 1 << 28
+    for s in range(0, flat.shape[0], step):
+        comm.Bcast([flat[s : s + step], mpitype], root=0)
+    return X, names, sizes
+
+
+def topology(
+    model: Any,
+    data: Any,
+    *,
+    layers: Optional[Sequence[str]] = None,
+    max_dim: int = 2,
+    max_epsilon: float = 0.3,
+    n_samples: int = 1000,
+    comm: Any = None,
+    progress: bool = True,
+    **kw: Any,
+) -> list[np.ndarray]:
+    """Persistence diagrams of the functional graph, in the original pipeline's units.
+
+    Builds the sparse functional graph cut at ``2 * max_epsilon`` (distance ``1 - |corr|``),
+    halves the distances, ``epsilon = (1 - |corr|) / 2`` (the original's DIPHA convention, so
+    the numbers match the papers; epsilon in [0, 0.5]), and computes Vietoris-Rips persistence
+    with :func:`topodnn.engine.persistence` up to ``max_epsilon``.
+
+    Parameters
+    ----------
+    model, data, layers, n_samples
+        As in :func:`functional_graph`.
+    max_dim : int
+        Highest homology dimension (2: H0, H1, H2; the original's ``UPPER_DIM = 3``).
+    max_epsilon : float in (0, 0.5]
+        Largest filtration value, in epsilon units (the original: 0.3, i.e. |corr| >= 0.4).
+    comm : mpi4py communicator, optional
+        Shared graph construction and distributed persistence; every rank gets the diagrams.
+    progress : bool
+        Progress bars and reports (rank 0).
+    **kw
+        Passed to :func:`functional_graph` (``batch_size``, ``dtype``, ``device``,
+        ``block_size``).
+
+    Returns
+    -------
+    list of ndarray (k, 2)
+        One (birth, death) array per dimension 0..max_dim, in epsilon units; classes alive at
+        ``max_epsilon`` have death ``inf``.
+    """
+    try:
+        eps = float(max_epsilon)
+    except (TypeError, ValueError):
+        raise ValueError(f"max_epsilon must be a number in (0, 0.5], got {max_epsilon!r}") from None
+    if not (0.0 < eps <= 0.5):
+        raise ValueError(
+            f"max_epsilon must lie in (0, 0.5] (epsilon = (1 - |corr|) / 2), got {max_epsilon!r}"
+        )
+    if isinstance(max_dim, bool) or not isinstance(max_dim, (int, np.integer)) or max_dim < 0:
+        raise ValueError(f"max_dim must be an integer >= 0, got {max_dim!r}")
+    for bad in ("threshold", "return_info"):
+        if bad in kw:
+            raise ValueError(f"topology() sets {bad} itself; pass max_epsilon instead")
+    graph = functional_graph(
+        model, data, layers=layers, n_samples=n_samples, threshold=2.0 * eps,
+        comm=comm, progress=progress, **kw,
+    )
+    graph.data *= 0.5  # in place: explicit zeros stay stored
+    from .engine import persistence
+
+    return persistence(graph, max_dim=int(max_dim), threshold=eps, comm=comm)
+
+
+# --------------------------------------------------------------------------------------------
+# 4. DIPHA files
+# --------------------------------------------------------------------------------------------
+
+
+def save_dipha(
+    path: Union[str, os.PathLike],
+    distances: Union[np.ndarray, sp.spmatrix, Any],
+    *,
+    sparse: Optional[bool] = None,
+) -> None:
+    """Write a distance matrix or graph as a DIPHA input file.
+
+    ``sparse=None`` follows the input: a dense array gives a DISTANCE_MATRIX (type 7: magic,
+    7, n, then n*n float64 row-major; 24 + 8 n^2 bytes), a scipy.sparse matrix a
+    SPARSE_DISTANCE_MATRIX (type 8: magic, 8, n, the n neighbour counts, every row's neighbour
+    indices ascending, then the distances in the same order; all int64/float64 little-endian;
+    24 + 8 n + 16 E bytes for E stored entries). A dense matrix must be symmetric to 1e-12
+    (DIPHA reads only the lower triangle); a sparse one exactly, with no diagonal entries.
+    ``sparse=True`` on a dense array stores every
+    off-diagonal pair (a complete graph). A sparse graph has no dense form (absent entries are not
+    distances), so ``sparse=False`` on a sparse input is an error.
+
+    The files are what the original pipeline gave ``dipha --upper_dim 3 --dual in out``; note
+    that DIPHA's filtration value is half the longest edge.
+    """
+    if sp.issparse(distances):
+        if sparse is False:
+            raise ValueError(
+                "sparse=False needs a dense matrix: absent entries of a sparse graph are not "
+                "distances; write it as sparse (type 8)"
+            )
+        csr = sp.csr_matrix(distances)
+        if csr.shape[0] != csr.shape[1]:
+            raise ValueError(f"distance graph must be square, got shape {csr.shape}")
+        if not np.isfinite(csr.data).all():
+            raise ValueError("distance graph contains NaN or inf")
+        csr = csr.copy()
+        csr.sort_indices()
+        n = csr.shape[0]
+        rows = np.repeat(np.arange(n), np.diff(csr.indptr))
+        if np.any(rows == csr.indices):
+            raise ValueError("sparse distance graph has diagonal entries; DIPHA rows exclude self")
+        if not _is_symmetric(csr):
+            raise ValueError("sparse distance graph is not symmetric (pattern and values)")
+        _write_sparse(path, csr)
+        return
+    D = np.asarray(distances)
+    if D.ndim != 2 or D.shape[0] != D.shape[1]:
+        raise ValueError(f"distance matrix must be square 2-D, got shape {D.shape}")
+    if not np.issubdtype(D.dtype, np.number) or np.iscomplexobj(D):
+        raise ValueError(f"distance matrix must be real, got dtype {D.dtype}")
+    if not np.isfinite(D).all():
+        raise ValueError("distance matrix contains NaN or inf")
+    if not np.allclose(D, D.T, rtol=0.0, atol=1e-12):
+        raise ValueError("distance matrix is not symmetric (beyond 1e-12)")
+    n = D.shape[0]
+    if sparse:
+        r, c = np.nonzero(~np.eye(n, dtype=bool))
+        indptr = np.arange(n + 1, dtype=np.int64) * (n - 1)
+        csr = sp.csr_matrix((D[r, c].astype(np.float64), c.astype(np.int64), indptr), shape=(n, n))
+        _write_sparse(path, csr)
+        return
+    with open(path, "wb") as f:
+        np.array([DIPHA_MAGIC, DIPHA_DISTANCE_MATRIX, n], dtype="<i8").tofile(f)
+        np.ascontiguousarray(D, dtype="<f8").tofile(f)
+
+
+def _is_symmetric(csr: sp.csr_matrix) -> bool:
+    """Same stored pattern and values as the transpose (``csr`` has sorted indices)."""
+    t = csr.T.tocsr()
+    t.sort_indices()
+    return (
+        np.array_equal(t.indptr, csr.indptr)
+        and np.array_equal(t.indices, csr.indices)
+        and np.array_equal(t.data, csr.data)
+    )
+
+
+def _write_sparse(path: Union[str, os.PathLike], csr: sp.csr_matrix) -> None:
+    n = csr.shape[0]
+    with open(path, "wb") as f:
+        np.array([DIPHA_MAGIC, DIPHA_SPARSE_DISTANCE_MATRIX, n], dtype="<i8").tofile(f)
+        np.diff(csr.indptr).astype("<i8").tofile(f)
+        csr.indices.astype("<i8").tofile(f)
+        csr.data.astype("<f8").tofile(f)
