@@ -1,0 +1,394 @@
+"""The ``topodnn`` command line on a tiny run: outputs, resume, and one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from topodnn import cli
+from topodnn.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _engine_available() -> tuple[bool, str]:
+    try:
+        import mpi4py.MPI  # noqa: F401  (MPI before the compiled module)
+        from topodnn import _core
+    except ImportError as exc:  # pragma: no cover - depends on the build
+        return False, f"topodnn._core cannot be imported ({exc})"
+    if not hasattr(_core, "persistence"):
+        return False, "the compiled engine (topodnn._core.persistence) is not built in"
+    return True, ""
+
+
+_HAS_ENGINE, _WHY = _engine_available()
+needs_engine = pytest.mark.skipif(not _HAS_ENGINE, reason=_WHY or "engine present")
+
+TINY = ["--n-train", "300", "--n-test", "200", "--no-progress"]
+TOPO = ["--n-samples", "200", "--upper-dim", "2"]
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LeNet trained for one epoch on 300 embedded MNIST digits (checkpoints 0 and 1)."""
+    save = tmp_path_factory.mktemp("results")
+    rc = main(["run", "--net", "lenet", "--dataset", "mnist", "--trial", "0",
+               "--n_epochs_train", "1", "--epochs_test", "0 1", "--train", "1",
+               "--build_graph", "0", "--save-path", str(save), *TINY])
+    assert rc == 0
+    folder = save / "lenet_mnist"
+    assert (folder / "ckpt_trl0_epc0.pt").exists() and (folder / "ckpt_trl0_epc1.pt").exists()
+    return save
+
+
+@pytest.fixture(scope="module")
+def topology_run(trained: Path) -> Path:
+    """The tiny run's topology at epochs 0 and 1 (H0, H1 on 200 test inputs)."""
+    if not _HAS_ENGINE:
+        pytest.skip(_WHY)
+    rc = main(["run", "--train", "0", "--epochs_test", "0 1", "--save-path", str(trained),
+               *TINY, *TOPO])
+    assert rc == 0
+    return trained / "lenet_mnist"
+
+
+# ------------------------------------------------------------------------------ parsing
+
+
+def test_epoch_lists_in_every_spelling() -> None:
+    assert cli.parse_epochs("1 5 10") == [1, 5, 10]
+    assert cli.parse_epochs(["10", "1", "5"]) == [1, 5, 10]
+    assert cli.parse_epochs(["1,5", "5 10"]) == [1, 5, 10]
+    with pytest.raises(cli.CLIError, match="non-negative integers"):
+        cli.parse_epochs("1 x")
+    with pytest.raises(cli.CLIError, match="non-negative"):
+        cli.parse_epochs("-1")
+
+
+def test_original_and_hyphenated_flags_parse_alike() -> None:
+    p = cli.build_parser()
+    a = p.parse_args(["run", "--net", "lenet", "--dataset", "mnist", "--trial", "0", "--lr",
+                      "0.0005", "--n_epochs_train", "50", "--epochs_test", "1 5 10 20 30 40 50",
+                      "--graph_type", "functional", "--train", "1", "--build_graph", "1"])
+    b = p.parse_args(["run", "--n-epochs-train", "50", "--epochs-test", "1", "5", "10", "20",
+                      "30", "40", "50", "--build-graph", "1"])
+    assert a.n_epochs_train == b.n_epochs_train == 50
+    assert cli.parse_epochs(a.epochs_test) == cli.parse_epochs(b.epochs_test)
+    assert (a.upper_dim, a.max_epsilon, a.n_samples, a.nproc) == (3, 0.3, 1000, 1)
+    v = p.parse_args(["visualise", "--trial", "0", "--net", "lenet", "--dataset", "mnist",
+                      "--epochs", "0", "1", "3", "--dim", "1"])
+    assert v.func is cli.cmd_visualise and v.dim == 1
+    assert p.parse_args(["run", "--net", "resnet"]).net == "resnet18"  # alias
+
+
+def test_demo_epochs() -> None:
+    assert cli.demo_epochs(6) == [0, 1, 2, 4, 6]
+    assert cli.demo_epochs(1) == [0, 1]
+    assert cli.demo_epochs(12) == [0, 1, 2, 4, 6, 10, 12]
+
+
+def test_python_dash_m_topodnn() -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    proc = subprocess.run([sys.executable, "-m", "topodnn", "--help"], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == 0
+    for word in ("run", "visualise", "demo"):
+        assert word in proc.stdout
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--net", "nosuchnet"], "unknown network 'nosuchnet'; valid names: lenet"),
+        (["run", "--dataset", "imagenet"], "unknown dataset 'imagenet'; valid names: mnist"),
+        (["visualise", "--net", "nosuchnet"], "valid names: lenet"),
+        (["run", "--train", "2"], "expected 0 or 1"),
+        (["run", "--upper-dim", "0"], "positive integer"),
+    ],
+)
+def test_bad_names_and_values_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                     message: str) -> None:
+    rc, _, err = run_cli(capsys, *argv)
+    assert rc == 2
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_unwritable_save_path_fails_before_training(capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    rc, _, err = run_cli(capsys, "run", "--n_epochs_train", "1", "--epochs_test", "1",
+                         "--save-path", str(blocker / "results"), *TINY)
+    assert rc == 2
+    assert err.startswith("topodnn: error: cannot write results to")
+    assert len(err.strip().splitlines()) == 1
+    assert blocker.read_text() == "not a folder"
+
+
+def test_bad_numbers_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rc, _, err = run_cli(capsys, "run", "--max-epsilon", "0.7", "--save-path", str(tmp_path))
+    assert rc == 2 and "--max-epsilon must be in (0, 0.5]" in err
+    rc, _, err = run_cli(capsys, "run", "--n_epochs_train", "2", "--epochs_test", "1 5",
+                         "--save-path", str(tmp_path))
+    assert rc == 2 and "epoch(s) 5 but training stops at --n_epochs_train 2" in err
+    rc, _, err = run_cli(capsys, "run", "--epochs_test", "1 a", "--save-path", str(tmp_path))
+    assert rc == 2 and "got 'a'" in err
+    assert not any(tmp_path.iterdir())  # nothing was started
+
+
+def test_missing_checkpoint_lists_available(capsys: pytest.CaptureFixture[str],
+                                            trained: Path) -> None:
+    rc, _, err = run_cli(capsys, "run", "--train", "0", "--epochs_test", "0 7",
+                         "--save-path", str(trained), "--force", *TINY, *TOPO)
+    assert rc == 2
+    folder = trained / "lenet_mnist"
+    assert err.strip() == f"topodnn: error: no checkpoint for epoch 7 in {folder}; available: 0 1"
+
+
+def test_checkpoint_of_another_network(capsys: pytest.CaptureFixture[str], trained: Path,
+                                       tmp_path: Path) -> None:
+    other = tmp_path / "lenet_300_100_mnist"
+    other.mkdir()
+    shutil.copy(trained / "lenet_mnist" / "ckpt_trl0_epc0.pt", other / "ckpt_trl0_epc0.pt")
+    rc, _, err = run_cli(capsys, "run", "--net", "lenet_300_100", "--train", "0",
+                         "--epochs_test", "0", "--save-path", str(tmp_path), *TINY, *TOPO)
+    assert rc == 2
+    assert "checkpoint of network 'lenet'" in err and "lenet_300_100" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_more_samples_than_test_inputs(capsys: pytest.CaptureFixture[str], trained: Path) -> None:
+    rc, _, err = run_cli(capsys, "run", "--train", "0", "--epochs_test", "0", "--force",
+                         "--save-path", str(trained), *TINY, "--n-samples", "500")
+    assert rc == 2
+    assert "--n-samples 500 is more than the 200 test inputs available" in err
+
+
+# ------------------------------------------------------------------------------ files
+
+
+def read_dipha(path: Path) -> np.ndarray:
+    raw = path.read_bytes()
+    magic, ftype, count = struct.unpack("<qqq", raw[:24])
+    assert (magic, ftype) == (8067171840, 2)
+    assert len(raw) == 24 + 24 * count
+    return np.frombuffer(raw[24:], dtype=[("dim", "<i8"), ("birth", "<f8"), ("death", "<f8")])
+
+
+def test_dipha_diagram_records_layout(tmp_path: Path) -> None:
+    dgms = [np.array([[0.0, 0.2], [0.0, np.inf], [0.0, 0.1]]),
+            np.array([[0.15, 0.25], [0.12, np.inf]])]
+    path = tmp_path / "d.bin.out"
+    cli._write_dipha_diagram(path, cli._records(dgms, 0.29))
+    rec = read_dipha(path)
+    assert rec.tolist() == [(-2, 0.12, 0.29), (-1, 0.0, 0.29), (0, 0.0, 0.1), (0, 0.0, 0.2),
+                            (1, 0.15, 0.25)]
+    back = cli._read_dipha_diagram(path)
+    for got, want in zip(back, dgms):
+        np.testing.assert_array_equal(got[np.lexsort(got.T[::-1])], want[np.lexsort(want.T[::-1])])
+
+
+def fake_results(folder: Path, epochs: list[int], seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for e in epochs:
+        dgms = []
+        for q, k in enumerate((50, 30, 10)):
+            b = rng.uniform(0, 0.2, k) if q else np.zeros(k)
+            d = b + rng.uniform(0.01, 0.1, k)
+            d[:1] = np.inf
+            dgms.append(np.column_stack([b, d]))
+        np.savez(folder / f"dgm_epc{e}_trl0.npz", **{f"dim{q}": d for q, d in enumerate(dgms)},
+                 n_dims=3, max_epsilon=0.3, upper_dim=3, n_samples=1000, n_nodes=50)
+
+
+def test_visualise_from_saved_diagrams(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    folder = tmp_path / "lenet_mnist"
+    fake_results(folder, [0, 1, 5])
+    rc, out, err = run_cli(capsys, "visualise", "--trial", "0", "--net", "lenet", "--dataset",
+                           "mnist", "--epochs", "0", "1", "5", "--dim", "2",
+                           "--save-path", str(tmp_path))
+    assert rc == 0, err
+    for name in ("betti_2_trl0.png", "life_midlife_2_trl0.png"):
+        assert (folder / name).read_bytes()[:8] == PNG_MAGIC
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:3] == ["epoch", "life", "midlife"])
+    rows = [line.split() for line in lines[header + 1: header + 4]]
+    assert [r[0] for r in rows] == ["0", "1", "5"]
+    from topodnn.summaries import summarise
+
+    with np.load(folder / "dgm_epc5_trl0.npz") as z:
+        s = summarise(z["dim2"])
+    assert float(rows[2][1]) == pytest.approx(s["life"], abs=1e-4)
+    assert float(rows[2][2]) == pytest.approx(s["midlife"], abs=1e-4)
+    assert int(rows[2][3]) == s["betti_max"] and int(rows[2][5]) == s["n_pairs"]
+
+
+def test_visualise_reads_the_originals_diagram_files(capsys: pytest.CaptureFixture[str],
+                                                     tmp_path: Path) -> None:
+    folder = tmp_path / "lenet_mnist"
+    folder.mkdir()
+    dgms = [np.array([[0.0, 0.1], [0.0, np.inf]]), np.array([[0.1, 0.2], [0.12, 0.18]])]
+    for e in (1, 3):
+        cli._write_dipha_diagram(folder / f"adj_epc{e}_trl0_0.3.bin.out", cli._records(dgms, 0.3))
+    rc, out, _ = run_cli(capsys, "visualise", "--epochs", "1", "3", "--dim", "1",
+                         "--save-path", str(tmp_path))
+    assert rc == 0
+    assert (folder / "betti_1_trl0.png").exists()
+    assert "0.0800" in out  # life of H1: mean(0.1, 0.06)
+
+
+def test_visualise_missing_epoch_lists_available(capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path) -> None:
+    folder = tmp_path / "lenet_mnist"
+    fake_results(folder, [0, 2])
+    rc, _, err = run_cli(capsys, "visualise", "--epochs", "0", "1", "3", "--save-path",
+                         str(tmp_path))
+    assert rc == 2
+    assert err.strip() == f"topodnn: error: no results for epoch 1 3 in {folder}; available " \
+                          "epochs: 0 2"
+    rc, _, err = run_cli(capsys, "visualise", "--dim", "4", "--save-path", str(tmp_path))
+    assert rc == 2 and "no H4 in the saved diagrams" in err
+    rc, _, err = run_cli(capsys, "visualise", "--save-path", str(tmp_path / "empty"))
+    assert rc == 2 and "no results for trial 0" in err
+
+
+# ------------------------------------------------------------------------------ full runs
+
+
+@needs_engine
+def test_run_writes_diagrams_and_summaries(topology_run: Path) -> None:
+    folder = topology_run
+    with open(folder / "summaries_trl0.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["epoch"], r["dim"]) for r in rows] == [("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")]
+    assert list(rows[0]) == list(cli.CSV_COLUMNS)
+    hist = json.loads((folder / "history_trl0.json").read_text())
+    assert float(rows[2]["test_acc"]) == pytest.approx(hist["test_acc"][1])
+    assert float(rows[2]["train_acc"]) == pytest.approx(hist["train_acc"][1])
+    data = json.loads((folder / "summaries_trl0.json").read_text())
+    assert sorted(data["epochs"]) == ["0", "1"]
+    assert data["epochs"]["1"]["n_nodes"] == 1820
+    for e in (0, 1):
+        with np.load(folder / f"dgm_epc{e}_trl0.npz") as z:
+            dgms = [z["dim0"], z["dim1"]]
+            assert int(z["n_dims"]) == 2
+        assert np.all(dgms[0][:, 0] == 0)
+        finite = np.concatenate([d[np.isfinite(d)] for d in dgms])
+        assert finite.min() >= 0 and finite.max() <= 0.3
+        rec = read_dipha(folder / f"adj_epc{e}_trl0_0.3.bin.out")
+        keys = list(zip(rec["dim"], rec["birth"], rec["death"]))
+        assert keys == sorted(keys)
+        assert set(np.unique(rec["dim"])) <= {-2, -1, 0, 1}
+        essential = rec["death"][rec["dim"] < 0]
+        assert essential.size and np.all(essential == rec["death"].max())
+        assert 0.25 < essential[0] <= 0.3
+        back = cli._read_dipha_diagram(folder / f"adj_epc{e}_trl0_0.3.bin.out")
+        for got, want in zip(back, dgms):
+            assert got.shape == want.shape
+            np.testing.assert_array_equal(np.sort(got[:, 0]), np.sort(want[:, 0]))
+            np.testing.assert_array_equal(np.sort(got[:, 1]), np.sort(want[:, 1]))
+
+
+@needs_engine
+def test_run_agrees_with_ripser_on_the_same_graph(topology_run: Path) -> None:
+    ripser = pytest.importorskip("ripser")
+    from topodnn import datasets, graph, training
+
+    model, _ = training.model_from_checkpoint(topology_run / "ckpt_trl0_epc1.pt")
+    _, test, _ = datasets.load_dataset("mnist", n_test=200)
+    g = graph.functional_graph(model, test.tensors[0], n_samples=200, threshold=0.6,
+                               progress=False)
+    g = g.tocoo()
+    g.data = g.data * 0.5
+    ref = ripser.ripser(g, maxdim=1, thresh=0.3, distance_matrix=True)["dgms"]
+    with np.load(topology_run / "dgm_epc1_trl0.npz") as z:
+        ours = [z["dim0"], z["dim1"]]
+    for a, b in zip(ours, ref):
+        a = a[a[:, 1] > a[:, 0]]
+        b = b[b[:, 1] > b[:, 0]]
+        a = a[np.lexsort((a[:, 1], a[:, 0]))]
+        b = b[np.lexsort((b[:, 1], b[:, 0]))]
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+@needs_engine
+def test_rerun_skips_finished_epochs_and_force_recomputes(capsys: pytest.CaptureFixture[str],
+                                                         topology_run: Path) -> None:
+    npz = topology_run / "dgm_epc1_trl0.npz"
+    before = npz.stat().st_mtime_ns
+    rc, out, _ = run_cli(capsys, "run", "--train", "1", "--n_epochs_train", "1", "--epochs_test",
+                         "0 1", "--save-path", str(topology_run.parent), *TINY, *TOPO)
+    assert rc == 0
+    assert out.count("results exist") == 2
+    assert npz.stat().st_mtime_ns == before
+    # other settings are not reused silently
+    rc, out, _ = run_cli(capsys, "run", "--train", "0", "--epochs_test", "1", "--save-path",
+                         str(topology_run.parent), *TINY, "--n-samples", "150", "--upper-dim", "2")
+    assert rc == 0 and "results exist" not in out and "epoch 1:" in out
+    rc, out, _ = run_cli(capsys, "run", "--train", "0", "--epochs_test", "1", "--force",
+                         "--save-path", str(topology_run.parent), *TINY, *TOPO)
+    assert rc == 0 and "results exist" not in out
+    with np.load(npz) as z:
+        assert int(z["n_samples"]) == 200
+
+
+@needs_engine
+def test_visualise_after_run(capsys: pytest.CaptureFixture[str], topology_run: Path) -> None:
+    rc, out, _ = run_cli(capsys, "visualise", "--trial", "0", "--net", "lenet", "--dataset",
+                         "mnist", "--epochs", "0", "1", "--dim", "1", "--save-path",
+                         str(topology_run.parent))
+    assert rc == 0
+    assert (topology_run / "betti_1_trl0.png").read_bytes()[:8] == PNG_MAGIC
+    assert (topology_run / "life_midlife_1_trl0.png").read_bytes()[:8] == PNG_MAGIC
+    assert "H1" in out and "midlife" in out
+
+
+@needs_engine
+def test_demo_reuses_the_run(capsys: pytest.CaptureFixture[str], topology_run: Path) -> None:
+    """The demo is run + visualise: on finished checkpoints and results it only plots."""
+    rc, out, _ = run_cli(capsys, "demo", "--epochs", "1", "--save-path", str(topology_run.parent),
+                         *TOPO, "--no-progress")
+    assert rc == 0
+    assert out.count("results exist") == 2
+    for dim in (0, 1):
+        assert (topology_run / f"betti_{dim}_trl0.png").exists()
+    assert (topology_run / "training_trl0.png").read_bytes()[:8] == PNG_MAGIC
+    assert "demo finished" in out
+
+
+@needs_engine
+def test_nproc_2_gives_the_same_diagrams(capsys: pytest.CaptureFixture[str],
+                                         topology_run: Path, tmp_path: Path) -> None:
+    save = tmp_path / "res"
+    shutil.copytree(topology_run, save / "lenet_mnist")
+    rc, out, err = run_cli(capsys, "run", "--train", "0", "--epochs_test", "1", "--force",
+                           "--nproc", "2", "--save-path", str(save), *TINY, *TOPO)
+    assert rc == 0, err
+    assert "(2 proc)" in out
+    with np.load(topology_run / "dgm_epc1_trl0.npz") as a, \
+            np.load(save / "lenet_mnist" / "dgm_epc1_trl0.npz") as b:
+        for q in range(2):
+            x, y = a[f"dim{q}"], b[f"dim{q}"]
+            np.testing.assert_array_equal(x[np.lexsort(x.T[::-1])], y[np.lexsort(y.T[::-1])])
