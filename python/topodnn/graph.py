@@ -418,6 +418,38 @@ def _block_edges(
     return r.astype(np.int64) + i0, c.astype(np.int64) + i0, d
 
 
+def _dense_from_blocks(Z: np.ndarray, block_size: int, progress: bool) -> np.ndarray:
+    """Dense ``1 - |Z^T Z|`` (float64, zero diagonal, exactly symmetric), upper row blocks only.
+
+    Row blocks keep every BLAS call's output below ``block_size x n`` (one product with an
+    output of more than 2^32 bytes crashes some OpenBLAS builds, e.g. float32 at n = 36,864) and
+    halve the flops; the lower triangle is mirrored from the upper one.
+    """
+    n = Z.shape[1]
+    D = np.empty((n, n), dtype=np.float64)
+    blocks = _block_ranges(n, block_size)
+    bar = _progress_bar(sum((i1 - i0) * (n - i0) for i0, i1 in blocks), "correlations", "pair",
+                        progress)
+    try:
+        for i0, i1 in blocks:
+            C = Z[:, i0:i1].T @ Z[:, i0:]
+            np.abs(C, out=C)
+            np.minimum(C, 1.0, out=C)
+            dst = D[i0:i1, i0:]
+            np.subtract(1.0, C, out=dst, casting="unsafe")
+            del C
+            bar.update((i1 - i0) * (n - i0))
+    finally:
+        bar.close()
+    for i0, i1 in blocks:
+        D[i0:i1, :i0] = D[:i0, i0:i1].T
+        blk = D[i0:i1, i0:i1]
+        lo = np.tril_indices(i1 - i0, -1)
+        blk[lo] = blk.T[lo]
+    np.fill_diagonal(D, 0.0)
+    return D
+
+
 def _symmetric_csr(
     n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray
 ) -> sp.csr_matrix:
@@ -546,7 +578,7 @@ def correlation_distances(
         ``|d32 - d64|`` about 3e-7 (bound used in the tests: 2e-6). Edges within that margin of
         ``threshold`` may be kept or dropped differently than in float64.
     block_size : int
-        Nodes per row block of the sparse path.
+        Nodes per row block of the products.
     comm : mpi4py communicator, optional
         Sparse path only: the row blocks are shared out among the ranks and the edge lists
         all-gathered, so every rank returns the full graph. Every rank must pass the same
@@ -568,11 +600,11 @@ def correlation_distances(
 
     Notes
     -----
-    Work: dense, one ``n x m x n`` product; sparse, the upper-triangle blocks only
-    (about half the product's flops) plus an O(edges) symmetrisation.
+    Work: the upper-triangle row blocks of the ``n x m x n`` product only (about half its
+    flops), then a mirror (dense) or an O(edges) symmetrisation (sparse).
     Peak memory, with ``m`` samples, ``n`` nodes, ``b = block_size``, ``s`` the dtype's size and
-    ``E`` the number of undirected edges kept: dense ``m n s`` + ``8 n^2`` (the output, plus the
-    float32 product when dtype is float32); sparse ``m n s`` (activations) + ``b n (s + 1)`` (one
+    ``E`` the number of undirected edges kept: dense ``m n s`` + ``8 n^2`` (the output) +
+    ``b n s`` (one block); sparse ``m n s`` (activations) + ``b n (s + 1)`` (one
     block of correlations and its mask) + ``~56 E`` bytes (edge lists, symmetrisation and the CSR;
     ``32 E`` remain in the result). VGG16 size (1000 x 36,864, float32, ~4 % of pairs kept at
     threshold 0.6): about 1.5 GB.
@@ -603,21 +635,7 @@ def correlation_distances(
     rank, size = _rank_size(comm)
 
     if thr is None:
-        C = Z.T @ Z
-        if C.dtype != np.float64:
-            C = C.astype(np.float64)
-        np.abs(C, out=C)
-        np.minimum(C, 1.0, out=C)
-        np.subtract(1.0, C, out=C)
-        np.fill_diagonal(C, 0.0)
-        # exact symmetry whatever the BLAS did: mirror the upper triangle, a row block at a time
-        for i0 in range(0, n, 1024):
-            i1 = min(n, i0 + 1024)
-            C[i0:i1, :i0] = C[:i0, i0:i1].T
-            blk = C[i0:i1, i0:i1]
-            lo = np.tril_indices(i1 - i0, -1)
-            blk[lo] = blk.T[lo]
-        out = C
+        out = _dense_from_blocks(Z, int(block_size), progress and rank == 0)
     else:
         cut = 1.0 - thr  # keep |corr| >= cut
         blocks = _block_ranges(n, int(block_size))
@@ -764,7 +782,8 @@ def functional_graph(
         return out
     itemsize = dt.itemsize
     if thr is None:
-        peak = m * n * itemsize + 8 * n * n + (4 * n * n if itemsize == 4 else 0)
+        b = min(int(block_size), n)
+        peak = m * n * itemsize + 8 * n * n + b * n * itemsize
         n_edges = n * (n - 1) // 2
     else:
         n_edges = int(out.nnz // 2)

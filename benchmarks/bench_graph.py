@@ -1,0 +1,177 @@
+"""Functional-graph construction: time and peak memory against one dense matrix product.
+
+Workloads (activation matrices synthesised with the shapes of the real networks; correlation
+structure: ReLU of clustered factors + shared low-rank mixing + noise, about 4 % of the pairs at
+|corr| >= 0.4 like a trained network's graph):
+
+* ``lenet``     1000 samples x 1,820 units  -> dense 1 - |corr| matrix (float64), and the same
+                through a LeNet forward pass (``functional_graph`` end to end).
+* ``resnet18``  1000 x 25,600 -> sparse graph at threshold 0.6 (= max_epsilon 0.3), float32.
+* ``vgg16``     1000 x 36,864 -> sparse graph at threshold 0.6, float32.
+
+Peer, in the same run: one dense float32 product ``X^T X`` of the same shape (numpy BLAS), the
+least work that computes all correlations. Each measurement runs in its own process so that
+``ru_maxrss`` is its own peak.
+
+    PYTHONPATH=python .venv/bin/python benchmarks/bench_graph.py            # all workloads
+    PYTHONPATH=python .venv/bin/python benchmarks/bench_graph.py lenet vgg16
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+SHAPES = {"lenet": (1000, 1820), "resnet18": (1000, 25600), "vgg16": (1000, 36864)}
+THRESHOLD = 0.6
+
+
+def synth_activations(m: int, n: int, seed: int = 0) -> np.ndarray:
+    """ReLU(cluster factor + low-rank mixing + noise), float32, (m, n)."""
+    rng = np.random.default_rng(seed)
+    n_clusters = 24  # within-cluster pairs ~ 1/24 of all pairs
+    cluster = rng.integers(0, n_clusters, size=n)
+    F = rng.standard_normal((m, n_clusters), dtype=np.float32)
+    G = rng.standard_normal((m, 8), dtype=np.float32)
+    H = 0.35 * rng.standard_normal((8, n), dtype=np.float32)
+    X = rng.standard_normal((m, n), dtype=np.float32)
+    X *= 0.6
+    X += F[:, cluster] * rng.uniform(1.2, 2.0, size=n).astype(np.float32)
+    X += G @ H
+    X += rng.uniform(-0.5, 0.5, size=n).astype(np.float32)  # per-unit bias: some ReLUs mostly off
+    np.maximum(X, 0.0, out=X)
+    X[:, rng.choice(n, size=n // 200, replace=False)] = 0.0  # 0.5 % dead units
+    return X
+
+
+def maxrss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def child(kind: str, workload: str) -> dict:
+    from topodnn.graph import correlation_distances
+
+    m, n = SHAPES[workload]
+    X = synth_activations(m, n)
+    base = maxrss_bytes()
+    out: dict = {"workload": workload, "kind": kind, "m": m, "n": n, "input_rss": base}
+    if kind == "ours-dense":
+        t = time.perf_counter()
+        D = correlation_distances(X, dtype=np.float64, progress=False)
+        out["seconds"] = time.perf_counter() - t
+        out["result"] = f"dense {D.shape} float64"
+    elif kind == "ours-dense32":
+        t = time.perf_counter()
+        D = correlation_distances(X, dtype=np.float32, progress=False)
+        out["seconds"] = time.perf_counter() - t
+        D64 = correlation_distances(X, dtype=np.float64, progress=False)
+        out["result"] = f"max |d32-d64| = {np.abs(D - D64).max():.2e}"
+    elif kind == "ours-sparse":
+        t = time.perf_counter()
+        S = correlation_distances(X, THRESHOLD, dtype=np.float32, progress=False, copy=False)
+        out["seconds"] = time.perf_counter() - t
+        e = S.nnz // 2
+        out["result"] = f"{e:,} edges ({e / (n * (n - 1) / 2):.1%} of pairs)"
+    elif kind == "gemm32":
+        t = time.perf_counter()
+        C = X.T @ X
+        out["seconds"] = time.perf_counter() - t
+        out["result"] = f"dense {C.shape} float32"
+    elif kind == "lenet-forward":
+        out.update(lenet_end_to_end())
+    else:
+        raise SystemExit(f"unknown kind {kind}")
+    out["peak_rss"] = maxrss_bytes()
+    return out
+
+
+def lenet_end_to_end() -> dict:
+    """LeNet (the original's) on 1000 random 28x28 inputs: forward + dense graph."""
+    import torch
+    from torch import nn
+
+    from topodnn.graph import functional_graph
+
+    class LeNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 10, 5)
+            self.pool1 = nn.MaxPool2d(2)
+            self.relu1 = nn.ReLU()
+            self.conv2 = nn.Conv2d(10, 20, 5)
+            self.pool2 = nn.MaxPool2d(2)
+            self.relu2 = nn.ReLU()
+            self.fc1 = nn.Linear(320, 50)
+            self.relu3 = nn.ReLU()
+            self.fc2 = nn.Linear(50, 10)
+            self.out = nn.LogSoftmax(dim=1)
+            self.functional_layers = ["relu1", "relu2", "relu3", "out"]
+
+        def forward(self, x):
+            x = self.relu1(self.pool1(self.conv1(x)))
+            x = self.relu2(self.pool2(self.conv2(x)))
+            x = self.relu3(self.fc1(x.flatten(1)))
+            return self.out(self.fc2(x))
+
+    torch.manual_seed(0)
+    model = LeNet()
+    x = (torch.rand(1000, 1, 28, 28) - 0.1307) / 0.3081
+    t = time.perf_counter()
+    D, info = functional_graph(model, x, progress=False, return_info=True)
+    total = time.perf_counter() - t
+    return {
+        "seconds": total,
+        "result": f"{D.shape[0]} nodes; forward {info['timings']['activations']:.3f} s, "
+        f"correlations {info['timings']['correlations']:.3f} s",
+    }
+
+
+def run_child(kind: str, workload: str) -> dict:
+    env = dict(os.environ)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", kind, workload],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"{kind} {workload} failed (exit status {proc.returncode}; -9 = killed, e.g. out of "
+            f"memory):\n{proc.stderr}"
+        )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--child"]:
+        print(json.dumps(child(argv[1], argv[2])))
+        return
+    workloads = argv or ["lenet", "resnet18", "vgg16"]
+    print(f"threads: OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}, "
+          f"cpus={os.cpu_count()}, threshold={THRESHOLD}")
+    head = ("workload", "shape", "what", "seconds", "vs gemm32", "peak RSS GiB", "result")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head), flush=True)
+    for w in workloads:
+        if w == "lenet":
+            plan = ["gemm32", "ours-dense", "ours-dense32", "lenet-forward"]
+        else:
+            plan = ["gemm32", "ours-sparse"]
+        peer = None
+        for k in plan:
+            r = run_child(k, w)
+            if k == "gemm32":
+                peer = r["seconds"]
+            print(
+                f"| {w} | {r['m']}x{r['n']} | {k} | {r['seconds']:.3f} | "
+                f"{r['seconds'] / peer:.2f}x | {r['peak_rss'] / 2**30:.2f} | {r['result']} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
