@@ -155,9 +155,13 @@ def test_checkpoint_without_training_data_reference(tmp_path):
     assert ref["dataset"] == "mnist" and ref["n_train"] == 500 and ref["permute_labels"] == 0.2
 
     torch = pytest.importorskip("torch")
-    pytest.importorskip("topodnn.training", reason="topodnn.training not available")
+    training = pytest.importorskip("topodnn.training", reason="topodnn.training not available")
+    from topodnn.networks import get_network
+
+    # A checkpoint as training writes it, minus its reference to the training data.
     ckpt = tmp_path / "ckpt_trl0_epc1.pt"
-    torch.save({"net": "lenet", "epoch": 1, "model_state": {}, "history": {}}, ckpt)
+    torch.save({"format_version": training.FORMAT_VERSION, "net": "lenet", "epoch": 1, "trial": 0,
+                "model_state": get_network("lenet").state_dict(), "history": {}, "args": {"lr": 0.01}}, ckpt)
     X, y, *_ = linear_data()
     model_file = tmp_path / "m.json"
     fit_gap_model(X, y, feature_names=["life_1", "n_pairs_1", "area_2"]).save(model_file)
@@ -168,6 +172,7 @@ def test_checkpoint_without_training_data_reference(tmp_path):
 def _pipeline_available() -> str:
     try:
         import topodnn.datasets  # noqa: F401
+        import topodnn.engine  # noqa: F401
         import topodnn.graph  # noqa: F401
         import topodnn.networks  # noqa: F401
         import topodnn.summaries  # noqa: F401

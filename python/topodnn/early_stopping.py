@@ -292,6 +292,9 @@ class TopologicalEarlyStopping:
         Passed to :func:`topodnn.graph.topology` (eps units: (1 - |corr|)/2).
     signal, mode, patience, min_delta, smooth, start_epoch
         The rule; see :func:`choose_stop`. ``patience`` counts topology evaluations, not epochs.
+        ``start_epoch`` defaults to 1 here: the graph of the untrained network (epoch 0) says
+        nothing about learning, and on some data its beta_2 area exceeds that of the first
+        trained epochs, which would make epoch 0 the "best".
     keep_diagrams
         Also keep each evaluation's diagrams in :attr:`history` (for plotting Betti curves).
     progress
@@ -322,7 +325,7 @@ class TopologicalEarlyStopping:
         patience: int = 3,
         min_delta: float = 0.0,
         smooth: int = 1,
-        start_epoch: int = 0,
+        start_epoch: int = 1,
         keep_diagrams: bool = True,
         comm: Any = None,
         progress: bool = False,
@@ -402,7 +405,7 @@ class TopologicalEarlyStopping:
         finally:
             if was_training:
                 model.train()
-        summary = summarise_diagrams(diagrams)
+        summary = summarise_diagrams(diagrams, max_epsilon=self.max_epsilon)
         raw = signal_value(summary, self.signal)
         values = [h["signal"] for h in self.history] + [raw]
         smoothed = float(_smoothed(values, self.smooth)[-1])

@@ -1,6 +1,8 @@
 """Generalisation-gap prediction without a test set.
 
-The gap of a trained network is ``train accuracy - test accuracy`` (accuracy points, 0-100). It
+The gap of a trained network is ``train accuracy - test accuracy`` (accuracy points, 0-100), the
+training accuracy evaluated at the checkpoint's weights on its whole training split with the labels
+it was trained on (permuted ones included: a memorising network has a large gap). It
 correlates with the topology of the network's functional graph; a linear model fitted across
 networks, datasets, label noise and epochs predicts it from topological summaries alone, so the
 test accuracy of a new network is estimated as ``train accuracy - predicted gap`` without touching
@@ -13,7 +15,10 @@ the first ``n_samples`` inputs of the *training* set, in order (the training spl
 :func:`topodnn.datasets.load_dataset` returns it for the dataset, ``data_dir``, ``n_train`` and
 ``seed`` recorded in the checkpoint; label permutation changes labels only, not inputs). The
 original pipeline built the graph on the first 1000 *test* images; that would make "without a test
-set" untrue, so it is not done here. Fitting and prediction must see the same kind of summary: the
+set" untrue, so it is not done here. For the same reason the diagrams that ``topodnn run``
+writes (``dgm_epc<E>_trl<T>.npz``, built on test inputs as in the original) are not used:
+``fit-gap`` computes its own training-input summaries and caches them next to each checkpoint
+(``<checkpoint stem>.train_summary.json``, tagged with the topology settings). Fitting and prediction must see the same kind of summary: the
 model file records ``n_samples``, ``max_dim``, ``max_epsilon`` and ``min_persistence`` and
 prediction uses them.
 
@@ -71,6 +76,14 @@ __all__ = [
     "Observation",
     "collect_observations",
     "training_summary",
+    "training_reference",
+    "labels_as_trained",
+    "train_accuracy",
+    "checkpoint_summary",
+    "summary_cache_path",
+    "store_summary",
+    "load_cached_summary",
+    "observations_to_xy",
     "predict_gap",
     "register_cli",
 ]
@@ -532,13 +545,13 @@ def training_reference(ckpt: Mapping[str, Any]) -> dict[str, Any]:
         "data_dir": args.get("data_dir"),
         "n_train": args.get("n_train"),
         "n_test": args.get("n_test"),
-        "seed": args.get("seed"),
+        "training_seed": args.get("seed"),
         "permute_labels": float(args.get("permute_labels", 0.0) or 0.0),
     }
 
 
-def _train_inputs(ref: Mapping[str, Any], n_samples: int, data_dir: Optional[str] = None) -> Any:
-    """First ``n_samples`` training inputs of the dataset a checkpoint refers to."""
+def _train_set(ref: Mapping[str, Any], data_dir: Optional[str] = None) -> Any:
+    """The training split (inputs and true labels) a checkpoint refers to, as training loaded it."""
     from topodnn.datasets import load_dataset
 
     kwargs: dict[str, Any] = {"data_dir": data_dir if data_dir is not None else ref.get("data_dir")}
@@ -546,13 +559,45 @@ def _train_inputs(ref: Mapping[str, Any], n_samples: int, data_dir: Optional[str
         kwargs["n_train"] = int(ref["n_train"])
     if ref.get("n_test") is not None:
         kwargs["n_test"] = int(ref["n_test"])
-    if ref.get("seed") is not None:
-        kwargs["seed"] = int(ref["seed"])
+    # ``seed`` in a checkpoint's args is the training seed (weights, batch order), not the seed of
+    # the embedded sample's train/test split, which training always draws with the default.
     train_set, _test, _info = load_dataset(ref["dataset"], **kwargs)
-    x = train_set.tensors[0] if hasattr(train_set, "tensors") else train_set
-    if len(x) < 2:
+    if len(train_set) < 2:
         raise ValueError(f"training set of {ref['dataset']!r} has fewer than 2 inputs")
-    return x[:n_samples]
+    return train_set
+
+
+def labels_as_trained(true_labels: Any, permute_labels: float, training_seed: Optional[int]) -> Any:
+    """The training labels a run actually used: ``permute_labels`` of them shuffled as training did.
+
+    :func:`topodnn.training.train` draws the permutation with seed ``seed + 0x5EED``; this
+    reproduces it, so that the training accuracy of a memorising network is measured against the
+    labels it memorised.
+    """
+    if not permute_labels:
+        return true_labels
+    from topodnn import training
+
+    if training_seed is None:
+        raise ValueError("checkpoint permuted labels but records no training seed; cannot rebuild its labels")
+    offset = getattr(training, "_LABEL_SEED_OFFSET", 0x5EED)
+    return training.shuffle_labels(true_labels, float(permute_labels), int(training_seed) + offset)[0]
+
+
+def train_accuracy(model: Any, train_set: Any, ref: Mapping[str, Any]) -> float:
+    """Accuracy (points, 0-100) of ``model`` on its whole training split, labels as trained.
+
+    Evaluated at the checkpoint's weights in eval mode. (The ``train_acc`` that training records
+    for epochs >= 1 is the running mean over the epoch's mini-batches, i.e. over changing weights
+    and with dropout on; it lags the checkpoint, by tens of points in the first epochs.)
+    """
+    from torch.utils.data import TensorDataset
+
+    from topodnn.training import evaluate
+
+    images, labels = train_set.tensors[0], train_set.tensors[1]
+    labels = labels_as_trained(labels, ref.get("permute_labels", 0.0), ref.get("training_seed"))
+    return 100.0 * float(evaluate(model, TensorDataset(images, labels))[1])
 
 
 def training_summary(
@@ -611,28 +656,36 @@ def _topology_key(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {k: settings[k] for k in ("n_samples", "max_dim", "max_epsilon", "min_persistence")}
 
 
-def _load_cached_summary(path: Path, settings: Mapping[str, Any]) -> Optional[dict[int, dict[str, Any]]]:
+def load_cached_summary(
+    path: Union[str, os.PathLike], settings: Mapping[str, Any]
+) -> Optional[tuple[dict[int, dict[str, Any]], float]]:
+    """(summary, train_acc) from a cache file made with the same settings, else None."""
+    path = Path(path)
     if not path.exists():
         return None
     try:
         d = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    if d.get("data") != "train" or d.get("settings") != _jsonable(_topology_key(settings)):
+    if not isinstance(d, dict) or d.get("data") != "train" or d.get("settings") != _jsonable(_topology_key(settings)):
         return None
-    return {int(k): {s: (math.nan if v is None else v) for s, v in e.items()} for k, e in d["summary"].items()}
+    if d.get("train_acc") is None or not isinstance(d.get("summary"), dict):
+        return None
+    summary = {int(k): {s: (math.nan if v is None else v) for s, v in e.items()} for k, e in d["summary"].items()}
+    return summary, float(d["train_acc"])
 
 
-def _store_summary(path: Path, summary: Mapping[int, Any], settings: Mapping[str, Any]) -> None:
-    try:
-        path.write_text(
-            json.dumps(
-                {"data": "train", "settings": _jsonable(_topology_key(settings)), "summary": _jsonable(summary)},
-                indent=1,
-            )
+def store_summary(
+    path: Union[str, os.PathLike], summary: Mapping[int, Any], train_acc: float, settings: Mapping[str, Any]
+) -> None:
+    """Write the cache file read by :func:`load_cached_summary`."""
+    Path(path).write_text(
+        json.dumps(
+            {"data": "train", "settings": _jsonable(_topology_key(settings)), "train_acc": float(train_acc),
+             "summary": _jsonable(summary)},
+            indent=1,
         )
-    except OSError:
-        pass
+    )
 
 
 def checkpoint_summary(
@@ -644,34 +697,40 @@ def checkpoint_summary(
     min_persistence: float = 0.02,
     data_dir: Optional[str] = None,
     cache: bool = True,
-    inputs_cache: Optional[dict] = None,
-) -> tuple[dict[int, dict[str, Any]], dict[str, Any], Any]:
-    """Training-data summary of one checkpoint (cached next to it) and its checkpoint dict.
+    data_cache: Optional[dict] = None,
+) -> tuple[dict[int, dict[str, Any]], float, dict[str, Any]]:
+    """Training-data summary and training accuracy of one checkpoint (cached next to it).
 
-    Returns ``(summary, ckpt, model)``; ``model`` is None when the summary came from the cache.
+    Returns ``(summary, train_acc, ckpt)``; ``train_acc`` in points, see :func:`train_accuracy`.
     """
     from topodnn.training import load_checkpoint, model_from_checkpoint
 
     settings = {"n_samples": int(n_samples), "max_dim": int(max_dim), "max_epsilon": float(max_epsilon),
                 "min_persistence": float(min_persistence)}
     cpath = summary_cache_path(checkpoint)
-    cached = _load_cached_summary(cpath, settings) if cache else None
+    cached = load_cached_summary(cpath, settings) if cache else None
     if cached is not None:
-        return cached, load_checkpoint(checkpoint), None
+        ckpt = load_checkpoint(checkpoint)
+        training_reference(ckpt)
+        return cached[0], cached[1], ckpt
     model, ckpt = model_from_checkpoint(checkpoint)
     ref = training_reference(ckpt)
-    key = json.dumps(_jsonable({**ref, "data_dir": data_dir or ref.get("data_dir"), "n": n_samples}), sort_keys=True)
-    if inputs_cache is not None and key in inputs_cache:
-        inputs = inputs_cache[key]
+    key = json.dumps(_jsonable({**ref, "data_dir": data_dir or ref.get("data_dir")}), sort_keys=True)
+    if data_cache is not None and key in data_cache:
+        train_set = data_cache[key]
     else:
-        inputs = _train_inputs(ref, n_samples, data_dir)
-        if inputs_cache is not None:
-            inputs_cache[key] = inputs
-    summary = training_summary(model, inputs, n_samples=n_samples, max_dim=max_dim,
+        train_set = _train_set(ref, data_dir)
+        if data_cache is not None:
+            data_cache[key] = train_set
+    summary = training_summary(model, train_set.tensors[0], n_samples=n_samples, max_dim=max_dim,
                                max_epsilon=max_epsilon, min_persistence=min_persistence)
+    acc = train_accuracy(model, train_set, ref)
     if cache:
-        _store_summary(cpath, summary, settings)
-    return summary, ckpt, model
+        try:
+            store_summary(cpath, summary, acc, settings)
+        except OSError:
+            pass  # read-only results: recompute next time
+    return summary, acc, ckpt
 
 
 def collect_observations(
@@ -690,8 +749,10 @@ def collect_observations(
 
     Checkpoints are the ``ckpt_trl<T>_epc<E>.pt`` files written by :func:`topodnn.training.train`
     (searched recursively). The summary is computed on the checkpoint's own training inputs (see
-    the module notes) and cached as ``<checkpoint stem>.train_summary.json``; a cache made with
-    other topology settings is recomputed. The run id is ``<directory>:trl<T>``.
+    the module notes) and cached, with the training accuracy, as
+    ``<checkpoint stem>.train_summary.json``; a cache made with other topology settings is
+    recomputed. True gap = training accuracy (:func:`train_accuracy`) - the test accuracy the
+    checkpoint's history records for its epoch. The run id is ``<directory>:trl<T>``.
 
     Parameters
     ----------
@@ -708,7 +769,7 @@ def collect_observations(
         else:
             raise ValueError(f"{str(d)!r} is neither a results directory nor a checkpoint")
     wanted = None if epochs is None else {int(e) for e in epochs}
-    inputs_cache: dict = {}
+    data_cache: dict = {}
     out: list[Observation] = []
     for p in paths:
         m = _CKPT_RE.search(p.name)
@@ -717,21 +778,21 @@ def collect_observations(
         trial, epoch = int(m.group(1)), int(m.group(2))
         if wanted is not None and epoch not in wanted:
             continue
-        summary, ckpt, _ = checkpoint_summary(
+        summary, train_acc, ckpt = checkpoint_summary(
             p, n_samples=n_samples, max_dim=max_dim, max_epsilon=max_epsilon,
-            min_persistence=min_persistence, data_dir=data_dir, cache=cache, inputs_cache=inputs_cache,
+            min_persistence=min_persistence, data_dir=data_dir, cache=cache, data_cache=data_cache,
         )
         history = ckpt.get("history")
         scale = _accuracy_scale(history)
-        train_acc, test_acc = _history_accuracy(history, int(ckpt.get("epoch", epoch)))
+        test_acc = _history_accuracy(history, int(ckpt.get("epoch", epoch)))[1] * scale
         ref = training_reference(ckpt)
         out.append(
             Observation(
                 run_id=f"{p.parent.resolve()}:trl{trial}",
                 checkpoint=str(p),
                 epoch=epoch,
-                train_acc=train_acc * scale,
-                test_acc=test_acc * scale,
+                train_acc=train_acc,
+                test_acc=test_acc,
                 summary=summary,
                 info={"net": ckpt.get("net"), **ref},
             )
@@ -748,6 +809,26 @@ def observations_to_xy(
     X = np.array([features_from_summary(o.summary, names) for o in observations], dtype=float)
     y = np.array([o.gap for o in observations], dtype=float)
     return X.reshape(len(observations), len(names)), y, [o.run_id for o in observations]
+
+
+def _peek_checkpoint(path: Union[str, os.PathLike]) -> dict[str, Any]:
+    """The raw checkpoint dict (CPU, tensors and plain containers only), unvalidated.
+
+    Lets :func:`predict_gap` say "no training-data reference" for a checkpoint that lacks one
+    rather than a generic "missing entries" from the full loader.
+    """
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"checkpoint not found: {p}")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types on corrupt input
+        raise ValueError(f"corrupt or unreadable checkpoint {p}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"{p} is not a topodnn checkpoint (not a dict)")
+    return ckpt
 
 
 def predict_gap(
@@ -772,8 +853,8 @@ def predict_gap(
     data_dir
         Where the training data lives, overriding the checkpoint's ``data_dir``.
     train_acc
-        Training accuracy in points; default: the checkpoint's recorded training accuracy at its
-        epoch.
+        Training accuracy in points; default: evaluated on the whole training split with the
+        labels the network was trained on (:func:`train_accuracy`).
 
     Returns
     -------
@@ -790,22 +871,22 @@ def predict_gap(
     from topodnn.training import load_checkpoint, model_from_checkpoint
 
     gm = model_file if isinstance(model_file, GapModel) else GapModel.load(model_file)
+    training_reference(_peek_checkpoint(checkpoint))  # fail early, before building anything
     ckpt = load_checkpoint(checkpoint)
-    ref = training_reference(ckpt)  # fail early, before building anything
+    ref = training_reference(ckpt)
     topo = {**DEFAULT_TOPOLOGY, **{k: v for k, v in gm.metadata.get("topology", {}).items() if v is not None}}
     if n_samples is not None:
         topo["n_samples"] = int(n_samples)
     max_dim_needed = max(_split_name(n)[1] for n in gm.feature_names)
     topo["max_dim"] = max(int(topo["max_dim"]), max_dim_needed)
     model, ckpt = model_from_checkpoint(checkpoint)
-    inputs = _train_inputs(ref, int(topo["n_samples"]), data_dir)
-    summary = training_summary(model, inputs, n_samples=int(topo["n_samples"]), max_dim=int(topo["max_dim"]),
-                               max_epsilon=float(topo["max_epsilon"]),
+    train_set = _train_set(ref, data_dir)
+    summary = training_summary(model, train_set.tensors[0], n_samples=int(topo["n_samples"]),
+                               max_dim=int(topo["max_dim"]), max_epsilon=float(topo["max_epsilon"]),
                                min_persistence=float(topo["min_persistence"]))
     epoch = int(ckpt.get("epoch", 0))
     if train_acc is None:
-        history = ckpt.get("history")
-        train_acc = _history_accuracy(history, epoch)[0] * _accuracy_scale(history)
+        train_acc = train_accuracy(model, train_set, ref)
     gap = gm.predict_summary(summary)
     return {
         "predicted_gap": float(gap),
