@@ -9,14 +9,12 @@ identical files for every rank count and for primal / dual.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import run_mpi
+from conftest import run_dipha_batch, run_mpi
 
 # (input, upper_dim or None, expected diagram)
 IMAGE_CASES = [
@@ -62,17 +60,6 @@ JOBS = _jobs()
 # Random inputs (generated once per session): name -> (file, upper_dim)
 RANDOM_INPUTS = ["rand_full_a", "rand_full_b", "rand_sparse", "rand_image_3d", "rand_image_2d"]
 
-DRIVER = r"""
-import json, sys
-import mpi4py.MPI as MPI
-from topodnn import _core
-jobs = json.load(open(sys.argv[1]))
-rcs = {}
-for job_id, argv in jobs:
-    rcs[job_id] = _core.run_dipha(argv)
-if MPI.COMM_WORLD.rank == 0:
-    json.dump(rcs, open(sys.argv[2], "w"))
-"""
 
 
 @pytest.fixture(scope="session")
@@ -114,20 +101,17 @@ def _random_jobs(random_inputs):
 
 @pytest.fixture(scope="session")
 def driver_runs(dipha_test_data, random_inputs, tmp_path_factory):
-    """Runs every job once per rank count; returns {P: (output dir, {job id: exit status})}."""
+    """Runs every job once per rank count; returns {P: (output dir, {job id: exit status}, stderr)}."""
     results = {}
     for P in RANKS:
         out = tmp_path_factory.mktemp(f"ranks{P}")
         argvs = []
         for job_id, inp, opts, _ in JOBS:
-            argvs.append((job_id, ["dipha", *opts, str(dipha_test_data / inp), str(out / _fname(job_id))]))
+            argvs.append((job_id, ["dipha", *opts, dipha_test_data / inp, out / _fname(job_id)]))
         for job_id, inp, opts in _random_jobs(random_inputs):
-            argvs.append((job_id, ["dipha", *opts, inp, str(out / _fname(job_id))]))
-        (out / "jobs.json").write_text(json.dumps(argvs))
-        (out / "driver.py").write_text(DRIVER)
-        proc = run_mpi(P, [sys.executable, out / "driver.py", out / "jobs.json", out / "rcs.json"], timeout=120)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        results[P] = (out, json.loads((out / "rcs.json").read_text()), proc.stderr)
+            argvs.append((job_id, ["dipha", *opts, inp, out / _fname(job_id)]))
+        res = run_dipha_batch(P, argvs, out)
+        results[P] = (out, {j: rc for j, (rc, _) in res.items()}, {j: t for j, (_, t) in res.items()})
     return results
 
 
@@ -141,9 +125,7 @@ def test_regression_byte_identical(job, nprocs, driver_runs, dipha_test_data):
     job_id, _, _, expected = job
     out, rcs, stderr = driver_runs[nprocs]
     produced = out / _fname(job_id)
-    assert rcs[job_id] == 0, f"dipha failed for {job_id} with {nprocs} ranks:\n" + "\n".join(
-        line for line in stderr.splitlines() if "error" in line
-    )[:2000]
+    assert rcs[job_id] == 0, f"dipha failed for {job_id} with {nprocs} ranks:\n{stderr[job_id][-2000:]}"
     assert produced.read_bytes() == (dipha_test_data / expected).read_bytes()
 
 

@@ -135,8 +135,8 @@ int64_t check_header(InFile& f) {
 void expect_type(InFile& f, int64_t want) {
   int64_t t = check_header(f);
   if (t != want) {
-    fail(f.path(), "is a " + file_type_name(t) + " file (type " + std::to_string(t) + "), expected a " +
-                       file_type_name(want) + " file (type " + std::to_string(want) + ")");
+    fail(f.path(), "is a " + file_type_name(t) + " file (type " + std::to_string(t) + "), expected type " +
+                       std::to_string(want) + " (" + file_type_name(want) + ")");
   }
 }
 
