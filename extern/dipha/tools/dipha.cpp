@@ -1,3 +1,20 @@
+// The dipha executable (DIPHA-compatible command line; see --help).
 #include <mpi.h>
+
 #include <cstdio>
-int main(int argc, char** argv) { MPI_Init(&argc, &argv); std::fprintf(stderr, "not implemented yet\n"); MPI_Finalize(); return 1; }
+#include <exception>
+
+#include "dipha/engine.hpp"
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  int rc = 1;
+  try {
+    rc = dipha::run_dipha_cli(argc, argv, MPI_COMM_WORLD);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dipha: error: %s\n", e.what());
+    MPI_Abort(MPI_COMM_WORLD, 1);  // a rank failed outside the collective error protocol
+  }
+  MPI_Finalize();
+  return rc;
+}

@@ -1,0 +1,442 @@
+// The general distributed engine: filtration, pipelined Z/2 reduction, diagram assembly.
+#include "dipha/engine.hpp"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <memory>
+
+#include "dipha/complex.hpp"
+#include "dipha/io.hpp"
+#include "dipha/rips.hpp"
+
+namespace dipha {
+
+namespace detail {
+
+void agree_on_error(MPI_Comm comm, bool failed, const std::string& message) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  int mine = failed ? rank : size;
+  int first = size;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+  if (first == size) return;
+  int64_t len = rank == first ? static_cast<int64_t>(message.size()) : 0;
+  MPI_Bcast(&len, 1, MPI_INT64_T, first, comm);
+  std::string msg(static_cast<size_t>(len), '\0');
+  if (rank == first) msg = message;
+  if (len > 0) MPI_Bcast(&msg[0], static_cast<int>(len), MPI_CHAR, first, comm);
+  throw Error(msg);
+}
+
+}  // namespace detail
+
+namespace {
+
+constexpr int kTagColumns = 7311;
+constexpr int64_t kChunkWords = int64_t{1} << 20;  // 8 MiB per MPI message
+
+double peak_rss_mb() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+// Collects per-phase statistics (only when requested).
+class PhaseTimer {
+ public:
+  PhaseTimer(MPI_Comm comm, RunStats* stats) : comm_(comm), stats_(stats) {
+    if (stats_) {
+      MPI_Barrier(comm_);
+      t0_ = MPI_Wtime();
+    }
+  }
+  int64_t* received() { return &received_; }
+  void end(const std::string& name) {
+    if (!stats_) return;
+    MPI_Barrier(comm_);
+    double t = MPI_Wtime() - t0_;
+    double loc[2] = {t, peak_rss_mb()}, mx[2];
+    MPI_Allreduce(loc, mx, 2, MPI_DOUBLE, MPI_MAX, comm_);
+    int64_t rec = 0;
+    MPI_Allreduce(&received_, &rec, 1, MPI_INT64_T, MPI_SUM, comm_);
+    stats_->phases.push_back({name, mx[0], mx[1], static_cast<double>(rec) / 1e6});
+    received_ = 0;
+    t0_ = MPI_Wtime();
+  }
+
+ private:
+  MPI_Comm comm_;
+  RunStats* stats_;
+  double t0_ = 0;
+  int64_t received_ = 0;
+};
+
+void send_words(const std::vector<int64_t>& v, int dest, MPI_Comm comm) {
+  int64_t n = static_cast<int64_t>(v.size());
+  MPI_Send(&n, 1, MPI_INT64_T, dest, kTagColumns, comm);
+  for (int64_t off = 0; off < n; off += kChunkWords) {
+    int cnt = static_cast<int>(std::min(kChunkWords, n - off));
+    MPI_Send(v.data() + off, cnt, MPI_INT64_T, dest, kTagColumns, comm);
+  }
+}
+
+void recv_words(std::vector<int64_t>& v, int src, MPI_Comm comm, int64_t* received) {
+  int64_t n = 0;
+  MPI_Recv(&n, 1, MPI_INT64_T, src, kTagColumns, comm, MPI_STATUS_IGNORE);
+  v.resize(static_cast<size_t>(n));
+  for (int64_t off = 0; off < n; off += kChunkWords) {
+    int cnt = static_cast<int>(std::min(kChunkWords, n - off));
+    MPI_Recv(v.data() + off, cnt, MPI_INT64_T, src, kTagColumns, comm, MPI_STATUS_IGNORE);
+  }
+  *received += 8 * (n + 1);
+}
+
+// Block distribution of [0, L) over P ranks (ceil(L/P) per rank, trailing ranks may be empty).
+struct Block {
+  int64_t begin, end;
+};
+Block block_of(int64_t L, int P, int r) {
+  int64_t w = std::max<int64_t>(1, (L + P - 1) / P);
+  return {std::min(w * r, L), std::min(w * (r + 1), L)};
+}
+
+// Reduced columns stored by the rank owning their pivot (append-only).
+class ColumnStore {
+ public:
+  explicit ColumnStore(Block blk) : blk_(blk), slot_(static_cast<size_t>(blk.end - blk.begin), -1) {}
+  bool owns_pivot(int64_t p) const { return p >= blk_.begin; }
+  int64_t slot(int64_t p) const { return slot_[p - blk_.begin]; }
+  void store(int64_t column_pos, const std::vector<int64_t>& col) {
+    int64_t p = col.back();
+    slot_[p - blk_.begin] = static_cast<int64_t>(start_.size());
+    start_.push_back(static_cast<int64_t>(pool_.size()));
+    len_.push_back(static_cast<int64_t>(col.size()));
+    column_.push_back(column_pos);
+    pool_.insert(pool_.end(), col.begin(), col.end());
+  }
+  // col <- col xor stored column s (both ascending).
+  void add_to(int64_t s, std::vector<int64_t>& col, std::vector<int64_t>& tmp) const {
+    const int64_t* a = pool_.data() + start_[s];
+    const int64_t* ae = a + len_[s];
+    auto b = col.begin(), be = col.end();
+    tmp.clear();
+    while (a != ae && b != be) {
+      if (*a < *b) {
+        tmp.push_back(*a++);
+      } else if (*b < *a) {
+        tmp.push_back(*b++);
+      } else {
+        ++a;
+        ++b;
+      }
+    }
+    tmp.insert(tmp.end(), a, ae);
+    tmp.insert(tmp.end(), b, be);
+    col.swap(tmp);
+  }
+  // (pivot position, column position) of every stored column.
+  std::vector<int64_t> pairs() const {
+    std::vector<int64_t> out;
+    out.reserve(2 * start_.size());
+    for (size_t s = 0; s < start_.size(); ++s) {
+      out.push_back(pool_[start_[s] + len_[s] - 1]);
+      out.push_back(column_[s]);
+    }
+    return out;
+  }
+
+ private:
+  Block blk_;
+  std::vector<int64_t> slot_;
+  std::vector<int64_t> start_, len_, column_;
+  std::vector<int64_t> pool_;
+};
+
+// Reduces a batch of columns (format: j, len, entries ascending ...; ascending j) against the
+// store; columns whose pivot belongs to a lower rank are appended to `out` in order.
+void reduce_batch(const std::vector<int64_t>& in, ColumnStore& store, std::vector<int64_t>& out) {
+  std::vector<int64_t> col, tmp;
+  size_t k = 0;
+  while (k < in.size()) {
+    int64_t j = in[k];
+    int64_t len = in[k + 1];
+    col.assign(in.begin() + static_cast<int64_t>(k) + 2, in.begin() + static_cast<int64_t>(k) + 2 + len);
+    k += 2 + static_cast<size_t>(len);
+    while (!col.empty()) {
+      int64_t p = col.back();
+      if (!store.owns_pivot(p)) break;
+      int64_t s = store.slot(p);
+      if (s < 0) break;
+      store.add_to(s, col, tmp);
+    }
+    if (col.empty()) continue;
+    if (store.owns_pivot(col.back())) {
+      store.store(j, col);
+    } else {
+      out.push_back(j);
+      out.push_back(static_cast<int64_t>(col.size()));
+      out.insert(out.end(), col.begin(), col.end());
+    }
+  }
+}
+
+void bcast_diagram(Diagram& d, int root, MPI_Comm comm) {
+  int64_t n = static_cast<int64_t>(d.size());
+  MPI_Bcast(&n, 1, MPI_INT64_T, root, comm);
+  d.resize(static_cast<size_t>(n));
+  const int64_t per = kChunkWords / 3;
+  for (int64_t off = 0; off < n; off += per) {
+    int cnt = static_cast<int>(std::min(per, n - off));
+    MPI_Bcast(reinterpret_cast<char*>(d.data() + off), cnt * 24, MPI_BYTE, root, comm);
+  }
+}
+
+bool record_less(const Record& a, const Record& b) {
+  if (a.dim != b.dim) return a.dim < b.dim;
+  if (a.birth != b.birth) return a.birth < b.birth;
+  return a.death < b.death;
+}
+
+Diagram general_diagram(const Complex& cx, const Options& opt, MPI_Comm comm, PhaseTimer& timer) {
+  int rank = 0, P = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &P);
+  const int64_t Dstar = std::min(opt.upper_dim, cx.complex_dim());
+  const int64_t top = std::min(Dstar, cx.top_dim());
+
+  // Filtration (replicated): cells of dimension <= D*, ordered by (value, dim, id); reversed for dual.
+  struct Key {
+    double v;
+    int64_t dim;
+    int64_t id;
+  };
+  const int64_t N = cx.num_cells();
+  std::vector<Key> keys;
+  for (int64_t id = 0; id < N; ++id) {
+    int d = cx.dim(id);
+    if (d <= Dstar) keys.push_back({cx.value(id), d, id});
+  }
+  std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) {
+    if (a.v != b.v) return a.v < b.v;
+    if (a.dim != b.dim) return a.dim < b.dim;
+    return a.id < b.id;
+  });
+  if (opt.dual) std::reverse(keys.begin(), keys.end());
+  const int64_t L = static_cast<int64_t>(keys.size());
+  std::vector<int64_t> pos_of(static_cast<size_t>(N), -1);
+  for (int64_t i = 0; i < L; ++i) pos_of[keys[i].id] = i;
+  timer.end("filtration sort");
+
+  const Block blk = block_of(L, P, rank);
+  ColumnStore store(blk);
+  std::vector<int64_t> input, output, faces;
+
+  // Passes: primal q = top..1 (boundaries), dual q = 0..top-1 (coboundaries).
+  std::vector<int64_t> qs;
+  if (!opt.dual) {
+    for (int64_t q = top; q >= 1; --q) qs.push_back(q);
+  } else {
+    for (int64_t q = 0; q < top; ++q) qs.push_back(q);
+  }
+  for (int64_t q : qs) {
+    input.clear();
+    for (int64_t j = blk.begin; j < blk.end; ++j) {
+      if (keys[j].dim != q) continue;
+      if (store.slot(j) >= 0) continue;  // clearing: j is already a pivot, its column reduces to zero
+      faces.clear();
+      if (opt.dual) {
+        cx.coboundary(keys[j].id, faces);
+      } else {
+        cx.boundary(keys[j].id, faces);
+      }
+      if (faces.empty()) continue;
+      for (auto& f : faces) f = pos_of[f];
+      std::sort(faces.begin(), faces.end());
+      // Z/2: repeated faces cancel
+      std::vector<int64_t> col;
+      for (size_t i = 0; i < faces.size(); ++i) {
+        if (i + 1 < faces.size() && faces[i] == faces[i + 1]) {
+          ++i;
+          continue;
+        }
+        col.push_back(faces[i]);
+      }
+      if (col.empty()) continue;
+      input.push_back(j);
+      input.push_back(static_cast<int64_t>(col.size()));
+      input.insert(input.end(), col.begin(), col.end());
+    }
+    // Pipelined reduction along the chain P-1 -> ... -> 0.
+    for (int t = 0; t <= P - 1 - rank; ++t) {
+      output.clear();
+      reduce_batch(input, store, output);
+      if (rank > 0) send_words(output, rank - 1, comm);
+      if (t < P - 1 - rank) recv_words(input, rank + 1, comm, timer.received());
+    }
+    timer.end("pass dim " + std::to_string(q));
+  }
+
+  // Pair extraction: gather (pivot, column) pairs on rank 0.
+  std::vector<int64_t> mine = store.pairs();
+  int my_count = static_cast<int>(mine.size());
+  std::vector<int> counts(P), displs(P);
+  MPI_Gather(&my_count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, comm);
+  std::vector<int64_t> all;
+  if (rank == 0) {
+    int64_t tot = 0;
+    for (int r = 0; r < P; ++r) {
+      displs[r] = static_cast<int>(tot);
+      tot += counts[r];
+    }
+    all.resize(static_cast<size_t>(tot));
+    *timer.received() += 8 * (tot - my_count);
+  }
+  MPI_Gatherv(mine.data(), my_count, MPI_INT64_T, all.data(), counts.data(), displs.data(), MPI_INT64_T, 0, comm);
+
+  Diagram diagram;
+  if (rank == 0) {
+    const double max_value = cx.max_value();
+    std::vector<char> paired(static_cast<size_t>(L), 0);
+    for (size_t k = 0; k < all.size(); k += 2) {
+      int64_t p = all[k], j = all[k + 1];
+      int64_t birth = opt.dual ? j : p, death = opt.dual ? p : j;
+      paired[birth] = paired[death] = 1;
+      double b = keys[birth].v, e = keys[death].v;
+      if (b != e && b < max_value) diagram.push_back({keys[birth].dim, b, e});
+    }
+    for (int64_t i = 0; i < L; ++i) {
+      if (!paired[i] && keys[i].dim < Dstar) diagram.push_back({-keys[i].dim - 1, keys[i].v, max_value});
+    }
+    std::sort(diagram.begin(), diagram.end(), record_less);
+  }
+  bcast_diagram(diagram, 0, comm);
+  timer.end("pair extraction");
+  return diagram;
+}
+
+}  // namespace
+
+Diagram compute(const std::string& input_path, const Options& opt, MPI_Comm comm, RunStats* stats) {
+  PhaseTimer timer(comm, stats);
+  if (opt.upper_dim < 0) throw Error(input_path + ": --upper_dim must be >= 0, got " + std::to_string(opt.upper_dim));
+  int64_t type = -1;
+  collective_try(comm, [&] { type = read_file_type(input_path); });
+  if (type == kPersistenceDiagram) {
+    throw Error(input_path + ": is a persistence diagram (type 2), not an input complex");
+  }
+  const bool rips = type == kDistanceMatrix || type == kSparseDistanceMatrix;
+  if (rips && !opt.upper_dim_given) {
+    throw Error(input_path + ": no --upper_dim specified for " + file_type_name(type) +
+                " data (required for file types 7 and 8)");
+  }
+
+  if (rips && !opt.general) {
+    // Fast path: dipha::rips on a view of the loaded matrix.
+    DistanceMatrix dm;
+    SparseDistanceMatrix sm;
+    rips::DistanceView view;
+    collective_try(comm, [&] {
+      if (type == kDistanceMatrix) {
+        dm = read_distance_matrix(input_path);
+        view.n = dm.n;
+        view.dense64 = dm.d.data();
+      } else {
+        sm = read_sparse_distance_matrix(input_path);
+        view.n = sm.n;
+        view.indptr = sm.indptr.data();
+        view.indices = sm.indices.data();
+        view.values = sm.values.data();
+      }
+    });
+    timer.end("load input");
+    Diagram d;
+    collective_try(comm, [&] { d = rips::dipha_diagram(view, opt.upper_dim, comm, false); });
+    timer.end("rips persistence");
+    if (stats) stats->cells = -1;
+    return d;
+  }
+
+  std::unique_ptr<Complex> cx;
+  collective_try(comm, [&] {
+    switch (type) {
+      case kExplicitComplex: {
+        ExplicitComplex c = read_explicit_complex(input_path);
+        if (c.form == 0 && opt.dual) {
+          throw Error(input_path + ": dual computation (--dual) is not supported for a boundary-form explicit "
+                                   "complex (form 0); run without --dual or convert it with dualize");
+        }
+        if (c.form == 1 && !opt.dual) {
+          throw Error(input_path + ": primal computation is not supported for a coboundary-form explicit "
+                                   "complex (form 1); run with --dual or convert it with dualize");
+        }
+        cx = make_explicit_complex(std::move(c));
+        break;
+      }
+      case kImageData: cx = make_cubical_complex(read_image(input_path), input_path); break;
+      case kDistanceMatrix: cx = make_rips_complex(read_distance_matrix(input_path), opt.upper_dim, input_path); break;
+      case kSparseDistanceMatrix:
+        cx = make_rips_complex(read_sparse_distance_matrix(input_path), opt.upper_dim, input_path);
+        break;
+      default: throw Error(input_path + ": unsupported file type " + std::to_string(type));
+    }
+  });
+  timer.end("load input and build complex");
+  if (stats) stats->cells = cx->num_cells();
+  Diagram d;
+  collective_try(comm, [&] { d = general_diagram(*cx, opt, comm, timer); });
+  return d;
+}
+
+void write_diagram(const std::string& path, const Diagram& diagram, MPI_Comm comm) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  collective_try(comm, [&] {
+    if (rank == 0) write_diagram_file(path, diagram);
+  });
+}
+
+void dualize_file(const std::string& in, const std::string& out) {
+  ExplicitComplex c = read_explicit_complex(in);
+  const int64_t N = c.size();
+  std::vector<int64_t> cnt(static_cast<size_t>(N) + 1, 0);
+  for (int64_t e : c.entries) ++cnt[e + 1];
+  ExplicitComplex t;
+  t.form = 1 - c.form;
+  t.dim = c.dim;
+  t.dims = c.dims;
+  t.values = c.values;
+  t.offsets.assign(static_cast<size_t>(N) + 1, 0);
+  for (int64_t i = 0; i < N; ++i) t.offsets[i + 1] = t.offsets[i] + cnt[i + 1];
+  t.entries.assign(c.entries.size(), 0);
+  std::vector<int64_t> fill(t.offsets.begin(), t.offsets.end() - 1);
+  for (int64_t i = 0; i < N; ++i) {  // ascending i -> each new list is ascending
+    for (int64_t k = c.offsets[i]; k < c.offsets[i + 1]; ++k) t.entries[fill[c.entries[k]]++] = i;
+  }
+  write_explicit_complex(out, t);
+}
+
+void full_to_sparse_file(double upper_value, const std::string& in, const std::string& out) {
+  DistanceMatrix m = read_distance_matrix(in);
+  SparseDistanceMatrix s;
+  s.n = m.n;
+  s.indptr.assign(static_cast<size_t>(m.n) + 1, 0);
+  const double cut = 2 * upper_value;
+  for (int64_t i = 0; i < m.n; ++i) {
+    for (int64_t j = 0; j < m.n; ++j) {
+      if (j == i) continue;
+      double d = m.d[std::max(i, j) * m.n + std::min(i, j)];
+      if (d <= cut) {
+        s.indices.push_back(j);
+        s.values.push_back(d);
+      }
+    }
+    s.indptr[i + 1] = static_cast<int64_t>(s.indices.size());
+  }
+  write_sparse_distance_matrix(out, s);
+}
+
+}  // namespace dipha

@@ -1,0 +1,161 @@
+"""topodnn.io: DIPHA readers/writers (byte-exact round trips, layouts, validation)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from topodnn import io
+
+
+def test_read_diagram_sphere(dipha_test_data):
+    dg = io.read_diagram(dipha_test_data / "sphere_3.diagram")
+    rec = dg.records
+    assert len(rec) == 39
+    assert tuple(rec[0]) == (-1, 0.0, 0.9998730143722848)
+    assert tuple(rec[1]) == (0, 0.0, 0.07552991895252115)
+    assert tuple(rec[-1]) == (2, 0.6274564028746598, 0.8540778539424535)
+    # essential H0 class reported in dimension 0 with death inf, after the finite pairs
+    h0 = dg[0]
+    assert h0.shape == (32, 2) and np.isinf(h0[-1, 1]) and np.isfinite(h0[:-1]).all()
+    assert dg.max_dim == 2 and dg[5].shape == (0, 2)
+    assert sum(len(v) for v in dg.pairs.values()) == 39
+
+
+@pytest.mark.parametrize("name", ["sphere_3.diagram", "noise_4_8_def.diagram", "explicit.diagram", "ramp_3_16_def.diagram"])
+def test_diagram_round_trip_bytes(name, dipha_test_data, tmp_path):
+    src = dipha_test_data / name
+    dg = io.read_diagram(src)
+    io.write_diagram(tmp_path / "a", dg)
+    assert (tmp_path / "a").read_bytes() == src.read_bytes()
+    io.write_diagram(tmp_path / "b", dg.records[::-1])  # written sorted
+    assert (tmp_path / "b").read_bytes() == src.read_bytes()
+    mv = float(dg.records["death"][dg.records["dim"] < 0].max()) if (dg.records["dim"] < 0).any() else None
+    io.write_diagram(tmp_path / "c", dg.pairs, max_value=mv)  # mapping form, inf -> max_value
+    assert (tmp_path / "c").read_bytes() == src.read_bytes()
+
+
+def test_distance_matrix_round_trip(dipha_test_data, tmp_path):
+    src = dipha_test_data / "sphere_3_32.complex"
+    D = io.read_distance_matrix(src)
+    assert D.shape == (32, 32) and D.dtype == np.float64
+    assert np.allclose(D, D.T) and np.all(np.diag(D) == 0)
+    io.write_distance_matrix(tmp_path / "d", D)
+    assert (tmp_path / "d").read_bytes() == src.read_bytes()
+    assert io.file_type(src) == 7
+
+
+@pytest.mark.parametrize("name", ["sphere_3_32_0.3.complex", "sphere_3_32_0.8.complex", "sphere_3_32_2.complex"])
+def test_sparse_round_trip(name, dipha_test_data, tmp_path):
+    src = dipha_test_data / name
+    M = io.read_sparse_distance_matrix(src)
+    assert sp.issparse(M) and M.shape == (32, 32)
+    assert (M != M.T).nnz == 0
+    io.write_sparse_distance_matrix(tmp_path / "s", M)
+    assert (tmp_path / "s").read_bytes() == src.read_bytes()
+    # entries are the full matrix's entries <= 2 U
+    D = io.read_distance_matrix(dipha_test_data / "sphere_3_32.complex")
+    U = float(name.split("_")[-1].removesuffix(".complex"))
+    expect = (D <= 2 * U) & ~np.eye(32, dtype=bool)
+    assert np.array_equal(M.toarray() != 0, expect)
+
+
+def test_sparse_keeps_zero_distances(tmp_path):
+    M = sp.csr_matrix((np.array([0.0, 0.0, 2.0, 2.0]), np.array([1, 0, 2, 1]), np.array([0, 1, 3, 4])), shape=(3, 3))
+    io.write_sparse_distance_matrix(tmp_path / "z", M)
+    back = io.read_sparse_distance_matrix(tmp_path / "z")
+    assert back.nnz == 4 and back[0, 1] == 0.0 and back[1, 2] == 2.0
+
+
+def test_sparse_writer_rejects_asymmetric(tmp_path):
+    M = sp.csr_matrix(np.array([[0, 1.0, 0], [1.0, 0, 1.0], [0, 0, 0]]))
+    p = tmp_path / "asym"
+    with pytest.raises(ValueError, match="not symmetric"):
+        io.write_sparse_distance_matrix(p, M)
+    assert not p.exists()
+    with pytest.raises(ValueError, match="square"):
+        io.write_sparse_distance_matrix(p, sp.csr_matrix(np.ones((2, 3))))
+    with pytest.raises(ValueError, match="self entry"):
+        io.write_sparse_distance_matrix(p, sp.csr_matrix(np.ones((2, 2))))
+
+
+def test_explicit_round_trip(dipha_test_data, tmp_path):
+    for name, form in (("primal_explicit.complex", 0), ("dual_explicit.complex", 1)):
+        src = dipha_test_data / name
+        cx = io.read_explicit_complex(src)
+        assert cx.form == form and cx.dim == 2 and len(cx.dims) == 696 and len(cx.entries) == 1920
+        assert len(cx.offsets) == 697 and cx.offsets[-1] == 1920
+        io.write_explicit_complex(tmp_path / name, cx)
+        assert (tmp_path / name).read_bytes() == src.read_bytes()
+    primal = io.read_explicit_complex(dipha_test_data / "primal_explicit.complex")
+    # every edge has 2 boundary vertices, every triangle 3 boundary edges
+    sizes = np.diff(primal.offsets)
+    assert np.all(sizes == np.array([0, 2, 3])[primal.dims])
+    assert set(primal.dims[primal.cell_list(int(np.argmax(primal.dims)))]) == {1}
+
+
+def test_dualize_binding_matches_file(dipha_test_data, tmp_path):
+    from topodnn import _core
+
+    _core.dualize(str(dipha_test_data / "primal_explicit.complex"), str(tmp_path / "d"))
+    assert (tmp_path / "d").read_bytes() == (dipha_test_data / "dual_explicit.complex").read_bytes()
+
+
+def test_image_layout_and_round_trip(dipha_test_data, tmp_path):
+    src = dipha_test_data / "noise_4_8.complex"
+    im = io.read_image(src)
+    assert im.shape == (8, 8, 8, 8)
+    io.write_image(tmp_path / "i", im)
+    assert (tmp_path / "i").read_bytes() == src.read_bytes()
+    a = np.arange(6.0).reshape(2, 3)  # numpy shape (2, 3) -> g = (3, 2), x (last axis) fastest
+    io.write_image(tmp_path / "a", a)
+    words = np.fromfile(tmp_path / "a", dtype="<i8", count=6)
+    assert words.tolist() == [io.MAGIC, 1, 6, 2, 3, 2]
+    assert np.fromfile(tmp_path / "a", dtype="<f8", offset=48).tolist() == [0, 1, 2, 3, 4, 5]
+    assert np.array_equal(io.read_image(tmp_path / "a"), a)
+    assert (tmp_path / "a").stat().st_size == 32 + 8 * 2 + 8 * 6
+
+
+def test_readers_raise_same_text_as_engine(bad_files):
+    """Each reader raises exactly the engine's message (the CLI prints it after 'dipha: error: ')."""
+    by_prefix = {
+        "sparse": [io.read_sparse_distance_matrix],
+        "explicit": [io.read_explicit_complex],
+        "image": [io.read_image],
+        "truncated": [io.read_distance_matrix],
+        "oversized": [io.read_distance_matrix],
+        "negative": [io.read_distance_matrix],
+    }
+    header_cases = [io.read_distance_matrix, io.read_sparse_distance_matrix, io.read_explicit_complex,
+                    io.read_image, io.read_diagram]
+    for name, (path, fragment) in bad_files.items():
+        with pytest.raises(ValueError) as ref:
+            io.validate_file(path)
+        assert str(ref.value).startswith(f"{path}: ") and fragment in str(ref.value), name
+        readers = by_prefix.get(name.split("_")[0], header_cases)
+        for reader in readers:
+            with pytest.raises(ValueError) as exc:
+                reader(path)
+            assert str(exc.value) == str(ref.value), (name, reader.__name__)
+
+
+def test_reader_type_mismatch(dipha_test_data):
+    with pytest.raises(ValueError, match=r"sphere_3_32.complex: is a file of type 7, expected type 1"):
+        io.read_image(dipha_test_data / "sphere_3_32.complex")
+    with pytest.raises(ValueError, match="not a DIPHA file"):
+        io.file_type(dipha_test_data / "README.md")
+
+
+def test_writer_argument_errors(tmp_path):
+    with pytest.raises(ValueError, match="square"):
+        io.write_distance_matrix(tmp_path / "x", np.ones((2, 3)))
+    with pytest.raises(ValueError, match="at least one"):
+        io.write_image(tmp_path / "x", np.ones((0, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        io.write_distance_matrix(tmp_path / "x", np.array([[0.0, np.nan], [np.nan, 0.0]]))
+    assert not (tmp_path / "x").exists()
+    bad = io.ExplicitComplex(form=0, dim=1, dims=np.array([0, 0, 1]), values=np.zeros(3),
+                             offsets=np.array([0, 0, 0, 2]), entries=np.array([0, 5]))
+    with pytest.raises(ValueError, match="cell id 5 out of range"):
+        io.write_explicit_complex(tmp_path / "x", bad)
