@@ -399,23 +399,34 @@ def _standardise_(X: np.ndarray, chunk: int = 4096) -> np.ndarray:
     return norms
 
 
+def _index_dtype(n: int) -> np.dtype:
+    return np.dtype(np.int32) if n < np.iinfo(np.int32).max else np.dtype(np.int64)
+
+
 def _block_edges(
     Z: np.ndarray, i0: int, i1: int, cut: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Upper-triangle edges (i, j), i0 <= i < i1, i < j, with ``|corr| >= cut``.
 
-    Returns row, column (int64, sorted by row then column) and distance (float64) arrays.
+    Returns row, column (sorted by row then column; int32 unless n >= 2^31) and distance
+    (float64) arrays. Memory: one ``(i1 - i0) x (n - i0)`` block in Z's dtype and its mask.
     """
-    C = Z[:, i0:i1].T @ Z[:, i0:]  # (b, n - i0): rows i0..i1-1, columns i0..n-1
+    n = Z.shape[1]
+    C = Z[:, i0:i1].T @ Z[:, i0:]  # rows i0..i1-1, columns i0..n-1
     np.abs(C, out=C)
-    b = i1 - i0
-    # the diagonal block: keep only the strict upper triangle
-    C[:, :b][np.tril_indices(b)] = -1.0  # below any cut
-    r, c = np.nonzero(C >= cut)
-    vals = C[r, c].astype(np.float64)
-    np.minimum(vals, 1.0, out=vals)
-    d = 1.0 - vals
-    return r.astype(np.int64) + i0, c.astype(np.int64) + i0, d
+    flat = np.flatnonzero(C >= cut)  # row-major: sorted by (row, column)
+    vals = C.reshape(-1)[flat]
+    del C
+    r, c = np.divmod(flat, n - i0)
+    del flat
+    upper = c > r  # strict upper triangle (the diagonal block also holds j <= i)
+    if not upper.all():
+        r, c, vals = r[upper], c[upper], vals[upper]
+    idt = _index_dtype(n)
+    d = vals.astype(np.float64)
+    np.minimum(d, 1.0, out=d)
+    np.subtract(1.0, d, out=d)
+    return (r + i0).astype(idt), (c + i0).astype(idt), d
 
 
 def _dense_from_blocks(Z: np.ndarray, block_size: int, progress: bool) -> np.ndarray:
@@ -455,36 +466,33 @@ def _symmetric_csr(
 ) -> sp.csr_matrix:
     """Symmetric CSR from strict-upper-triangle edges sorted by (row, column).
 
-    Built from index arrays directly (no COO conversion, no duplicate summing), so explicit
-    zeros stay stored; column indices end up sorted within each row.
+    The upper triangle U is a CSR as given; its transpose (the lower triangle, by scipy's
+    counting-sort CSR->CSC transposition, which keeps explicit zeros and sorts indices) is
+    interleaved with it row by row: lower entries (columns < i) then upper (columns > i). No
+    sparse addition (scipy's drops explicit zeros) and no eliminate_zeros anywhere.
     """
-    e = rows.shape[0]
-    idx_dtype = np.int32 if 2 * e < np.iinfo(np.int32).max and n < np.iinfo(np.int32).max else np.int64
-    up_count = np.bincount(rows, minlength=n)  # entries of row i with column > i
-    low_count = np.bincount(cols, minlength=n)  # entries of row i with column < i
-    indptr = np.zeros(n + 1, dtype=np.int64)
+    idt = _index_dtype(max(n, 2 * rows.shape[0] + 1))
+    up_count = np.bincount(rows, minlength=n).astype(idt)
+    u_ptr = np.zeros(n + 1, dtype=idt)
+    np.cumsum(up_count, out=u_ptr[1:])
+    U = sp.csr_matrix((vals, cols.astype(idt, copy=False), u_ptr), shape=(n, n), copy=False)
+    L = U.T.tocsr()  # csc -> csr: a transposition, sorted indices, zeros kept
+    assert L.nnz == U.nnz
+    low_count = np.diff(L.indptr).astype(idt)
+    indptr = np.zeros(n + 1, dtype=idt)
     np.cumsum(up_count + low_count, out=indptr[1:])
-    indices = np.empty(2 * e, dtype=idx_dtype)
+    e = U.nnz
+    indices = np.empty(2 * e, dtype=idt)
     data = np.empty(2 * e, dtype=np.float64)
-    # lower part of row i: the edges (j, i), j < i, ordered by j; stable sort by column keeps the
-    # row order of the input, so the transposed edges come out sorted by (column, row).
-    order = np.argsort(cols, kind="stable")
-    t_rows = cols[order]
-    t_cols = rows[order]
-    low_start = np.zeros(n, dtype=np.int64)  # first lower entry of row i within the sorted list
-    np.cumsum(low_count[:-1], out=low_start[1:])
-    up_start = np.zeros(n, dtype=np.int64)
-    np.cumsum(up_count[:-1], out=up_start[1:])
-    k = np.arange(e, dtype=np.int64)
-    pos_low = indptr[t_rows] + (k - low_start[t_rows])
-    indices[pos_low] = t_cols
-    data[pos_low] = vals[order]
-    del order, t_rows, t_cols, pos_low
-    pos_up = indptr[rows] + low_count[rows] + (k - up_start[rows])
-    indices[pos_up] = cols
-    data[pos_up] = vals
-    del pos_up, k
-    indptr = indptr.astype(idx_dtype, copy=False)
+    row_starts = indptr[:-1].astype(np.int64)
+    dst = np.repeat(row_starts - L.indptr[:-1], low_count) + np.arange(e, dtype=np.int64)
+    indices[dst] = L.indices
+    data[dst] = L.data
+    del L
+    dst = np.repeat(row_starts + low_count - u_ptr[:-1], up_count) + np.arange(e, dtype=np.int64)
+    indices[dst] = U.indices
+    data[dst] = U.data
+    del dst, U
     out = sp.csr_matrix((data, indices, indptr), shape=(n, n), copy=False)
     out.has_sorted_indices = True
     return out
