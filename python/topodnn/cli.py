@@ -51,7 +51,6 @@ import json
 import math
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -80,8 +79,6 @@ CSV_COLUMNS = (
     "test_acc",
     "n_essential",
 )
-DIPHA_MAGIC = 8067171840
-DIPHA_DIAGRAM = 2
 #: Settings that must match for saved per-epoch results to be reused.
 _RESULT_SETTINGS = ("max_epsilon", "upper_dim", "n_samples")
 
@@ -351,37 +348,22 @@ def _records(diagrams: Sequence[np.ndarray], essential_death: float) -> np.ndarr
 
 
 def _write_dipha_diagram(path: Path, records: np.ndarray) -> None:
-    """Write DIPHA's PERSISTENCE_DIAGRAM (type 2) file, little-endian."""
-    try:
-        from .io import write_diagram  # the package's reader/writer when present
-    except ImportError:
-        write_diagram = None
-    if write_diagram is not None:
-        write_diagram(path, records)
-        return
-    with open(path, "wb") as fh:
-        fh.write(struct.pack("<qqq", DIPHA_MAGIC, DIPHA_DIAGRAM, records.size))
-        fh.write(records.astype([("dim", "<i8"), ("birth", "<f8"), ("death", "<f8")]).tobytes())
+    """Write DIPHA's PERSISTENCE_DIAGRAM (type 2) file (validated by :mod:`topodnn.io`)."""
+    from .io import write_diagram
+
+    write_diagram(path, records)
 
 
 def _read_dipha_diagram(path: Path) -> list[np.ndarray]:
     """Per-dimension pairs from a DIPHA type-2 file; essential deaths become ``inf``."""
-    raw = path.read_bytes()
-    if len(raw) < 24:
-        raise CLIError(f"{path}: not a DIPHA diagram file (too short)")
-    magic, ftype, count = struct.unpack("<qqq", raw[:24])
-    if magic != DIPHA_MAGIC or ftype != DIPHA_DIAGRAM or len(raw) != 24 + 24 * count:
-        raise CLIError(f"{path}: not a DIPHA persistence diagram file")
-    rec = np.frombuffer(raw[24:], dtype=[("dim", "<i8"), ("birth", "<f8"), ("death", "<f8")])
-    dim = rec["dim"]
-    q = np.where(dim < 0, -dim - 1, dim)
-    top = int(q.max()) + 1 if q.size else 0
-    out = []
-    for k in range(top):
-        sel = q == k
-        death = np.where(dim[sel] < 0, np.inf, rec["death"][sel])
-        out.append(np.column_stack([rec["birth"][sel], death]).astype(np.float64))
-    return out
+    from .io import read_diagram
+
+    try:
+        pairs = read_diagram(path).pairs
+    except ValueError as exc:
+        raise CLIError(str(exc).strip().splitlines()[0]) from None
+    top = max(pairs, default=-1) + 1
+    return [pairs.get(q, np.zeros((0, 2))) for q in range(top)]
 
 
 def _load_diagrams(folder: Path, epoch: int, trial: int) -> Optional[list[np.ndarray]]:
@@ -624,6 +606,9 @@ def cmd_run(args: argparse.Namespace) -> int:
              f"checkpoints in {folder}", args.progress)
     if args.build_graph:
         topology_per_epoch(args, folder, epochs)
+        _say(f"results in {folder}; plot them with: topodnn visualise --net {args.net} "
+             f"--dataset {args.dataset} --trial {args.trial} --dim 1 --save-path "
+             f"{args.save_path}", args.progress)
     return 0
 
 
@@ -637,13 +622,16 @@ def topology_per_epoch(args: argparse.Namespace, folder: Path,
     todo = []
     for e in epochs:
         if not args.force and _results_match(folder, e, args.trial, settings):
+            # summaries are cheap: refresh them (the --min-persistence may have changed)
+            dgms = _load_diagrams(folder, e, args.trial)
+            assert dgms is not None
+            _record_summary(folder, args, e, dgms, None, {})
             _say(f"epoch {e}: results exist in {folder} (skipped; --force recomputes)",
                  args.progress)
             continue
         todo.append(e)
-    data = _load_summaries(folder, args.trial)
     if not todo:
-        return data
+        return _load_summaries(folder, args.trial)
     ckpts = {int(k): Path(v) for k, v in training.list_checkpoints(folder, args.trial).items()}
     missing = [e for e in todo if e not in ckpts]
     if missing:
@@ -681,26 +669,39 @@ def topology_per_epoch(args: argparse.Namespace, folder: Path,
         top_value = float(sparse_graph.data.max()) if sparse_graph.nnz else 0.0
         _write_dipha_diagram(_dipha_path(folder, e, args.trial, args.max_epsilon),
                              _records(dgms, top_value))
-        np.savez(_dgm_path(folder, e, args.trial),
-                 **{f"dim{q}": d for q, d in enumerate(dgms)}, n_dims=len(dgms),
+        npz = _dgm_path(folder, e, args.trial)
+        tmp = npz.with_name(npz.stem + ".tmp.npz")
+        np.savez(tmp, **{f"dim{q}": d for q, d in enumerate(dgms)}, n_dims=len(dgms),
                  n_nodes=n_nodes, **settings)
-        tr, te = _accuracies(folder, args.trial, e, ckpt)
-        summ = summarise_diagrams(dgms, min_persistence=args.min_persistence,
-                                  max_epsilon=args.max_epsilon)
-        data = _load_summaries(folder, args.trial)
-        data.update({"net": args.net, "dataset": args.dataset, "trial": args.trial,
-                     "min_persistence": args.min_persistence})
-        data["epochs"][str(e)] = {
-            "train_acc": tr, "test_acc": te, "n_nodes": n_nodes, **settings,
-            "time_graph_s": round(t_graph, 3), "time_persistence_s": round(t_pers, 3),
-            "dims": {str(q): s for q, s in summ.items()},
-        }
-        _write_summaries(folder, args.trial, data)
+        tmp.replace(npz)  # last: its presence marks the epoch as done
+        te = _record_summary(folder, args, e, dgms, ckpt, {
+            "n_nodes": n_nodes, "time_graph_s": round(t_graph, 3),
+            "time_persistence_s": round(t_pers, 3)})
         counts = " ".join(f"H{q} {len(d)}" for q, d in enumerate(dgms))
         acc = "" if te is None else f", test acc {te:.4g}"
         _say(f"epoch {e}: {n_nodes} nodes, graph {t_graph:.1f} s, persistence {t_pers:.1f} s "
              f"({args.nproc} proc), pairs {counts}{acc}", args.progress)
-    return data
+    return _load_summaries(folder, args.trial)
+
+
+def _record_summary(folder: Path, args: argparse.Namespace, epoch: int,
+                    dgms: Sequence[np.ndarray], ckpt: Any, extra: dict[str, Any]) -> Any:
+    """Summarise one epoch's diagrams into ``summaries_trl<T>.json/.csv``; returns test acc."""
+    tr, te = _accuracies(folder, args.trial, epoch, ckpt)
+    summ = summarise_diagrams(list(dgms), min_persistence=args.min_persistence,
+                              max_epsilon=args.max_epsilon)
+    data = _load_summaries(folder, args.trial)
+    data.update({"net": args.net, "dataset": args.dataset, "trial": args.trial})
+    old = data["epochs"].get(str(epoch)) or {}
+    entry = {k: v for k, v in old.items() if k in ("n_nodes", "time_graph_s",
+                                                    "time_persistence_s")}
+    entry.update({"train_acc": tr, "test_acc": te, "max_epsilon": float(args.max_epsilon),
+                  "upper_dim": int(args.upper_dim), "n_samples": int(args.n_samples),
+                  "min_persistence": float(args.min_persistence), **extra,
+                  "dims": {str(q): s for q, s in summ.items()}})
+    data["epochs"][str(epoch)] = entry
+    _write_summaries(folder, args.trial, data)
+    return te
 
 
 def _results_match(folder: Path, epoch: int, trial: int, settings: dict[str, Any]) -> bool:
