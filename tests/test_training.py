@@ -310,6 +310,12 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="unknown network"):
         train("lenet7", "mnist", save_path=tmp_path, progress=False)
     for kwargs in ({"lr": 0}, {"n_epochs": -1}, {"save_every": 0}, {"batch_size": 0}, {"permute_labels": 2.0},
-                   {"callback": 3}):
+                   {"callback": 3}, {"device": "nonsense"}):
         with pytest.raises(ValueError):
             train("lenet", "mnist", save_path=tmp_path, **{**SMALL, "n_epochs": 1, **kwargs})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_request_without_cuda(tmp_path):
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        train("lenet", "mnist", save_path=tmp_path, device="cuda", **{**SMALL, "n_epochs": 1})

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-__all__ = ["DATASETS", "NORMALISATION", "load_dataset", "embedded_mnist_path", "read_idx"]
+__all__ = ["DATASETS", "NORMALISATION", "canonical_name", "load_dataset", "embedded_mnist_path", "read_idx"]
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "svhn")
 
@@ -70,13 +70,23 @@ _IDX_IMAGES_MAGIC = 2051
 _IDX_LABELS_MAGIC = 2049
 
 
-def _canonical(name: str) -> str:
+def canonical_name(name: str) -> str:
+    """Canonical dataset name (case-insensitive; ``-`` and ``_`` alike; ``fashionmnist``, ``cifar`` accepted).
+
+    Raises
+    ------
+    ValueError
+        Unknown name; the message lists the valid ones.
+    """
     key = str(name).strip().lower().replace("-", "_")
     key = {"fashionmnist": "fashion_mnist", "fmnist": "fashion_mnist", "cifar": "cifar10",
            "cifar_10": "cifar10"}.get(key, key)
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
     return key
+
+
+_canonical = canonical_name
 
 
 def embedded_mnist_path() -> Path:

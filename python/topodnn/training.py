@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from .datasets import _canonical as _canonical_dataset
+from .datasets import canonical_name as _canonical_dataset
 from .datasets import load_dataset
 from .networks import canonical_name, get_network
 
@@ -490,7 +490,12 @@ def train(net: str, dataset: str, *, trial: int = 0, lr: float = 0.0005, n_epoch
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     if callback is not None and not callable(callback):
         raise ValueError("callback must be callable as callback(epoch, model, history) -> bool")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"invalid device {device!r}: {exc}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} requested but CUDA is not available here; use device='cpu'")
 
     train_set, test_set, info = load_dataset(dataset_name, data_dir=data_dir, n_train=n_train, n_test=n_test)
     train_images, true_labels = train_set.tensors
