@@ -243,37 +243,54 @@ def _clean(obj: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def gap_study(runs: list[dict], names: list[str], ridge: float) -> dict[str, Any]:
-    rows = [(r["run_id"], ev, r["permute_labels"]) for r in runs for ev in r["evaluations"]]
-    X = np.array([features_from_summary(ev["summary"], names) for _, ev, _ in rows])
+def _loo_block(rows: list, names: list[str], ridge: float) -> dict[str, Any]:
+    """Leave-one-run-out of the gap model and two baselines on ``rows`` = (run_id, eval, perm)."""
+    X = np.array([features_from_summary(ev["summary"], names, train_acc=ev["train_acc"]) for _, ev, _ in rows])
     y = np.array([ev["gap"] for _, ev, _ in rows])
     ids = [rid for rid, _, _ in rows]
-    out: dict[str, Any] = {"features": names, "ridge": ridge, "n_observations": len(rows),
-                           "n_runs": len(set(ids))}
-    pred, mae = leave_one_run_out(X, y, ids, feature_names=names, ridge=ridge)
-    out.update({"loo_mae": mae, "pearson_r": pearson_r(pred, y)})
-    # Baselines: mean gap of the other runs; linear in training accuracy alone.
     ids_arr = np.asarray(ids)
+    pred, mae = leave_one_run_out(X, y, ids, feature_names=names, ridge=ridge)
     base = np.array([y[ids_arr != rid].mean() for rid in ids])
-    out["baseline_mean_gap_loo_mae"] = float(np.mean(np.abs(base - y)))
-    tr = np.array([[ev["train_acc"]] for _, ev, _ in rows])
+    tr = np.array([ev["train_acc"] for _, ev, _ in rows])
     pred_tr = np.empty_like(y)
     for rid in dict.fromkeys(ids):
         m = ids_arr == rid
-        A = np.column_stack([np.ones((~m).sum()), tr[~m, 0]])
+        A = np.column_stack([np.ones((~m).sum()), tr[~m]])
         coef, *_ = np.linalg.lstsq(A, y[~m], rcond=None)
-        pred_tr[m] = coef[0] + coef[1] * tr[m, 0]
-    out["baseline_train_acc_loo_mae"] = float(np.mean(np.abs(pred_tr - y)))
-    out["baseline_train_acc_pearson_r"] = pearson_r(pred_tr, y)
+        pred_tr[m] = coef[0] + coef[1] * tr[m]
+    return {
+        "features": names, "ridge": ridge, "n_observations": len(rows), "n_runs": len(set(ids)),
+        "gap_std": float(y.std()),
+        "loo_mae": mae, "pearson_r": pearson_r(pred, y),
+        "baseline_mean_gap_loo_mae": float(np.mean(np.abs(base - y))),
+        "baseline_train_acc_loo_mae": float(np.mean(np.abs(pred_tr - y))),
+        "baseline_train_acc_pearson_r": pearson_r(pred_tr, y),
+        "_X": X, "_y": y, "_ids": ids, "_pred": pred,
+    }
+
+
+def gap_study(runs: list[dict], names: list[str], ridge: float) -> dict[str, Any]:
+    rows = [(r["run_id"], ev, r["permute_labels"]) for r in runs for ev in r["evaluations"]]
+    out = _loo_block(rows, names, ridge)
     out["points"] = [
         {"run_id": rid, "epoch": ev["epoch"], "permute_labels": p, "true_gap": float(t), "loo_predicted_gap": float(q)}
-        for (rid, ev, p), t, q in zip(rows, y, pred)
+        for (rid, ev, p), t, q in zip(rows, out["_y"], out["_pred"])
     ]
-    out["_X"], out["_y"], out["_ids"], out["_pred"] = X, y, ids, pred
+    with_acc = names + ["train_acc"]
+    variants: dict[str, Any] = {"topology+train_acc": _loo_block(rows, with_acc, ridge)}
+    clean = [row for row in rows if row[2] == 0.0]
+    if len({row[0] for row in clean}) >= 2:
+        for label, nm in (("clean_labels_only", names), ("clean_labels_only+train_acc", with_acc)):
+            try:
+                variants[label] = _loo_block(clean, nm, ridge)
+            except ValueError as exc:
+                variants[label] = {"error": str(exc)}
+    out["variants"] = {k: {kk: vv for kk, vv in v.items() if not kk.startswith("_")} for k, v in variants.items()}
+    out["_variant_points"] = variants["topology+train_acc"]
     return out
 
 
-def plot_early_stopping(runs: list[dict], path: Path) -> None:
+def plot_early_stopping(runs: list[dict], path: Path, signal: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -313,7 +330,7 @@ def plot_early_stopping(runs: list[dict], path: Path) -> None:
         ax2 = ax.twinx()
         ev = r["evaluations"]
         ax2.plot([e["epoch"] for e in ev], [e["signal"] for e in ev], "b.-", label="signal")
-        ax2.set_ylabel("signal", color="b")
+        ax2.set_ylabel(f"signal {signal}", color="b")
         ax.legend(fontsize=7, loc="lower right")
         ax.set_title(f"test loss of the choice: {es['accuracy_lost']:.1f} points", fontsize=9)
     fig.tight_layout()
@@ -327,22 +344,22 @@ def plot_gap(gap: dict, runs: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    pts = gap["points"]
-    perms = sorted({p["permute_labels"] for p in pts})
-    for perm, colour in zip(perms, ("tab:blue", "tab:orange", "tab:red", "tab:purple")):
-        sel = [p for p in pts if p["permute_labels"] == perm]
-        ax.scatter([p["true_gap"] for p in sel], [p["loo_predicted_gap"] for p in sel], s=10,
-                   color=colour, alpha=0.7, label=f"{int(perm * 100)} % labels permuted")
-    lo = min(min(p["true_gap"] for p in pts), min(p["loo_predicted_gap"] for p in pts))
-    hi = max(max(p["true_gap"] for p in pts), max(p["loo_predicted_gap"] for p in pts))
-    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-    ax.set_xlabel("true gap: train - test accuracy (points)")
-    ax.set_ylabel("predicted gap, leave one run out (points)")
-    ax.set_title(f"MAE {gap['loo_mae']:.2f} points, r = {gap['pearson_r']:.3f}\n"
-                 f"({gap['n_runs']} runs, {gap['n_observations']} checkpoints; training inputs only)",
-                 fontsize=9)
-    ax.legend(fontsize=8)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    perm_of = {r["run_id"]: r["permute_labels"] for r in runs}
+    panels = [("topology only (the method)", gap), ("topology + training accuracy", gap["_variant_points"])]
+    for ax, (title, block) in zip(axes, panels):
+        y, pred, ids = block["_y"], block["_pred"], block["_ids"]
+        perms = np.array([perm_of[i] for i in ids])
+        for perm, colour in zip(sorted(set(perms)), ("tab:blue", "tab:orange", "tab:red", "tab:purple")):
+            m = perms == perm
+            ax.scatter(y[m], pred[m], s=10, color=colour, alpha=0.7, label=f"{int(perm * 100)} % labels permuted")
+        lo, hi = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+        ax.set_xlabel("true gap: train - test accuracy (points)")
+        ax.set_ylabel("predicted gap, leave one run out (points)")
+        ax.set_title(f"{title}\nMAE {block['loo_mae']:.2f} points, r = {block['pearson_r']:.3f} "
+                     f"({block['n_runs']} runs, {block['n_observations']} checkpoints)", fontsize=9)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -438,7 +455,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     pg = predict_gap(probe["checkpoint_last"], GapModel.load(model_path))
     probe_true = probe["evaluations"][-1]["gap"]
 
-    plot_early_stopping(runs, out / "early_stopping.png")
+    plot_early_stopping(runs, out / "early_stopping.png", args.signal)
     plot_gap(gap, runs, out / "gap_scatter.png")
     result = {
         "what": "topological early stopping and generalisation-gap prediction, training inputs only",
@@ -484,6 +501,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"gap: leave-one-run-out MAE {gap['loo_mae']:.2f} points, Pearson r {gap['pearson_r']:.3f} "
           f"(baselines: mean gap MAE {gap['baseline_mean_gap_loo_mae']:.2f}, train-acc-only MAE "
           f"{gap['baseline_train_acc_loo_mae']:.2f})")
+    for label, v in gap["variants"].items():
+        if "loo_mae" in v:
+            print(f"  {label:<28} MAE {v['loo_mae']:.2f}, r {v['pearson_r']:.3f} (mean-gap baseline "
+                  f"{v['baseline_mean_gap_loo_mae']:.2f}, train-acc-only {v['baseline_train_acc_loo_mae']:.2f}, "
+                  f"gap std {v['gap_std']:.2f})")
     print(f"predict_gap on {probe['checkpoint_last']}: predicted {pg['predicted_gap']:.2f}, true {probe_true:.2f}")
     print(f"wrote {out / args.json_name}, {out / 'early_stopping.png'}, {out / 'gap_scatter.png'}")
     return 0

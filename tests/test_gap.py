@@ -169,6 +169,65 @@ def test_checkpoint_without_training_data_reference(tmp_path):
         predict_gap(ckpt, model_file)
 
 
+def test_train_acc_feature(tmp_path):
+    X, y, runs, *_ = linear_data(noise=0.0)
+    names = feature_names(["life"], [1], with_train_acc=True)
+    assert names == ["life_1", "train_acc"]
+    summary = {1: {"life": 0.05}}
+    x = features_from_summary(summary, names, train_acc=80.0)
+    assert list(x) == [0.05, 80.0]
+    with pytest.raises(ValueError, match="train_acc"):
+        features_from_summary(summary, names)
+    model = fit_gap_model(X[:, :2], y, feature_names=names, ridge=0.0)
+    model.save(tmp_path / "m.json")
+    again = GapModel.load(tmp_path / "m.json")
+    assert again.predict_summary(summary, train_acc=80.0) == pytest.approx(
+        model.predict(np.array([0.05, 80.0]))[0]
+    )
+
+
+def _tiny_runs(results):
+    from topodnn.training import train
+
+    for trial, perm in ((0, 0.0), (1, 0.5)):
+        train(
+            "lenet_300_100", "mnist", trial=trial, n_epochs=2, save_every=1, permute_labels=perm,
+            save_path=str(results), n_train=300, n_test=200, progress=False, lr=0.01,
+        )
+
+
+def test_fit_gap_command_on_cached_summaries(tmp_path, capsys):
+    """fit-gap over real checkpoints whose training-data summaries are cached (no engine needed)."""
+    pytest.importorskip("topodnn.training", reason="topodnn.training not available")
+    from topodnn.gap import collect_observations, store_summary, summary_cache_path
+
+    results = tmp_path / "results"
+    _tiny_runs(results)
+    ckpts = sorted(results.rglob("ckpt_trl*_epc*.pt"))
+    assert len(ckpts) == 6  # epochs 0..2 of two runs
+    settings = {"n_samples": 200, "max_dim": 2, "max_epsilon": 0.3, "min_persistence": 0.02}
+    rng = np.random.default_rng(3)
+    for ck in ckpts:
+        summ = {d: {"life": float(rng.uniform(0.01, 0.1)), "midlife": 0.2, "betti_max": 3, "eps_at_max": 0.2,
+                    "n_pairs": int(rng.integers(1, 50)), "area": 0.3, "n_essential": 0} for d in (0, 1, 2)}
+        store_summary(summary_cache_path(ck), summ, train_acc=50.0, settings=settings)
+    obs = collect_observations([results], n_samples=200)
+    assert len(obs) == 6 and len({o.run_id for o in obs}) == 2
+    assert all(o.train_acc == 50.0 and 0.0 <= o.test_acc <= 100.0 for o in obs)
+    # A cache written with other settings is not used (it would need the engine to recompute).
+    parser = argparse.ArgumentParser()
+    register_cli(parser.add_subparsers())
+    out = tmp_path / "gap_model.json"
+    args = parser.parse_args(["fit-gap", str(results), "--out", str(out), "--n-samples", "200",
+                              "--stats", "life,n_pairs", "--dims", "1"])
+    assert args.func(args) == 0
+    model = GapModel.load(out)
+    assert model.n_runs == 2 and model.n_observations == 6
+    assert model.feature_names == ["life_1", "n_pairs_1"]
+    assert model.metadata["topology"]["data"] == "train"
+    assert "fitted on 6 checkpoints from 2 runs" in capsys.readouterr().out
+
+
 def _pipeline_available() -> str:
     try:
         import topodnn.datasets  # noqa: F401
@@ -184,28 +243,26 @@ def _pipeline_available() -> str:
 
 @pytest.mark.skipif(bool(_pipeline_available()), reason=_pipeline_available() or "ok")
 def test_commands_on_a_tiny_run(tmp_path, capsys):
-    from topodnn.training import train
-
     results = tmp_path / "results"
-    for trial, perm in ((0, 0.0), (1, 0.5)):
-        train(
-            "lenet_300_100", "mnist", trial=trial, n_epochs=3, save_every=1, permute_labels=perm,
-            save_path=str(results), n_train=300, n_test=200, progress=False, lr=0.01,
-        )
+    _tiny_runs(results)
     parser = argparse.ArgumentParser()
     register_cli(parser.add_subparsers())
     out = tmp_path / "gap_model.json"
     args = parser.parse_args(
         ["fit-gap", str(results), "--out", str(out), "--n-samples", "200",
-         "--stats", "life,n_pairs", "--dims", "1", "--ridge", "1"]
+         "--stats", "life", "--dims", "1", "--ridge", "1", "--no-cache"]
     )
     assert args.func(args) == 0
     model = GapModel.load(out)
-    assert model.n_runs == 2 and model.n_observations == 8  # epochs 0..3 of two runs
+    assert model.n_runs == 2 and model.n_observations == 6  # epochs 0..2 of two runs
     assert model.metadata["topology"]["data"] == "train"
     text = capsys.readouterr().out
     assert "leave-one-run-out MAE" in text
-    ckpts = sorted(results.rglob("ckpt_trl1_epc3.pt"))
+    # The summaries were cached next to the checkpoints, with the measured training accuracy.
+    caches = sorted(results.rglob("*.train_summary.json"))
+    assert len(caches) == 6
+    assert all(0.0 <= json.loads(c.read_text())["train_acc"] <= 100.0 for c in caches)
+    ckpts = sorted(results.rglob("ckpt_trl1_epc2.pt"))
     assert ckpts
     args = parser.parse_args(["predict-gap", str(ckpts[0]), "--model", str(out), "--json"])
     assert args.func(args) == 0

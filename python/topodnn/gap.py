@@ -29,7 +29,10 @@ By default the six summaries of :func:`topodnn.summaries.summarise` for H1 and H
 (12 features; ``feature_names(stats, dims)`` chooses others). A statistic that is undefined (life,
 midlife, eps_at_max of a dimension with no pair: NaN) is replaced by the training mean of that
 feature, i.e. contributes nothing; the count features (``n_pairs``, ``betti_max`` = 0) still say
-that the dimension is empty.
+that the dimension is empty. ``with_train_acc=True`` (``--with-train-acc``) appends the training
+accuracy itself: it is known without a test set, and where labels were noisy it carries what no
+function of the network can (two networks computing the same function, trained on clean or on
+half-permuted labels, have the same graph but gaps of 0 and about -40 points early in training).
 
 Model
 -----
@@ -98,28 +101,50 @@ DEFAULT_DIMS = (1, 2)
 DEFAULT_TOPOLOGY = {"n_samples": 1000, "max_dim": 2, "max_epsilon": 0.3, "min_persistence": 0.02}
 
 
+#: The one feature that is not topological: the training accuracy (points), known without a test
+#: set. Off by default (the method's claim is about topology alone); see the module notes.
+TRAIN_ACC = "train_acc"
+
+
 def feature_names(
-    stats: Sequence[str] = DEFAULT_STATS, dims: Sequence[int] = DEFAULT_DIMS
+    stats: Sequence[str] = DEFAULT_STATS,
+    dims: Sequence[int] = DEFAULT_DIMS,
+    *,
+    with_train_acc: bool = False,
 ) -> list[str]:
-    """Feature names ``"<stat>_<dim>"`` in a fixed order (dimension-major)."""
+    """Feature names ``"<stat>_<dim>"`` in a fixed order (dimension-major), then ``train_acc``."""
     known = set(DEFAULT_STATS) | {"n_essential"}
     bad = [s for s in stats if s not in known]
     if bad:
         raise ValueError(f"unknown summary statistic(s) {bad}; choose from {sorted(known)}")
     if not stats or not dims:
         raise ValueError("need at least one statistic and one dimension")
-    return [f"{s}_{int(d)}" for d in dims for s in stats]
+    names = [f"{s}_{int(d)}" for d in dims for s in stats]
+    return names + [TRAIN_ACC] if with_train_acc else names
 
 
 def _split_name(name: str) -> tuple[str, int]:
     m = re.fullmatch(r"([a-z_]+)_(\d+)", name)
     if m is None:
-        raise ValueError(f"feature name {name!r} is not of the form '<stat>_<dim>'")
+        raise ValueError(f"feature name {name!r} is not of the form '<stat>_<dim>' or 'train_acc'")
     return m.group(1), int(m.group(2))
 
 
+def _check_name(name: str) -> None:
+    if name != TRAIN_ACC:
+        _split_name(name)
+
+
+def _max_dim_of(names: Sequence[str]) -> int:
+    dims = [_split_name(n)[1] for n in names if n != TRAIN_ACC]
+    return max(dims) if dims else 0
+
+
 def features_from_summary(
-    summary: Mapping[Any, Mapping[str, float]], names: Sequence[str]
+    summary: Mapping[Any, Mapping[str, float]],
+    names: Sequence[str],
+    *,
+    train_acc: Optional[float] = None,
 ) -> np.ndarray:
     """Feature vector of one summary (NaN where a statistic is undefined).
 
@@ -128,7 +153,9 @@ def features_from_summary(
     summary
         ``{dim: {stat: value}}`` (dimension keys int or str).
     names
-        Feature names ``"<stat>_<dim>"``.
+        Feature names ``"<stat>_<dim>"`` (and ``"train_acc"``).
+    train_acc
+        Training accuracy in points; required when ``names`` holds ``"train_acc"``.
 
     Raises
     ------
@@ -138,6 +165,11 @@ def features_from_summary(
     """
     out = np.empty(len(names), dtype=float)
     for i, name in enumerate(names):
+        if name == TRAIN_ACC:
+            if train_acc is None or not math.isfinite(float(train_acc)):
+                raise ValueError("feature 'train_acc' needs the training accuracy (points)")
+            out[i] = float(train_acc)
+            continue
         stat, dim = _split_name(name)
         entry = summary.get(dim, summary.get(str(dim))) if isinstance(summary, Mapping) else None
         if entry is None:
@@ -234,9 +266,12 @@ class GapModel:
         Z = (np.where(np.isnan(X), self.means, X) - self.means) / self.scales
         return self.intercept + Z @ self.coef
 
-    def predict_summary(self, summary: Mapping[Any, Mapping[str, float]]) -> float:
-        """Predicted gap of one topological summary."""
-        return float(self.predict(features_from_summary(summary, self.feature_names))[0])
+    def predict_summary(
+        self, summary: Mapping[Any, Mapping[str, float]], *, train_acc: Optional[float] = None
+    ) -> float:
+        """Predicted gap of one topological summary (and training accuracy, if a feature)."""
+        x = features_from_summary(summary, self.feature_names, train_acc=train_acc)
+        return float(self.predict(x)[0])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -295,7 +330,7 @@ class GapModel:
         if not (np.isfinite(coef).all() and np.isfinite(means).all() and (scales > 0).all()):
             raise ValueError(f"{source}: non-finite coefficients/means or non-positive scales")
         for n in names:
-            _split_name(n)
+            _check_name(n)
         return model
 
     @classmethod
@@ -667,7 +702,12 @@ def load_cached_summary(
         d = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    if not isinstance(d, dict) or d.get("data") != "train" or d.get("settings") != _jsonable(_topology_key(settings)):
+    if not isinstance(d, dict) or d.get("data") != "train" or not isinstance(d.get("settings"), dict):
+        return None
+    # Same settings, except that a cache computed to a higher dimension serves a lower one (the
+    # diagrams of H0..Hq do not depend on the top dimension computed).
+    want, have = _jsonable(_topology_key(settings)), dict(d["settings"])
+    if have.pop("max_dim", -1) < want.pop("max_dim") or have != want:
         return None
     if d.get("train_acc") is None or not isinstance(d.get("summary"), dict):
         return None
@@ -806,7 +846,8 @@ def observations_to_xy(
     observations: Sequence[Observation], names: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Stack observations into ``(X, y, run_ids)``."""
-    X = np.array([features_from_summary(o.summary, names) for o in observations], dtype=float)
+    X = np.array([features_from_summary(o.summary, names, train_acc=o.train_acc) for o in observations],
+                 dtype=float)
     y = np.array([o.gap for o in observations], dtype=float)
     return X.reshape(len(observations), len(names)), y, [o.run_id for o in observations]
 
@@ -877,7 +918,7 @@ def predict_gap(
     topo = {**DEFAULT_TOPOLOGY, **{k: v for k, v in gm.metadata.get("topology", {}).items() if v is not None}}
     if n_samples is not None:
         topo["n_samples"] = int(n_samples)
-    max_dim_needed = max(_split_name(n)[1] for n in gm.feature_names)
+    max_dim_needed = _max_dim_of(gm.feature_names)
     topo["max_dim"] = max(int(topo["max_dim"]), max_dim_needed)
     model, ckpt = model_from_checkpoint(checkpoint)
     train_set = _train_set(ref, data_dir)
@@ -887,7 +928,7 @@ def predict_gap(
     epoch = int(ckpt.get("epoch", 0))
     if train_acc is None:
         train_acc = train_accuracy(model, train_set, ref)
-    gap = gm.predict_summary(summary)
+    gap = gm.predict_summary(summary, train_acc=train_acc)
     return {
         "predicted_gap": float(gap),
         "train_acc": float(train_acc),
@@ -917,6 +958,8 @@ def register_cli(subparsers: Any) -> None:
     p.add_argument("--stats", default=",".join(DEFAULT_STATS), help="comma-separated statistics")
     p.add_argument("--dims", default="1,2", help="comma-separated homology dimensions")
     p.add_argument("--ridge", type=float, default=1.0, help="ridge penalty (0 = OLS)")
+    p.add_argument("--with-train-acc", action="store_true",
+                   help="also use the training accuracy as a (non-topological) feature")
     p.add_argument("--epochs", default=None, help="comma-separated epochs to use (default: all)")
     p.add_argument("--n-samples", type=int, default=DEFAULT_TOPOLOGY["n_samples"])
     p.add_argument("--max-epsilon", type=float, default=DEFAULT_TOPOLOGY["max_epsilon"])
@@ -948,7 +991,7 @@ def _csv(text: Optional[str], cast: Any) -> Optional[list]:
 def _cli_fit_gap(args: Any) -> int:
     stats = _csv(args.stats, str)
     dims = _csv(args.dims, int)
-    names = feature_names(stats, dims)
+    names = feature_names(stats, dims, with_train_acc=args.with_train_acc)
     topo = {"n_samples": args.n_samples, "max_dim": max(dims), "max_epsilon": args.max_epsilon,
             "min_persistence": args.min_persistence}
     obs = collect_observations(
