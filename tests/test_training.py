@@ -128,9 +128,11 @@ def test_rerun_is_bit_identical_and_resume_equals_uninterrupted(reference, tmp_p
     ckpt, ref = (load_checkpoint(f / "ckpt_trl0_epc3.pt") for f in (folder, ref_folder))
     for key, state in ckpt["optimizer_state"]["state"].items():
         assert torch.equal(state["momentum_buffer"], ref["optimizer_state"]["state"][key]["momentum_buffer"])
-    # A finished run is not retrained.
+    # A finished run is not retrained; a stale JSON history is rewritten from the checkpoint.
+    (folder / "history_trl0.json").write_text("{}")
     again = train("lenet", "mnist", n_epochs=3, save_path=tmp_path, **SMALL)
     assert again == resumed
+    assert json.loads((folder / "history_trl0.json").read_text()) == resumed
 
 
 def test_interrupted_run_loses_no_finished_epoch(reference, tmp_path):

@@ -568,6 +568,8 @@ def train(net: str, dataset: str, *, trial: int = 0, lr: float = 0.0005, n_epoch
         _restore_rng(ckpt["rng"], generator, device)
         history = ckpt["history"]
         start = int(ckpt["epoch"]) + 1
+        # The checkpoint is the reference: a crash between its write and the JSON's leaves the JSON behind.
+        _save_json(history, history_path(folder, trial))
         if history.get("stopped_at") is not None:
             return history
         if start - 1 == n_epochs and latest == _resume_path(folder, trial):
