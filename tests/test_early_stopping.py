@@ -21,7 +21,8 @@ def summ(eps1: float = 0.1, bmax2: float = 0.0, area2: float = 0.0, bmax1: float
     }
 
 
-def seq(values, field="eps1"):
+def seq(values, field="area2"):
+    """Summaries whose default signal (the beta_2 area) follows ``values``."""
     return [summ(**{field: v}) for v in values]
 
 
@@ -151,7 +152,8 @@ def test_callback_computes_on_schedule_and_stops(monkeypatch):
     fake = _Fake([0.05, 0.1, 0.15, 0.12, 0.11, 0.10, 0.09])
     monkeypatch.setattr(graph, "topology", fake)
     data = torch.randn(50, 1, 28, 28)
-    cb = TopologicalEarlyStopping(data, every=2, n_samples=20, max_dim=1, patience=2)
+    cb = TopologicalEarlyStopping(data, every=2, n_samples=20, max_dim=1, patience=2, signal="eps_at_max_1",
+                                  start_epoch=0)
     assert cb.inputs.shape[0] == 20
     model = torch.nn.Linear(2, 2)
     stopped_at = None
@@ -164,7 +166,7 @@ def test_callback_computes_on_schedule_and_stops(monkeypatch):
     assert cb.epochs() == [0, 2, 4, 6, 8]
     assert [round(h["signal"], 6) for h in cb.history] == [0.05, 0.1, 0.15, 0.12, 0.11]
     # The offline rule agrees with the online one.
-    assert choose_stop(cb.summaries(), epochs=cb.epochs(), patience=2) == (8, 4)
+    assert choose_stop(cb.summaries(), epochs=cb.epochs(), patience=2, signal="eps_at_max_1") == (8, 4)
 
 
 def test_callback_rejects_signal_above_max_dim():
