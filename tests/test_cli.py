@@ -392,3 +392,32 @@ def test_nproc_2_gives_the_same_diagrams(capsys: pytest.CaptureFixture[str],
         for q in range(2):
             x, y = a[f"dim{q}"], b[f"dim{q}"]
             np.testing.assert_array_equal(x[np.lexsort(x.T[::-1])], y[np.lexsort(y.T[::-1])])
+
+
+def _dipha_executable() -> str | None:
+    here = Path(sys.executable).parent / "dipha"
+    if here.exists():
+        return str(here)
+    return shutil.which("dipha")
+
+
+@needs_engine
+def test_diagram_file_equals_the_dipha_executables(topology_run: Path, tmp_path: Path) -> None:
+    """Our .bin.out is byte for byte what ``dipha --upper_dim 2 --dual`` writes for the graph."""
+    exe = _dipha_executable()
+    if exe is None:
+        pytest.skip("the dipha executable is not installed")
+    from topodnn import datasets, graph, training
+
+    model, _ = training.model_from_checkpoint(topology_run / "ckpt_trl0_epc1.pt")
+    _, test, _ = datasets.load_dataset("mnist", n_test=200)
+    g = graph.functional_graph(model, test.tensors[0], n_samples=200, threshold=0.6,
+                               progress=False)
+    graph.save_dipha(tmp_path / "graph.bin", g)
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    proc = subprocess.run([exe, "--upper_dim", "2", "--dual", str(tmp_path / "graph.bin"),
+                           str(tmp_path / "out.bin")], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    ours = (topology_run / "adj_epc1_trl0_0.3.bin.out").read_bytes()
+    assert ours == (tmp_path / "out.bin").read_bytes()
