@@ -551,6 +551,31 @@ def _progress_bar(iterable: Iterable[Any], enabled: bool, **kw: Any) -> Iterable
     return tqdm(iterable, **kw)
 
 
+def _with_elapsed(desc: str, enabled: bool, fn: Callable[[], Any]) -> Any:
+    """Run ``fn()`` while a tqdm line shows the elapsed time (the engine has no progress)."""
+    if not enabled:
+        return fn()
+    import threading
+
+    from tqdm.auto import tqdm
+
+    done = threading.Event()
+    bar = tqdm(total=None, desc=desc, bar_format="{desc}: {elapsed}", leave=False)
+
+    def tick() -> None:
+        while not done.wait(0.5):
+            bar.refresh()
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        return fn()
+    finally:
+        done.set()
+        ticker.join()
+        bar.close()
+
+
 def _say(msg: str, progress: bool) -> None:
     if progress:
         from tqdm.auto import tqdm
@@ -661,7 +686,9 @@ def topology_per_epoch(args: argparse.Namespace, folder: Path,
         sparse_graph.data *= 0.5
         t_graph = time.perf_counter() - t0
         t0 = time.perf_counter()
-        dgms = _persistence(sparse_graph, max_dim, args.max_epsilon, args.nproc, folder)
+        dgms = _with_elapsed(
+            f"epoch {e}: persistence H0..H{max_dim}", args.progress,
+            lambda: _persistence(sparse_graph, max_dim, args.max_epsilon, args.nproc, folder))
         t_pers = time.perf_counter() - t0
         dgms = (dgms + [np.zeros((0, 2))] * (max_dim + 1))[: max_dim + 1]
         n_nodes = int(info["n_nodes"])
