@@ -22,13 +22,18 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _engine_available() -> tuple[bool, str]:
+    """Whether the compiled persistence engine is built into topodnn._core."""
     try:
         import mpi4py.MPI  # noqa: F401  (MPI before the compiled module)
         from topodnn import _core
     except ImportError as exc:  # pragma: no cover - depends on the build
         return False, f"topodnn._core cannot be imported ({exc})"
-    if not hasattr(_core, "persistence"):
-        return False, "the compiled engine (topodnn._core.persistence) is not built in"
+    if not any("persistence" in name for name in dir(_core)):
+        return False, "the compiled engine (topodnn._core persistence binding) is not built in"
+    try:
+        import topodnn.engine  # noqa: F401
+    except ModuleNotFoundError as exc:
+        return False, f"topodnn.engine is missing ({exc})"
     return True, ""
 
 
