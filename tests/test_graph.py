@@ -283,6 +283,12 @@ def test_hooks_leave_model_unchanged(small_model: SmallConv, images: torch.Tenso
     small_model.eval()
     functional_graph(small_model, images, n_samples=40, progress=False)
     assert not small_model.training
+    small_model.train()
+    small_model.conv2.eval()  # mixed modes come back as they were
+    functional_graph(small_model, images, n_samples=40, progress=False)
+    assert [m.training for m in small_model.modules()] == [
+        True, True, True, False, True, True, True
+    ]
 
 
 class Exploding(nn.Module):

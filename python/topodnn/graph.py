@@ -80,7 +80,7 @@ def _progress_bar(total: int, desc: str, unit: str, enabled: bool):
             enabled = False
     if enabled:
         try:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
         except ImportError:  # pragma: no cover - tqdm is a dependency
             enabled = False
     if not enabled:
@@ -144,7 +144,7 @@ def _input_batches(data: Any, n_samples: int, batch_size: int):
     tuple/list items, the item itself otherwise; items are stacked ``batch_size`` at a time).
     """
     import torch
-    from torch.utils.data import DataLoader, Dataset, TensorDataset
+    from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
     if isinstance(data, np.ndarray):
         data = torch.from_numpy(data)
@@ -160,7 +160,11 @@ def _input_batches(data: Any, n_samples: int, batch_size: int):
     def first(x: Any) -> Any:
         return x[0] if isinstance(x, (tuple, list)) else x
 
-    if isinstance(data, Dataset) and not isinstance(data, DataLoader) and hasattr(data, "__len__"):
+    if (
+        isinstance(data, Dataset)
+        and not isinstance(data, (DataLoader, IterableDataset))
+        and hasattr(data, "__len__")
+    ):
         n = len(data)
         if n == 0:
             raise ValueError("data is empty: the Dataset has length 0")
@@ -310,7 +314,8 @@ def collect_activations(
     sizes: list[int] = []
     offsets: list[int] = []
     filled = 0
-    was_training = model.training
+    modes = [(mod, mod.training) for mod in model.modules()]  # restored one by one
+    torch_dtype = torch.float64 if dt == np.float64 else torch.float32
     handles = [modules[name].register_forward_hook(make_hook(name)) for name in names]
     bar = _progress_bar(n_samples, "activations", "sample", progress)
     try:
@@ -355,7 +360,9 @@ def collect_activations(
                             f"layer {name!r} has {out.shape[1]} units per sample in this batch "
                             f"but {size} in the first one"
                         )
-                    X[filled : filled + nb, off : off + size] = out.to("cpu").numpy()
+                    X[filled : filled + nb, off : off + size] = out.to(
+                        device="cpu", dtype=torch_dtype
+                    ).numpy()
                 filled += nb
                 bar.update(nb)
                 for name in names:
@@ -364,7 +371,8 @@ def collect_activations(
         bar.close()
         for h in handles:
             h.remove()
-        model.train(was_training)
+        for mod, training in modes:
+            mod.training = training
     if X is None:
         raise ValueError("data is empty: no input samples")
     if filled < X.shape[0]:
@@ -477,7 +485,6 @@ def _symmetric_csr(
     np.cumsum(up_count, out=u_ptr[1:])
     U = sp.csr_matrix((vals, cols.astype(idt, copy=False), u_ptr), shape=(n, n), copy=False)
     L = U.T.tocsr()  # csc -> csr: a transposition, sorted indices, zeros kept
-    assert L.nnz == U.nnz
     low_count = np.diff(L.indptr).astype(idt)
     indptr = np.zeros(n + 1, dtype=idt)
     np.cumsum(up_count + low_count, out=indptr[1:])
@@ -522,7 +529,7 @@ def _allgather_edges(comm: Any, parts: dict[int, tuple[np.ndarray, ...]], n_bloc
     counts_local = [int(parts[b][0].shape[0]) for b in mine]
     meta = comm.allgather((mine, counts_local))
     block_count = np.zeros(n_blocks, dtype=np.int64)
-    block_owner_order = []  # (rank, block) in the order ranks send them
+    block_owner_order = []  # block ids in the order the ranks' data arrive
     for rank, (blks, cnts) in enumerate(meta):
         for b, c in zip(blks, cnts):
             block_count[b] = c
