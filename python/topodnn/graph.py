@@ -460,13 +460,20 @@ def _dense_from_blocks(Z: np.ndarray, block_size: int, progress: bool) -> np.nda
             bar.update((i1 - i0) * (n - i0))
     finally:
         bar.close()
-    for i0, i1 in blocks:
+    _mirror_upper_(D)
+    np.fill_diagonal(D, 0.0)
+    return D
+
+
+def _mirror_upper_(D: np.ndarray, tile: int = 256) -> None:
+    """Copy the strict upper triangle onto the lower one, in cache-sized tiles."""
+    n = D.shape[0]
+    for i0 in range(0, n, tile):
+        i1 = min(n, i0 + tile)
         D[i0:i1, :i0] = D[:i0, i0:i1].T
         blk = D[i0:i1, i0:i1]
         lo = np.tril_indices(i1 - i0, -1)
         blk[lo] = blk.T[lo]
-    np.fill_diagonal(D, 0.0)
-    return D
 
 
 def _symmetric_csr(
