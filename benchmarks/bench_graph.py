@@ -116,6 +116,7 @@ def child(kind: str, workload: str) -> dict:
     else:
         raise SystemExit(f"unknown kind {kind}")
     out["peak_rss"] = maxrss_bytes()
+    out["load1"] = os.getloadavg()[0]
     return out
 
 
@@ -182,7 +183,7 @@ def main(argv: list[str]) -> None:
     workloads = argv or ["lenet", "resnet18", "vgg16"]
     print(f"threads: OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}, "
           f"cpus={os.cpu_count()}, threshold={THRESHOLD}")
-    head = ("workload", "shape", "what", "seconds", "vs gemm32", "peak RSS GiB", "result")
+    head = ("workload", "shape", "what", "seconds", "vs gemm32", "peak RSS GiB", "load1", "result")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head), flush=True)
     for w in workloads:
@@ -197,7 +198,8 @@ def main(argv: list[str]) -> None:
                 peer = r["seconds"]
             print(
                 f"| {w} | {r['m']}x{r['n']} | {k} | {r['seconds']:.3f} | "
-                f"{r['seconds'] / peer:.2f}x | {r['peak_rss'] / 2**30:.2f} | {r['result']} |",
+                f"{r['seconds'] / peer:.2f}x | {r['peak_rss'] / 2**30:.2f} | {r['load1']:.1f} | "
+                f"{r['result']} |",
                 flush=True,
             )
 
