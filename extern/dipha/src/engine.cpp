@@ -122,20 +122,26 @@ class ColumnStore {
   void add_to(int64_t s, std::vector<int64_t>& col, std::vector<int64_t>& tmp) const {
     const int64_t* a = pool_.data() + start_[s];
     const int64_t* ae = a + len_[s];
-    auto b = col.begin(), be = col.end();
-    tmp.clear();
+    const int64_t* b = col.data();
+    const int64_t* be = b + col.size();
+    tmp.resize(col.size() + static_cast<size_t>(len_[s]));
+    int64_t* o = tmp.data();
     while (a != ae && b != be) {
-      if (*a < *b) {
-        tmp.push_back(*a++);
-      } else if (*b < *a) {
-        tmp.push_back(*b++);
+      int64_t x = *a, y = *b;
+      if (x < y) {
+        *o++ = x;
+        ++a;
+      } else if (y < x) {
+        *o++ = y;
+        ++b;
       } else {
         ++a;
         ++b;
       }
     }
-    tmp.insert(tmp.end(), a, ae);
-    tmp.insert(tmp.end(), b, be);
+    o = std::copy(a, ae, o);
+    o = std::copy(b, be, o);
+    tmp.resize(static_cast<size_t>(o - tmp.data()));
     col.swap(tmp);
   }
   // (pivot position, column position) of every stored column.
