@@ -22,6 +22,7 @@ MPI_Comm comm_from_handle(py::object handle) {
     throw py::value_error("MPI is not initialized: import mpi4py.MPI before calling the engine");
   }
   if (handle.is_none()) return MPI_COMM_WORLD;
+  if (py::hasattr(handle, "py2f")) handle = handle.attr("py2f")();  // an mpi4py communicator
   return MPI_Comm_f2c(static_cast<MPI_Fint>(handle.cast<long long>()));
 }
 
@@ -119,8 +120,8 @@ void register_io(py::module_& m) {
       },
       py::arg("path"), py::arg("upper_dim") = py::none(), py::arg("dual") = false, py::arg("general") = false,
       py::arg("comm") = py::none(),
-      "DIPHA diagram of an input file, collective over the communicator (Fortran handle from "
-      "mpi4py's Comm.py2f(); default MPI_COMM_WORLD). Returns (dims, births, deaths) sorted as "
+      "DIPHA diagram of an input file, collective over the communicator (an mpi4py Comm or its "
+      "Fortran handle Comm.py2f(); default MPI_COMM_WORLD). Returns (dims, births, deaths) sorted as "
       "in a diagram file.");
 
   m.def(

@@ -176,3 +176,26 @@ def test_sphere_general_matches_regression_file(dipha_test_data):
     recs = records(dipha_test_data / "sphere_3_32.complex", 3)
     ref = io.read_diagram(dipha_test_data / "sphere_3.diagram").records
     assert recs == [tuple(r) for r in ref.tolist()]
+
+
+def test_degenerate_inputs(tmp_path):
+    io.write_image(tmp_path / "line.complex", np.array([3.0, 1.0, 2.0, 0.0, 5.0]))  # 1-D image
+    assert records(tmp_path / "line.complex") == [(-1, 0.0, 5.0), (0, 1.0, 2.0)]
+    assert records(tmp_path / "line.complex", dual=True) == [(-1, 0.0, 5.0), (0, 1.0, 2.0)]
+    io.write_distance_matrix(tmp_path / "n0.complex", np.zeros((0, 0)))
+    assert records(tmp_path / "n0.complex", 2) == []
+    io.write_distance_matrix(tmp_path / "n1.complex", np.zeros((1, 1)))
+    assert records(tmp_path / "n1.complex", 2) == [(-1, 0.0, 0.0)]
+    io.write_sparse_distance_matrix(tmp_path / "s3.complex", sp.csr_matrix((3, 3)))  # no edges
+    assert records(tmp_path / "s3.complex", 2, dual=True) == [(-1, 0.0, 0.0)] * 3
+    empty = io.ExplicitComplex(form=0, dim=0, dims=np.zeros(0, np.int64), values=np.zeros(0),
+                               offsets=np.zeros(1, np.int64), entries=np.zeros(0, np.int64))
+    io.write_explicit_complex(tmp_path / "e.complex", empty)
+    assert records(tmp_path / "e.complex") == []
+
+
+def test_compute_accepts_mpi4py_communicator(dipha_test_data):
+    from mpi4py import MPI
+
+    dims, _, _ = _core.compute_diagram(str(dipha_test_data / "primal_explicit.complex"), comm=MPI.COMM_SELF)
+    assert len(dims) == 17
