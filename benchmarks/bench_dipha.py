@@ -119,6 +119,8 @@ def main(argv: Optional[list] = None) -> None:
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per run")
     ap.add_argument("--primal-big", action="store_true",
                     help="also run the general path in primal mode on the big inputs (slow)")
+    ap.add_argument("--scale", nargs="*", default=[], metavar="N:Q",
+                    help="extra synthetic graphs (N units, quantile Q) run on 1 rank, general path --dual only")
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "RESULTS.md")
     args = ap.parse_args(argv)
     bin_dir = find_bin()
@@ -131,6 +133,12 @@ def main(argv: Optional[list] = None) -> None:
     syn = tmp / "synthetic.complex"
     t, edges = synthetic_graph(syn, args.points, args.quantile)
     inputs.append((f"synthetic corr. graph (sparse, n={args.points}, {edges} edges, d<={t:.3f})", syn, 2, True))
+    scale = []
+    for spec in args.scale:
+        n_s, q_s = spec.split(":")
+        p = tmp / f"scale_{n_s}_{q_s}.complex"
+        t_s, e_s = synthetic_graph(p, int(n_s), float(q_s))
+        scale.append((f"synthetic corr. graph (sparse, n={n_s}, {e_s} edges, d<={t_s:.3f})", p, 2))
     if args.graph:
         inputs.append((f"{args.graph.name}", args.graph, args.graph_dim, True))
 
@@ -149,6 +157,12 @@ def main(argv: Optional[list] = None) -> None:
                 else:
                     print(f"{label:60s} ud={ud} {name:20s} P={P}: FAILED: {r['note']}")
 
+    for label, path, ud in scale:
+        r = run(bin_dir, 1, ["--upper_dim", str(ud), "--general", "--dual"], path, tmp / "out.diagram", args.timeout)
+        rows.append((label, ud, "--general --dual", 1, r))
+        print(f"{label:60s} ud={ud} --general --dual P=1: " + (f"{r['wall']:8.2f} s wall, peak {r['peak_mb']:.0f} MB"
+                                                               if r["ok"] else f"FAILED: {r['note']}"))
+
     # outputs of successful runs on the same input must agree
     agree = {}
     for label, _, _, _, r in rows:
@@ -156,7 +170,8 @@ def main(argv: Optional[list] = None) -> None:
             agree.setdefault(label, set()).add(r["digest"])
 
     lines = [SECTION, "",
-             f"`python benchmarks/bench_dipha.py --points {args.points} --quantile {args.quantile}` on "
+             f"`python benchmarks/bench_dipha.py --points {args.points} --quantile {args.quantile}"
+             + (f" --scale {' '.join(args.scale)}" if args.scale else "") + "` on "
              f"{os.cpu_count()} cores ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}). "
              "Wall time around `mpirun`; peak RSS is the maximum over ranks from `--benchmark`. "
              "Ranks > cores are oversubscribed.", "",
