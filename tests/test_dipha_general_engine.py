@@ -199,3 +199,32 @@ def test_compute_accepts_mpi4py_communicator(dipha_test_data):
 
     dims, _, _ = _core.compute_diagram(str(dipha_test_data / "primal_explicit.complex"), comm=MPI.COMM_SELF)
     assert len(dims) == 17
+
+
+def test_relabelled_vertices_and_shifted_values(tmp_path):
+    """Diagram invariant under vertex relabelling; Rips values scale with the distances."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((18, 3))
+    D = np.linalg.norm(X[:, None] - X[None], axis=-1)
+    perm = rng.permutation(18)
+    io.write_distance_matrix(tmp_path / "a.complex", D)
+    io.write_distance_matrix(tmp_path / "b.complex", D[np.ix_(perm, perm)])
+    io.write_distance_matrix(tmp_path / "c.complex", 4.0 * D)
+    a, b, c = (records(tmp_path / f"{x}.complex", 2) for x in "abc")
+    assert a == b
+    assert c == [(k, 4.0 * x, 4.0 * y) for k, x, y in a]
+    img = rng.random((6, 5, 4))
+    io.write_image(tmp_path / "i.complex", img)
+    io.write_image(tmp_path / "j.complex", img + 10.0)
+    io.write_image(tmp_path / "k.complex", img.transpose(2, 0, 1))  # axes permuted
+    i, j, k = (records(tmp_path / f"{x}.complex") for x in "ijk")
+    assert [(d, x + 10.0, y + 10.0) for d, x, y in i] == j
+    assert i == k
+
+
+def test_dense_and_sparse_input_agree(dipha_test_data, tmp_path):
+    full = dipha_test_data / "sphere_3_32.complex"
+    _core.full_to_sparse(1e9, str(full), str(tmp_path / "all.complex"))
+    assert records(tmp_path / "all.complex", 3) == records(full, 3)
+    _core.full_to_sparse(0.5, str(full), str(tmp_path / "half.complex"))
+    assert (tmp_path / "half.complex").read_bytes() == (dipha_test_data / "sphere_3_32_0.5.complex").read_bytes()
