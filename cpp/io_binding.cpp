@@ -15,18 +15,35 @@ namespace py = pybind11;
 
 namespace {
 
-MPI_Comm comm_from_handle(py::object handle) {
-  int init = 0;
-  MPI_Initialized(&init);
-  if (!init) {
-    throw py::value_error("MPI is not initialized: import mpi4py.MPI before calling the engine");
+// A private duplicate of the caller's communicator (an mpi4py Comm, its Fortran handle from
+// Comm.py2f(), or None for MPI_COMM_WORLD), freed when the call returns.
+class CommDup {
+ public:
+  explicit CommDup(py::object handle) {
+    int init = 0;
+    MPI_Initialized(&init);
+    if (!init) {
+      throw py::value_error("MPI is not initialized: import mpi4py.MPI before calling the engine");
+    }
+    MPI_Comm base = MPI_COMM_WORLD;
+    if (!handle.is_none()) {
+      if (py::hasattr(handle, "py2f")) handle = handle.attr("py2f")();
+      base = MPI_Comm_f2c(static_cast<MPI_Fint>(handle.cast<long long>()));
+    }
+    MPI_Comm_dup(base, &comm_);
   }
-  if (handle.is_none()) return MPI_COMM_WORLD;
-  return MPI_Comm_f2c(static_cast<MPI_Fint>(handle.cast<long long>()));
-}
+  ~CommDup() { MPI_Comm_free(&comm_); }
+  CommDup(const CommDup&) = delete;
+  CommDup& operator=(const CommDup&) = delete;
+  MPI_Comm get() const { return comm_; }
+
+ private:
+  MPI_Comm comm_ = MPI_COMM_NULL;
+};
 
 int run_cli(int (*fn)(int, char**, MPI_Comm), const std::vector<std::string>& argv, py::object comm) {
-  MPI_Comm c = comm_from_handle(comm);
+  CommDup dup(comm);
+  MPI_Comm c = dup.get();
   std::vector<std::string> copy = argv;
   std::vector<char*> ptrs;
   for (auto& s : copy) ptrs.push_back(&s[0]);
@@ -91,7 +108,8 @@ void register_io(py::module_& m) {
   m.def(
       "compute_diagram",
       [](const std::string& path, py::object upper_dim, bool dual, bool general, py::object comm) {
-        MPI_Comm c = comm_from_handle(comm);
+        CommDup dup(comm);
+        MPI_Comm c = dup.get();
         dipha::Options opt;
         if (!upper_dim.is_none()) {
           opt.upper_dim = upper_dim.cast<int64_t>();
@@ -119,8 +137,8 @@ void register_io(py::module_& m) {
       },
       py::arg("path"), py::arg("upper_dim") = py::none(), py::arg("dual") = false, py::arg("general") = false,
       py::arg("comm") = py::none(),
-      "DIPHA diagram of an input file, collective over the communicator (Fortran handle from "
-      "mpi4py's Comm.py2f(); default MPI_COMM_WORLD). Returns (dims, births, deaths) sorted as "
+      "DIPHA diagram of an input file, collective over the communicator (an mpi4py Comm or its "
+      "Fortran handle Comm.py2f(); default MPI_COMM_WORLD). Returns (dims, births, deaths) sorted as "
       "in a diagram file.");
 
   m.def(

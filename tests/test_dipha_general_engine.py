@@ -176,3 +176,55 @@ def test_sphere_general_matches_regression_file(dipha_test_data):
     recs = records(dipha_test_data / "sphere_3_32.complex", 3)
     ref = io.read_diagram(dipha_test_data / "sphere_3.diagram").records
     assert recs == [tuple(r) for r in ref.tolist()]
+
+
+def test_degenerate_inputs(tmp_path):
+    io.write_image(tmp_path / "line.complex", np.array([3.0, 1.0, 2.0, 0.0, 5.0]))  # 1-D image
+    assert records(tmp_path / "line.complex") == [(-1, 0.0, 5.0), (0, 1.0, 2.0)]
+    assert records(tmp_path / "line.complex", dual=True) == [(-1, 0.0, 5.0), (0, 1.0, 2.0)]
+    io.write_distance_matrix(tmp_path / "n0.complex", np.zeros((0, 0)))
+    assert records(tmp_path / "n0.complex", 2) == []
+    io.write_distance_matrix(tmp_path / "n1.complex", np.zeros((1, 1)))
+    assert records(tmp_path / "n1.complex", 2) == [(-1, 0.0, 0.0)]
+    io.write_sparse_distance_matrix(tmp_path / "s3.complex", sp.csr_matrix((3, 3)))  # no edges
+    assert records(tmp_path / "s3.complex", 2, dual=True) == [(-1, 0.0, 0.0)] * 3
+    empty = io.ExplicitComplex(form=0, dim=0, dims=np.zeros(0, np.int64), values=np.zeros(0),
+                               offsets=np.zeros(1, np.int64), entries=np.zeros(0, np.int64))
+    io.write_explicit_complex(tmp_path / "e.complex", empty)
+    assert records(tmp_path / "e.complex") == []
+
+
+def test_compute_accepts_mpi4py_communicator(dipha_test_data):
+    from mpi4py import MPI
+
+    dims, _, _ = _core.compute_diagram(str(dipha_test_data / "primal_explicit.complex"), comm=MPI.COMM_SELF)
+    assert len(dims) == 17
+
+
+def test_relabelled_vertices_and_shifted_values(tmp_path):
+    """Diagram invariant under vertex relabelling; Rips values scale with the distances."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((18, 3))
+    D = np.linalg.norm(X[:, None] - X[None], axis=-1)
+    perm = rng.permutation(18)
+    io.write_distance_matrix(tmp_path / "a.complex", D)
+    io.write_distance_matrix(tmp_path / "b.complex", D[np.ix_(perm, perm)])
+    io.write_distance_matrix(tmp_path / "c.complex", 4.0 * D)
+    a, b, c = (records(tmp_path / f"{x}.complex", 2) for x in "abc")
+    assert a == b
+    assert c == [(k, 4.0 * x, 4.0 * y) for k, x, y in a]
+    img = rng.random((6, 5, 4))
+    io.write_image(tmp_path / "i.complex", img)
+    io.write_image(tmp_path / "j.complex", img + 10.0)
+    io.write_image(tmp_path / "k.complex", img.transpose(2, 0, 1))  # axes permuted
+    i, j, k = (records(tmp_path / f"{x}.complex") for x in "ijk")
+    assert [(d, x + 10.0, y + 10.0) for d, x, y in i] == j
+    assert i == k
+
+
+def test_dense_and_sparse_input_agree(dipha_test_data, tmp_path):
+    full = dipha_test_data / "sphere_3_32.complex"
+    _core.full_to_sparse(1e9, str(full), str(tmp_path / "all.complex"))
+    assert records(tmp_path / "all.complex", 3) == records(full, 3)
+    _core.full_to_sparse(0.5, str(full), str(tmp_path / "half.complex"))
+    assert (tmp_path / "half.complex").read_bytes() == (dipha_test_data / "sphere_3_32_0.5.complex").read_bytes()

@@ -30,7 +30,12 @@ const char* kDiphaUsage =
     "  --general       types 7/8: use the general engine (explicit enumeration of all simplices\n"
     "                  up to --upper_dim, distributed column reduction) instead of the fast\n"
     "                  Vietoris-Rips path; same output, more memory (extension, not in DIPHA)\n"
-    "  --help          print this text and exit\n";
+    "  --help          print this text and exit\n"
+    "\n"
+    "Work split: every rank reads the whole input and builds the filtration; the columns of the\n"
+    "boundary (or, with --dual, coboundary) matrix are generated and reduced distributed over the\n"
+    "ranks, each rank keeping the reduced columns whose pivots lie in its block of filtration\n"
+    "positions. The diagram does not depend on the number of ranks or on --dual.\n";
 
 const char* kDualizeUsage =
     "Usage: dualize [--benchmark] input_filename output_filename\n"

@@ -4,6 +4,8 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -75,6 +77,17 @@ class PhaseTimer {
   int64_t received_ = 0;
 };
 
+// Barrier that sleeps while waiting, so idle ranks leave their core to ranks still reducing.
+void polite_barrier(MPI_Comm comm) {
+  MPI_Request req;
+  MPI_Ibarrier(comm, &req);
+  for (int flag = 0;;) {
+    MPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+    if (flag) break;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
 void send_words(const std::vector<int64_t>& v, int dest, MPI_Comm comm) {
   int64_t n = static_cast<int64_t>(v.size());
   MPI_Send(&n, 1, MPI_INT64_T, dest, kTagColumns, comm);
@@ -85,6 +98,13 @@ void send_words(const std::vector<int64_t>& v, int dest, MPI_Comm comm) {
 }
 
 void recv_words(std::vector<int64_t>& v, int src, MPI_Comm comm, int64_t* received) {
+  // Wait politely: the sender is usually still reducing, and a busy-polling receiver would take a
+  // core from it when ranks share cores.
+  for (int flag = 0;;) {
+    MPI_Iprobe(src, kTagColumns, comm, &flag, MPI_STATUS_IGNORE);
+    if (flag) break;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
   int64_t n = 0;
   MPI_Recv(&n, 1, MPI_INT64_T, src, kTagColumns, comm, MPI_STATUS_IGNORE);
   v.resize(static_cast<size_t>(n));
@@ -95,13 +115,38 @@ void recv_words(std::vector<int64_t>& v, int src, MPI_Comm comm, int64_t* receiv
   *received += 8 * (n + 1);
 }
 
-// Block distribution of [0, L) over P ranks (ceil(L/P) per rank, trailing ranks may be empty).
+// Contiguous blocks of filtration positions, one per rank. The boundaries split the *columns*
+// (cells that are reduced in some pass) evenly rather than all positions: e.g. in dual Rips runs
+// the top-dimensional cells, which are never columns, crowd the low positions, and an even split
+// of positions would leave nearly all reduction work to one rank. Any contiguous split gives the
+// same result; trailing ranks may be empty.
 struct Block {
   int64_t begin, end;
 };
-Block block_of(int64_t L, int P, int r) {
-  int64_t w = std::max<int64_t>(1, (L + P - 1) / P);
-  return {std::min(w * r, L), std::min(w * (r + 1), L)};
+Block block_of(const std::vector<char>& is_column, int P, int r) {
+  const int64_t L = static_cast<int64_t>(is_column.size());
+  int64_t total = 0;
+  for (char c : is_column) total += c;
+  if (total == 0) {  // nothing to reduce: plain even split of positions
+    int64_t w = std::max<int64_t>(1, (L + P - 1) / P);
+    return {std::min(w * r, L), std::min(w * (r + 1), L)};
+  }
+  // rank r owns the positions whose column rank (count of columns before them) is in
+  // [ceil(total*r/P), ceil(total*(r+1)/P)); non-column positions go with the next column.
+  auto boundary = [&](int rr) -> int64_t {
+    if (rr <= 0) return 0;
+    if (rr >= P) return L;
+    int64_t target = (total * rr + P - 1) / P;  // first column index of rank rr
+    int64_t seen = 0;
+    for (int64_t i = 0; i < L; ++i) {
+      if (is_column[i]) {
+        if (seen == target) return i;
+        ++seen;
+      }
+    }
+    return L;
+  };
+  return {boundary(r), boundary(r + 1)};
 }
 
 // Reduced columns stored by the rank owning their pivot (append-only).
@@ -122,20 +167,26 @@ class ColumnStore {
   void add_to(int64_t s, std::vector<int64_t>& col, std::vector<int64_t>& tmp) const {
     const int64_t* a = pool_.data() + start_[s];
     const int64_t* ae = a + len_[s];
-    auto b = col.begin(), be = col.end();
-    tmp.clear();
+    const int64_t* b = col.data();
+    const int64_t* be = b + col.size();
+    tmp.resize(col.size() + static_cast<size_t>(len_[s]));
+    int64_t* o = tmp.data();
     while (a != ae && b != be) {
-      if (*a < *b) {
-        tmp.push_back(*a++);
-      } else if (*b < *a) {
-        tmp.push_back(*b++);
+      int64_t x = *a, y = *b;
+      if (x < y) {
+        *o++ = x;
+        ++a;
+      } else if (y < x) {
+        *o++ = y;
+        ++b;
       } else {
         ++a;
         ++b;
       }
     }
-    tmp.insert(tmp.end(), a, ae);
-    tmp.insert(tmp.end(), b, be);
+    o = std::copy(a, ae, o);
+    o = std::copy(b, be, o);
+    tmp.resize(static_cast<size_t>(o - tmp.data()));
     col.swap(tmp);
   }
   // (pivot position, column position) of every stored column.
@@ -231,7 +282,13 @@ Diagram general_diagram(const Complex& cx, const Options& opt, MPI_Comm comm, Ph
   for (int64_t i = 0; i < L; ++i) pos_of[keys[i].id] = i;
   timer.end("filtration sort");
 
-  const Block blk = block_of(L, P, rank);
+  std::vector<char> is_column(static_cast<size_t>(L));
+  for (int64_t i = 0; i < L; ++i) {
+    const int64_t d = keys[i].dim;
+    is_column[i] = opt.dual ? (d < top) : (d >= 1 && d <= top);
+  }
+  const Block blk = block_of(is_column, P, rank);
+  is_column = std::vector<char>();
   ColumnStore store(blk);
   std::vector<int64_t> input, output, faces;
 
@@ -277,6 +334,7 @@ Diagram general_diagram(const Complex& cx, const Options& opt, MPI_Comm comm, Ph
       if (rank > 0) send_words(output, rank - 1, comm);
       if (t < P - 1 - rank) recv_words(input, rank + 1, comm, timer.received());
     }
+    polite_barrier(comm);
     timer.end("pass dim " + std::to_string(q));
   }
 
