@@ -27,6 +27,7 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <string>
@@ -86,6 +87,8 @@ struct Graph {
   std::vector<int32_t> nb;      // neighbour ids, ascending per row
   std::vector<double> nv;       // edge values, same order
   std::vector<Entry> edges;     // (value, rank) of every edge, sorted by key
+  std::vector<double> bd;       // per row, neighbour distances ascending ("balls"), same offsets
+  std::vector<int32_t> bv;      // the matching neighbour ids
 
   double dist(int32_t a, int32_t b) const {
     if (!mat.empty()) return mat[static_cast<size_t>(a) * n + b];
@@ -143,6 +146,17 @@ Graph build_graph(const DistanceView& d, double threshold, bool clamp_negative) 
       for (int64_t p = g.ptr[i]; p < g.ptr[i + 1]; ++p) g.mat[static_cast<size_t>(i) * n + g.nb[p]] = g.nv[p];
   }
   std::sort(g.edges.begin(), g.edges.end(), key_less);
+  g.bd.resize(E2);
+  g.bv.resize(E2);
+  {
+    std::vector<std::pair<double, int32_t>> row;
+    for (int64_t i = 0; i < n; ++i) {
+      row.clear();
+      for (int64_t p = g.ptr[i]; p < g.ptr[i + 1]; ++p) row.push_back({g.nv[p], g.nb[p]});
+      std::sort(row.begin(), row.end());
+      for (size_t t = 0; t < row.size(); ++t) { g.bd[g.ptr[i] + t] = row[t].first; g.bv[g.ptr[i] + t] = row[t].second; }
+    }
+  }
   return g;
 }
 
@@ -202,13 +216,15 @@ struct Complex {
     }
     int p = 0;  // number of vertices of sigma below w
     if (!g.mat.empty()) {
-      const double* M = g.mat.data();
-      const size_t n = static_cast<size_t>(g.n);
+      // rows of sigma's vertices, read at ascending w: sequential memory traffic
+      const double* rows[kMaxVerts];
+      int nr = 0;
+      for (int a = 0; a <= k; ++a)
+        if (a != u) rows[nr++] = g.mat.data() + static_cast<size_t>(v[a]) * g.n;
       for (; nb != ne; ++nb, ++nv) {
         const int32_t w = *nb;
         double m = std::max(val, *nv);
-        const double* row = M + static_cast<size_t>(w) * n;
-        for (int a = 0; a <= k; ++a) m = std::max(m, row[v[a]]);
+        for (int a = 0; a < nr; ++a) m = std::max(m, rows[a][w]);
         if (m == kInf) continue;  // not adjacent to all, or w in sigma (diagonal is +inf)
         while (p <= k && v[p] < w) ++p;
         if (f(m, lo[p] + C(w, p + 1) + hi[p], w)) return;
@@ -248,31 +264,77 @@ struct Complex {
     }
   }
 
+  // Smallest vertex w such that sigma + {w} has value val (= val(sigma)), or -1: the
+  // intersection of the balls of radius val around sigma's vertices, scanned from the smallest.
+  int32_t min_equal_coface_vertex(const int32_t* v, int k, double val) const {
+    int best_a = 0;
+    int64_t best_c = INT64_MAX;
+    for (int a = 0; a <= k; ++a) {
+      const double* b0 = g.bd.data() + g.ptr[v[a]];
+      const double* b1 = g.bd.data() + g.ptr[v[a] + 1];
+      int64_t c = std::upper_bound(b0, b1, val) - b0;
+      if (c < best_c) { best_c = c; best_a = a; }
+    }
+    if (best_c == 0) return -1;
+    int u = 0;
+    for (int a = 1; a <= k; ++a) if (g.degree(v[a]) < g.degree(v[u])) u = a;
+    if (best_c * 8 > g.degree(v[u])) {
+      // large balls: ascending scan of the smallest neighbour list, the first hit is the answer
+      int32_t found = -1;
+      cofaces(v, k, val, [&](double m, idx_t, int32_t w) {
+        if (m == val) { found = w; return true; }
+        return false;
+      });
+      return found;
+    }
+    const int32_t* w0 = g.bv.data() + g.ptr[v[best_a]];
+    int32_t best = INT32_MAX;
+    if (!g.mat.empty()) {
+      const double* rows[kMaxVerts];
+      int nr = 0;
+      for (int a = 0; a <= k; ++a)
+        if (a != best_a) rows[nr++] = g.mat.data() + static_cast<size_t>(v[a]) * g.n;
+      for (int64_t t = 0; t < best_c; ++t) {
+        const int32_t w = w0[t];
+        if (w >= best) continue;
+        bool ok = true;
+        for (int a = 0; a < nr && ok; ++a) ok = rows[a][w] <= val;  // +inf on the diagonal
+        if (ok) best = w;
+      }
+    } else {
+      for (int64_t t = 0; t < best_c; ++t) {
+        const int32_t w = w0[t];
+        if (w >= best) continue;
+        bool ok = true;
+        for (int a = 0; a <= k && ok; ++a)
+          if (a != best_a) ok = v[a] != w && g.dist(w, v[a]) <= val;
+        if (ok) best = w;
+      }
+    }
+    return best == INT32_MAX ? -1 : best;
+  }
+
   // Zero-persistence apparent pair (sigma, tau): val(tau) = val(sigma), tau the smallest-key
   // coface of sigma and sigma the largest-key facet of tau.
   // For a column sigma (dim k): the partner tau, or rank -1.
   idx_t apparent_cofacet(const int32_t* v, int k, double val, idx_t idx) const {
-    idx_t tau = -1;
+    const int32_t w = min_equal_coface_vertex(v, k, val);
+    if (w < 0) return -1;
     int32_t tv[kMaxVerts];
-    cofaces(v, k, val, [&](double m, idx_t r, int32_t w) {
-      if (m != val) return false;
-      // tau = sigma + {w}; sigma must be its first facet of value val (removing smallest first)
-      for (int a = 0, b = 0, placed = 0; a <= k + 1; ++a) {
-        if (!placed && (b > k || w < v[b])) { tv[a] = w; placed = 1; }
-        else tv[a] = v[b++];
-      }
-      idx_t first = -1;
-      facets(tv, k + 1, [&](double fv, idx_t fr, int) {
-        if (fv == val) { first = fr; return true; }
-        return false;
-      });
-      if (first == idx) tau = r;
-      return true;  // only the first equal-valued coface can be the smallest coface
+    for (int a = 0, b = 0, placed = 0; a <= k + 1; ++a) {
+      if (!placed && (b > k || w < v[b])) { tv[a] = w; placed = 1; }
+      else tv[a] = v[b++];
+    }
+    idx_t first = -1;
+    facets(tv, k + 1, [&](double fv, idx_t fr, int) {
+      if (fv == val) { first = fr; return true; }
+      return false;
     });
-    return tau;
+    return first == idx ? rank(tv, k + 1) : -1;
   }
   // For a simplex tau (dim k+1, vertices u): its zero-apparent facet, or rank -1.
   idx_t apparent_facet(const int32_t* u, int kp1, double val, idx_t idx) const {
+    (void)idx;
     idx_t sigma = -1;
     int jsel = -1;
     facets(u, kp1, [&](double fv, idx_t fr, int j) {
@@ -282,16 +344,8 @@ struct Complex {
     if (sigma < 0) return -1;
     int32_t sv[kMaxVerts];
     for (int a = 0, b = 0; a <= kp1; ++a) if (a != jsel) sv[b++] = u[a];
-    const int32_t wsel = u[jsel];
-    bool earlier = false;
-    // tau must be the first coface of sigma with value val: no w < wsel may give value val.
-    cofaces(sv, kp1 - 1, val, [&](double m, idx_t r, int32_t w) {
-      if (w >= wsel) { (void)r; return true; }
-      if (m == val) { earlier = true; return true; }
-      return false;
-    });
-    (void)idx;
-    return earlier ? -1 : sigma;
+    // tau must be the smallest-key coface of sigma of value val
+    return min_equal_coface_vertex(sv, kp1 - 1, val) == u[jsel] ? sigma : -1;
   }
 };
 
@@ -685,11 +739,14 @@ struct Engine {
 
   // Is the dim-q simplex (vertices v, value val, rank idx) a column to reduce?
   bool is_column(const int32_t* v, double val, idx_t idx, const HashMap& cleared_set) const {
+    // A simplex is in at most one pair: most simplices are the lower half of an apparent pair,
+    // test that first.
+    if (cx.apparent_cofacet(v, q, val, idx) >= 0) return false;
     if (q >= 2) {
       if (cleared_set.find(idx)) return false;
       if (cx.apparent_facet(v, q, val, idx) >= 0) return false;  // cleared by an apparent pair
     }
-    return cx.apparent_cofacet(v, q, val, idx) < 0;
+    return true;
   }
 
   Pairs run() {
