@@ -1,3 +1,153 @@
+// Binding of the Vietoris-Rips engine (extern/dipha/src/rips.cpp): numpy buffers in without
+// copies, an mpi4py communicator handed over through mpi4py's C API, the GIL released around the
+// computation, engine errors raised as ValueError.
+#include <mpi.h>
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#ifndef TOPODNN_NO_MPI4PY
+#include <mpi4py/mpi4py.h>
+#endif
+
+#include <cstring>
+
+#include "dipha/rips.hpp"
+
 namespace py = pybind11;
-void register_persistence(py::module_& m) { (void)m; }
+
+namespace {
+
+// Duplicate of the communicator behind a Python object (None -> MPI_COMM_SELF), freed on exit.
+class CommGuard {
+ public:
+  explicit CommGuard(const py::object& obj) {
+    MPI_Comm base = MPI_COMM_SELF;
+    if (!obj.is_none()) {
+#ifdef TOPODNN_NO_MPI4PY
+      throw py::value_error("comm: this build of topodnn has no mpi4py support; pass comm=None");
+#else
+      if (import_mpi4py() < 0) throw py::error_already_set();
+      MPI_Comm* p = PyMPIComm_Get(obj.ptr());
+      if (p == nullptr) throw py::error_already_set();
+      base = *p;
+#endif
+    }
+    if (MPI_Comm_dup(base, &comm_) != MPI_SUCCESS) throw py::value_error("comm: MPI_Comm_dup failed");
+  }
+  ~CommGuard() { MPI_Comm_free(&comm_); }
+  MPI_Comm get() const { return comm_; }
+
+ private:
+  MPI_Comm comm_ = MPI_COMM_NULL;
+};
+
+void ensure_mpi() {
+  int init = 0;
+  MPI_Initialized(&init);
+  if (!init) throw py::value_error("MPI is not initialised: import mpi4py.MPI before calling the engine");
+}
+
+dipha::rips::DistanceView view_of(const py::array& a, py::object indptr, py::object indices, py::object values,
+                                  int64_t n, std::vector<py::array>& keep) {
+  dipha::rips::DistanceView v;
+  if (!indptr.is_none()) {
+    auto ip = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(indptr);
+    auto ix = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(indices);
+    auto vv = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(values);
+    if (!ip || !ix || !vv) throw py::value_error("CSR arrays could not be converted");
+    if (ip.ndim() != 1 || ip.shape(0) != n + 1) throw py::value_error("indptr must have length n + 1");
+    if (ix.ndim() != 1 || vv.ndim() != 1 || ix.shape(0) != vv.shape(0)) throw py::value_error("indices and values must be 1-D of equal length");
+    if (ip.at(n) != ix.shape(0)) throw py::value_error("indptr[n] must equal the number of stored entries");
+    keep.push_back(ip); keep.push_back(ix); keep.push_back(vv);
+    v.n = n;
+    v.indptr = ip.data();
+    v.indices = ix.data();
+    v.values = vv.data();
+    return v;
+  }
+  if (a.ndim() != 2 || a.shape(0) != a.shape(1)) throw py::value_error("distance matrix must be square and 2-D");
+  v.n = a.shape(0);
+  if (py::isinstance<py::array_t<float>>(a)) {
+    auto f = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(a);
+    keep.push_back(f);
+    v.dense32 = f.data();
+  } else {
+    auto d = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(a);
+    if (!d) throw py::value_error("distance matrix must be numeric");
+    keep.push_back(d);
+    v.dense64 = d.data();
+  }
+  return v;
+}
+
+py::list rips_persistence(py::array dense, py::object indptr, py::object indices, py::object values, int64_t n,
+                          int max_dim, double threshold, py::object comm, bool verbose) {
+  ensure_mpi();
+  std::vector<py::array> keep;
+  dipha::rips::DistanceView v = view_of(dense, indptr, indices, values, n, keep);
+  CommGuard guard(comm);
+  dipha::rips::Options opt;
+  opt.max_dim = max_dim;
+  opt.threshold = threshold;
+  opt.verbose = verbose;
+  dipha::rips::Pairs pairs;
+  std::string err;
+  {
+    py::gil_scoped_release release;
+    try {
+      pairs = dipha::rips::persistence(v, opt, guard.get());
+    } catch (const dipha::Error& e) {
+      err = e.what();
+    }
+  }
+  if (!err.empty()) throw py::value_error(err);
+  py::list out;
+  for (auto& dim : pairs) {
+    py::array_t<double> a({static_cast<py::ssize_t>(dim.size()), static_cast<py::ssize_t>(2)});
+    auto m = a.mutable_unchecked<2>();
+    for (size_t i = 0; i < dim.size(); ++i) { m(i, 0) = dim[i].first; m(i, 1) = dim[i].second; }
+    out.append(a);
+  }
+  return out;
+}
+
+py::tuple dipha_diagram_from_matrix(py::array dense, py::object indptr, py::object indices, py::object values,
+                                    int64_t n, int64_t upper_dim, py::object comm) {
+  ensure_mpi();
+  std::vector<py::array> keep;
+  dipha::rips::DistanceView v = view_of(dense, indptr, indices, values, n, keep);
+  CommGuard guard(comm);
+  dipha::Diagram d;
+  std::string err;
+  {
+    py::gil_scoped_release release;
+    try {
+      d = dipha::rips::dipha_diagram(v, upper_dim, guard.get());
+    } catch (const dipha::Error& e) {
+      err = e.what();
+    }
+  }
+  if (!err.empty()) throw py::value_error(err);
+  py::array_t<int64_t> dims(static_cast<py::ssize_t>(d.size()));
+  py::array_t<double> births(static_cast<py::ssize_t>(d.size())), deaths(static_cast<py::ssize_t>(d.size()));
+  for (size_t i = 0; i < d.size(); ++i) {
+    dims.mutable_at(i) = d[i].dim;
+    births.mutable_at(i) = d[i].birth;
+    deaths.mutable_at(i) = d[i].death;
+  }
+  return py::make_tuple(dims, births, deaths);
+}
+
+}  // namespace
+
+void register_persistence(py::module_& m) {
+  m.def("_rips_persistence", &rips_persistence, py::arg("dense"), py::arg("indptr"), py::arg("indices"),
+        py::arg("values"), py::arg("n"), py::arg("max_dim"), py::arg("threshold"), py::arg("comm"),
+        py::arg("verbose"),
+        "Vietoris-Rips persistence pairs per dimension (see topodnn.engine.persistence). Either `dense` "
+        "(square float32/float64) or the CSR triple (indptr, indices, values) with n vertices.");
+  m.def("_dipha_diagram_from_matrix", &dipha_diagram_from_matrix, py::arg("dense"), py::arg("indptr"),
+        py::arg("indices"), py::arg("values"), py::arg("n"), py::arg("upper_dim"), py::arg("comm"),
+        "DIPHA diagram records (dims, births, deaths) of a full (type 7) or sparse (type 8) distance matrix.");
+}

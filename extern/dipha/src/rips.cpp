@@ -1,5 +1,963 @@
+// Vietoris-Rips persistent cohomology with an implicit coboundary matrix.
+//
+// Simplices are named by their colexicographic rank in the combinatorial number system
+// (rank of v_0 < ... < v_k = sum_i C(v_i, i + 1)); the coboundary of a simplex is generated on
+// demand from the neighbour lists of its vertices, nothing is stored but the reduction
+// (V) columns of the pairs that needed work. Zero-persistence apparent pairs are recognised
+// locally (never stored), clearing removes the columns of simplices that were pivots in the
+// previous dimension, and a column whose smallest coface is a free pivot is paired at once.
+//
+// Filtration order: key(simplex) = (value, dimension, rank), value = longest edge. Cohomology
+// columns of dimension q are processed in decreasing key order; the pivot of a column is its
+// smallest-key coface.
+//
+// Distribution over the P ranks of a communicator: the columns of each dimension are split into
+// P contiguous key ranges (rank 0 the lowest keys); rank r owns the columns and the pivots whose
+// key lies in its range. Pivots only grow during a column's reduction, so a column whose pivot
+// leaves rank r's range is handed to rank r + 1 (as its V column) and continued there: a
+// pipelined chain of P rounds, the mirror image of DIPHA's (§5.4 of the specification).
 #include "dipha/rips.hpp"
-namespace dipha { namespace rips {
-Pairs persistence(const DistanceView&, const Options&, MPI_Comm) { throw Error("rips::persistence: not implemented yet"); }
-Diagram dipha_diagram(const DistanceView&, int64_t, MPI_Comm, bool) { throw Error("rips::dipha_diagram: not implemented yet"); }
-}}
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdarg>
+#include <memory>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <string>
+
+namespace dipha {
+namespace rips {
+namespace {
+
+using idx_t = int64_t;
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+struct Entry {
+  double v;
+  idx_t i;
+};
+inline bool operator==(const Entry& a, const Entry& b) { return a.v == b.v && a.i == b.i; }
+inline bool key_less(const Entry& a, const Entry& b) { return a.v < b.v || (a.v == b.v && a.i < b.i); }
+struct KeyGreater {  // for a min-heap with std::push_heap
+  bool operator()(const Entry& a, const Entry& b) const { return key_less(b, a); }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Binomial coefficients C(v, k), 0 <= v <= n, 0 <= k <= kmax, with an overflow check.
+class Binomial {
+ public:
+  Binomial(int64_t n, int kmax) : n_(n), kmax_(kmax), t_(static_cast<size_t>(kmax + 1) * (n + 1), 0) {
+    for (int64_t v = 0; v <= n; ++v) {
+      at(v, 0) = 1;
+      for (int k = 1; k <= kmax; ++k) {
+        if (v == 0) { at(v, k) = 0; continue; }
+        idx_t a = at(v - 1, k - 1), b = at(v - 1, k);
+        if (a < 0 || b < 0 || a > INT64_MAX - b) at(v, k) = -1;  // overflow marker
+        else at(v, k) = a + b;
+      }
+    }
+  }
+  bool overflowed() const {
+    for (idx_t x : t_) if (x < 0) return true;
+    return false;
+  }
+  idx_t operator()(int64_t v, int k) const { return t_[static_cast<size_t>(k) * (n_ + 1) + v]; }
+
+ private:
+  idx_t& at(int64_t v, int k) { return t_[static_cast<size_t>(k) * (n_ + 1) + v]; }
+  int64_t n_;
+  int kmax_;
+  std::vector<idx_t> t_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The thresholded graph: sorted neighbour lists and, when it fits, a dense symmetric matrix with
+// +inf for absent edges (and on the diagonal) for O(1) look-ups.
+struct Graph {
+  int64_t n = 0;
+  std::vector<double> mat;      // n*n or empty
+  std::vector<int64_t> ptr;     // n+1
+  std::vector<int32_t> nb;      // neighbour ids, ascending per row
+  std::vector<double> nv;       // edge values, same order
+  std::vector<Entry> edges;     // (value, rank) of every edge, sorted by key
+  std::vector<double> bd;       // per row, neighbour distances ascending ("balls"), same offsets
+  std::vector<int32_t> bv;      // the matching neighbour ids
+
+  double dist(int32_t a, int32_t b) const {
+    if (!mat.empty()) return mat[static_cast<size_t>(a) * n + b];
+    const int32_t* lo = nb.data() + ptr[a];
+    const int32_t* hi = nb.data() + ptr[a + 1];
+    const int32_t* it = std::lower_bound(lo, hi, b);
+    return (it != hi && *it == b) ? nv[it - nb.data()] : kInf;
+  }
+  int64_t degree(int32_t a) const { return ptr[a + 1] - ptr[a]; }
+};
+
+Graph build_graph(const DistanceView& d, double threshold, bool clamp_negative) {
+  Graph g;
+  const int64_t n = d.n;
+  g.n = n;
+  auto keep = [&](double x) { return x <= threshold && x < kInf; };  // NaN fails both
+  auto value = [&](double x) { return clamp_negative ? std::max(0.0, x) : x; };
+  std::vector<int64_t> deg(n, 0);
+  auto lower = [&](auto&& visit) {  // visits (i, j, d) for every kept edge, i > j, rows ascending
+    if (d.dense64 || d.dense32) {
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < i; ++j) {
+          double x = d.dense64 ? d.dense64[i * n + j] : static_cast<double>(d.dense32[i * n + j]);
+          x = value(x);
+          if (keep(x)) visit(i, j, x);
+        }
+    } else {
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t p = d.indptr[i]; p < d.indptr[i + 1]; ++p) {
+          int64_t j = d.indices[p];
+          if (j >= i) continue;
+          double x = value(d.values[p]);
+          if (keep(x)) visit(i, j, x);
+        }
+    }
+  };
+  lower([&](int64_t i, int64_t j, double) { ++deg[i]; ++deg[j]; });
+  g.ptr.assign(n + 1, 0);
+  for (int64_t i = 0; i < n; ++i) g.ptr[i + 1] = g.ptr[i] + deg[i];
+  const int64_t E2 = g.ptr[n];
+  g.nb.resize(E2);
+  g.nv.resize(E2);
+  g.edges.reserve(E2 / 2);
+  std::vector<int64_t> fill(g.ptr.begin(), g.ptr.end() - 1);
+  // Row i receives its j < i entries at step i (ascending j) and its i' > i entries at later
+  // steps (ascending i'), so every row ends up sorted.
+  lower([&](int64_t i, int64_t j, double x) {
+    g.nb[fill[i]] = static_cast<int32_t>(j); g.nv[fill[i]++] = x;
+    g.nb[fill[j]] = static_cast<int32_t>(i); g.nv[fill[j]++] = x;
+    g.edges.push_back({x, i * (i - 1) / 2 + j});
+  });
+  if (static_cast<double>(n) * n * 8.0 <= 512.0 * 1024 * 1024) {
+    g.mat.assign(static_cast<size_t>(n) * n, kInf);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t p = g.ptr[i]; p < g.ptr[i + 1]; ++p) g.mat[static_cast<size_t>(i) * n + g.nb[p]] = g.nv[p];
+  }
+  std::sort(g.edges.begin(), g.edges.end(), key_less);
+  g.bd.resize(E2);
+  g.bv.resize(E2);
+  {
+    std::vector<std::pair<double, int32_t>> row;
+    for (int64_t i = 0; i < n; ++i) {
+      row.clear();
+      for (int64_t p = g.ptr[i]; p < g.ptr[i + 1]; ++p) row.push_back({g.nv[p], g.nb[p]});
+      std::sort(row.begin(), row.end());
+      for (size_t t = 0; t < row.size(); ++t) { g.bd[g.ptr[i] + t] = row[t].first; g.bv[g.ptr[i] + t] = row[t].second; }
+    }
+  }
+  return g;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Simplex arithmetic on the graph.
+constexpr int kMaxVerts = 64;
+
+struct Complex {
+  const Graph& g;
+  const Binomial& C;
+
+  // Vertices (ascending) of the dim-k simplex with colex rank idx.
+  void vertices(idx_t idx, int k, int32_t* out) const {
+    int64_t hi = g.n;  // exclusive upper bound for the next vertex
+    for (int i = k; i >= 0; --i) {
+      // largest v < hi with C(v, i+1) <= idx
+      int64_t lo = i, h = hi - 1;
+      while (lo < h) {
+        int64_t mid = (lo + h + 1) / 2;
+        if (C(mid, i + 1) <= idx) lo = mid; else h = mid - 1;
+      }
+      out[i] = static_cast<int32_t>(lo);
+      idx -= C(lo, i + 1);
+      hi = lo;
+    }
+  }
+  double diameter(const int32_t* v, int k) const {
+    double m = k >= 1 ? -kInf : 0.0;
+    for (int a = 1; a <= k; ++a)
+      for (int b = 0; b < a; ++b) m = std::max(m, g.dist(v[a], v[b]));
+    return k >= 1 ? m : 0.0;
+  }
+  idx_t rank(const int32_t* v, int k) const {
+    idx_t r = 0;
+    for (int i = 0; i <= k; ++i) r += C(v[i], i + 1);
+    return r;
+  }
+
+  // Calls f(value, rank, w) for every coface sigma + {w} present in the complex, w ascending (so
+  // ranks ascending), w > v[k] only when above_only. Stops when f returns true.
+  template <class F>
+  void cofaces(const int32_t* v, int k, double val, F&& f, bool above_only = false) const {
+    idx_t lo[kMaxVerts + 1], hi[kMaxVerts + 1];
+    lo[0] = 0;
+    for (int p = 0; p <= k; ++p) lo[p + 1] = lo[p] + C(v[p], p + 1);
+    hi[k + 1] = 0;
+    for (int p = k; p >= 0; --p) hi[p] = hi[p + 1] + C(v[p], p + 2);
+    int u = 0;
+    for (int a = 1; a <= k; ++a) if (g.degree(v[a]) < g.degree(v[u])) u = a;
+    const int32_t* nb = g.nb.data() + g.ptr[v[u]];
+    const int32_t* ne = g.nb.data() + g.ptr[v[u] + 1];
+    const double* nv = g.nv.data() + g.ptr[v[u]];
+    if (above_only) {
+      const int32_t* s = std::upper_bound(nb, ne, v[k]);
+      nv += s - nb;
+      nb = s;
+    }
+    int p = 0;  // number of vertices of sigma below w
+    if (!g.mat.empty()) {
+      // rows of sigma's vertices, read at ascending w: sequential memory traffic
+      const double* rows[kMaxVerts];
+      int nr = 0;
+      for (int a = 0; a <= k; ++a)
+        if (a != u) rows[nr++] = g.mat.data() + static_cast<size_t>(v[a]) * g.n;
+      for (; nb != ne; ++nb, ++nv) {
+        const int32_t w = *nb;
+        double m = std::max(val, *nv);
+        for (int a = 0; a < nr; ++a) m = std::max(m, rows[a][w]);
+        if (m == kInf) continue;  // not adjacent to all, or w in sigma (diagonal is +inf)
+        while (p <= k && v[p] < w) ++p;
+        if (f(m, lo[p] + C(w, p + 1) + hi[p], w)) return;
+      }
+    } else {
+      for (; nb != ne; ++nb, ++nv) {
+        const int32_t w = *nb;
+        double m = std::max(val, *nv);
+        for (int a = 0; a <= k && m < kInf; ++a)
+          if (a != u) m = std::max(m, v[a] == w ? kInf : g.dist(w, v[a]));
+        if (m == kInf) continue;
+        while (p <= k && v[p] < w) ++p;
+        if (f(m, lo[p] + C(w, p + 1) + hi[p], w)) return;
+      }
+    }
+  }
+
+  // Facets of the dim-(k+1) simplex u (k+2 vertices), removing u[0] first (largest rank first).
+  // Calls f(value, rank, j) with j the removed position; stops when f returns true.
+  template <class F>
+  void facets(const int32_t* u, int kp1, F&& f) const {
+    const int m = kp1 + 1;  // number of vertices
+    double pd[kMaxVerts][kMaxVerts];
+    for (int a = 0; a < m; ++a)
+      for (int b = 0; b < a; ++b) pd[a][b] = pd[b][a] = g.dist(u[a], u[b]);
+    for (int j = 0; j < m; ++j) {
+      double val = kp1 >= 2 ? -kInf : 0.0;
+      idx_t r = 0;
+      for (int a = 0, pa = 0; a < m; ++a) {
+        if (a == j) continue;
+        r += C(u[a], pa + 1);
+        ++pa;
+        if (kp1 >= 2)
+          for (int b = 0; b < a; ++b) if (b != j) val = std::max(val, pd[a][b]);
+      }
+      if (f(val, r, j)) return;
+    }
+  }
+
+  // Smallest vertex w such that sigma + {w} has value val (= val(sigma)), or -1: the
+  // intersection of the balls of radius val around sigma's vertices, scanned from the smallest.
+  int32_t min_equal_coface_vertex(const int32_t* v, int k, double val) const {
+    int best_a = 0;
+    int64_t best_c = INT64_MAX;
+    for (int a = 0; a <= k; ++a) {
+      const double* b0 = g.bd.data() + g.ptr[v[a]];
+      const double* b1 = g.bd.data() + g.ptr[v[a] + 1];
+      int64_t c = std::upper_bound(b0, b1, val) - b0;
+      if (c < best_c) { best_c = c; best_a = a; }
+    }
+    if (best_c == 0) return -1;
+    int u = 0;
+    for (int a = 1; a <= k; ++a) if (g.degree(v[a]) < g.degree(v[u])) u = a;
+    if (best_c * 8 > g.degree(v[u])) {
+      // large balls: ascending scan of the smallest neighbour list, the first hit is the answer
+      int32_t found = -1;
+      cofaces(v, k, val, [&](double m, idx_t, int32_t w) {
+        if (m == val) { found = w; return true; }
+        return false;
+      });
+      return found;
+    }
+    const int32_t* w0 = g.bv.data() + g.ptr[v[best_a]];
+    int32_t best = INT32_MAX;
+    if (!g.mat.empty()) {
+      const double* rows[kMaxVerts];
+      int nr = 0;
+      for (int a = 0; a <= k; ++a)
+        if (a != best_a) rows[nr++] = g.mat.data() + static_cast<size_t>(v[a]) * g.n;
+      for (int64_t t = 0; t < best_c; ++t) {
+        const int32_t w = w0[t];
+        if (w >= best) continue;
+        bool ok = true;
+        for (int a = 0; a < nr && ok; ++a) ok = rows[a][w] <= val;  // +inf on the diagonal
+        if (ok) best = w;
+      }
+    } else {
+      for (int64_t t = 0; t < best_c; ++t) {
+        const int32_t w = w0[t];
+        if (w >= best) continue;
+        bool ok = true;
+        for (int a = 0; a <= k && ok; ++a)
+          if (a != best_a) ok = v[a] != w && g.dist(w, v[a]) <= val;
+        if (ok) best = w;
+      }
+    }
+    return best == INT32_MAX ? -1 : best;
+  }
+
+  // Zero-persistence apparent pair (sigma, tau): val(tau) = val(sigma), tau the smallest-key
+  // coface of sigma and sigma the largest-key facet of tau.
+  // For a column sigma (dim k): the partner tau, or rank -1.
+  idx_t apparent_cofacet(const int32_t* v, int k, double val, idx_t idx) const {
+    const int32_t w = min_equal_coface_vertex(v, k, val);
+    if (w < 0) return -1;
+    int32_t tv[kMaxVerts];
+    for (int a = 0, b = 0, placed = 0; a <= k + 1; ++a) {
+      if (!placed && (b > k || w < v[b])) { tv[a] = w; placed = 1; }
+      else tv[a] = v[b++];
+    }
+    idx_t first = -1;
+    facets(tv, k + 1, [&](double fv, idx_t fr, int) {
+      if (fv == val) { first = fr; return true; }
+      return false;
+    });
+    return first == idx ? rank(tv, k + 1) : -1;
+  }
+  // For a simplex tau (dim k+1, vertices u): its zero-apparent facet, or rank -1.
+  idx_t apparent_facet(const int32_t* u, int kp1, double val, idx_t idx) const {
+    (void)idx;
+    idx_t sigma = -1;
+    int jsel = -1;
+    facets(u, kp1, [&](double fv, idx_t fr, int j) {
+      if (fv == val) { sigma = fr; jsel = j; return true; }
+      return false;
+    });
+    if (sigma < 0) return -1;
+    int32_t sv[kMaxVerts];
+    for (int a = 0, b = 0; a <= kp1; ++a) if (a != jsel) sv[b++] = u[a];
+    // tau must be the smallest-key coface of sigma of value val
+    return min_equal_coface_vertex(sv, kp1 - 1, val) == u[jsel] ? sigma : -1;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Open-addressing hash map idx_t -> int64_t (keys >= 0).
+class HashMap {
+ public:
+  HashMap() { rehash(1024); }
+  void clear() { keys_.clear(); vals_.clear(); rehash(1024); }
+  size_t size() const { return size_; }
+  const int64_t* find(idx_t k) const {
+    size_t h = hash(k) & mask_;
+    while (true) {
+      if (keys_[h] == k) return &vals_[h];
+      if (keys_[h] < 0) return nullptr;
+      h = (h + 1) & mask_;
+    }
+  }
+  void insert(idx_t k, int64_t v) {
+    if ((size_ + 1) * 2 > keys_.size()) rehash(keys_.size() * 2);
+    size_t h = hash(k) & mask_;
+    while (keys_[h] >= 0 && keys_[h] != k) h = (h + 1) & mask_;
+    if (keys_[h] < 0) ++size_;
+    keys_[h] = k;
+    vals_[h] = v;
+  }
+  template <class F> void for_each(F&& f) const {
+    for (size_t h = 0; h < keys_.size(); ++h) if (keys_[h] >= 0) f(keys_[h], vals_[h]);
+  }
+
+ private:
+  static size_t hash(idx_t k) {
+    uint64_t x = static_cast<uint64_t>(k) * 0x9E3779B97F4A7C15ULL;
+    return static_cast<size_t>(x ^ (x >> 29));
+  }
+  void rehash(size_t cap) {
+    std::vector<idx_t> ok;
+    std::vector<int64_t> ov;
+    ok.swap(keys_);
+    ov.swap(vals_);
+    keys_.assign(cap, -1);
+    vals_.assign(cap, 0);
+    mask_ = cap - 1;
+    size_ = 0;
+    for (size_t h = 0; h < ok.size(); ++h) if (ok[h] >= 0) insert(ok[h], ov[h]);
+  }
+  std::vector<idx_t> keys_;
+  std::vector<int64_t> vals_;
+  size_t mask_ = 0, size_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// MPI helpers.
+void check_mpi(int rc, const char* what) {
+  if (rc != MPI_SUCCESS) throw Error(std::string("rips: MPI call failed: ") + what);
+}
+
+template <class T>
+std::vector<T> allgatherv(const std::vector<T>& mine, MPI_Comm comm) {
+  int P;
+  MPI_Comm_size(comm, &P);
+  if (P == 1) return mine;
+  long long cnt = static_cast<long long>(mine.size() * sizeof(T));
+  std::vector<long long> counts(P);
+  check_mpi(MPI_Allgather(&cnt, 1, MPI_LONG_LONG, counts.data(), 1, MPI_LONG_LONG, comm), "allgather");
+  long long total = 0;
+  for (auto c : counts) total += c;
+  if (total > INT32_MAX) throw Error("rips: result exchange larger than 2 GiB; not supported");
+  std::vector<int> rc(P), displ(P);
+  for (int p = 0, off = 0; p < P; ++p) { rc[p] = static_cast<int>(counts[p]); displ[p] = off; off += rc[p]; }
+  std::vector<T> out(total / sizeof(T));
+  check_mpi(MPI_Allgatherv(mine.data(), static_cast<int>(cnt), MPI_BYTE, out.data(), rc.data(), displ.data(),
+                           MPI_BYTE, comm), "allgatherv");
+  return out;
+}
+
+// All-to-all of Entries: send[p] goes to rank p; returns everything received.
+std::vector<Entry> alltoallv(const std::vector<std::vector<Entry>>& send, MPI_Comm comm) {
+  int P;
+  MPI_Comm_size(comm, &P);
+  if (P == 1) return send[0];
+  MPI_Datatype T;
+  MPI_Type_contiguous(sizeof(Entry), MPI_BYTE, &T);
+  MPI_Type_commit(&T);
+  std::vector<long long> sc(P), rcnt(P);
+  for (int p = 0; p < P; ++p) sc[p] = static_cast<long long>(send[p].size());
+  check_mpi(MPI_Alltoall(sc.data(), 1, MPI_LONG_LONG, rcnt.data(), 1, MPI_LONG_LONG, comm), "alltoall");
+  long long stot = 0, rtot = 0;
+  for (int p = 0; p < P; ++p) { stot += sc[p]; rtot += rcnt[p]; }
+  std::vector<Entry> sbuf;
+  sbuf.reserve(stot);
+  for (auto& v : send) sbuf.insert(sbuf.end(), v.begin(), v.end());
+  std::vector<Entry> rbuf(rtot);
+  if (stot > INT32_MAX || rtot > INT32_MAX) { MPI_Type_free(&T); throw Error("rips: column exchange too large"); }
+  std::vector<int> s(P), sd(P), r(P), rd(P);
+  for (int p = 0, so = 0, ro = 0; p < P; ++p) {
+    s[p] = static_cast<int>(sc[p]); sd[p] = so; so += s[p];
+    r[p] = static_cast<int>(rcnt[p]); rd[p] = ro; ro += r[p];
+  }
+  int rc = MPI_Alltoallv(sbuf.data(), s.data(), sd.data(), T, rbuf.data(), r.data(), rd.data(), T, comm);
+  MPI_Type_free(&T);
+  check_mpi(rc, "alltoallv");
+  return rbuf;
+}
+
+void send_i64(const std::vector<int64_t>& v, int dest, MPI_Comm comm) {
+  long long sz = static_cast<long long>(v.size());
+  check_mpi(MPI_Send(&sz, 1, MPI_LONG_LONG, dest, 11, comm), "send");
+  const long long chunk = 1LL << 26;
+  for (long long off = 0; off < sz; off += chunk)
+    check_mpi(MPI_Send(v.data() + off, static_cast<int>(std::min(chunk, sz - off)), MPI_INT64_T, dest, 12, comm), "send");
+}
+std::vector<int64_t> recv_i64(int src, MPI_Comm comm) {
+  long long sz = 0;
+  check_mpi(MPI_Recv(&sz, 1, MPI_LONG_LONG, src, 11, comm, MPI_STATUS_IGNORE), "recv");
+  std::vector<int64_t> v(sz);
+  const long long chunk = 1LL << 26;
+  for (long long off = 0; off < sz; off += chunk)
+    check_mpi(MPI_Recv(v.data() + off, static_cast<int>(std::min(chunk, sz - off)), MPI_INT64_T, src, 12, comm,
+                       MPI_STATUS_IGNORE), "recv");
+  return v;
+}
+
+// Allreduce of an error flag: throws on every rank if any rank failed (with the local message
+// where there is one).
+void agree(bool failed, const std::string& msg, MPI_Comm comm) {
+  int f = failed ? 1 : 0, any = 0;
+  check_mpi(MPI_Allreduce(&f, &any, 1, MPI_INT, MPI_MAX, comm), "allreduce");
+  if (any) throw Error(failed ? msg : std::string("rips: another rank reported an error"));
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string human_bytes(double b) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3g GiB", b / (1024.0 * 1024 * 1024));
+  return buf;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine proper.
+struct Engine {
+  const Graph& g;
+  const Binomial& C;
+  Complex cx;
+  int max_dim;
+  MPI_Comm comm;
+  int rank = 0, P = 1;
+  bool verbose;
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+
+  Pairs pairs;  // local pairs (birth, death) per dimension
+
+  Engine(const Graph& g_, const Binomial& C_, int max_dim_, MPI_Comm comm_, bool verbose_)
+      : g(g_), C(C_), cx{g_, C_}, max_dim(max_dim_), comm(comm_), verbose(verbose_) {
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &P);
+    pairs.assign(max_dim + 1, {});
+  }
+
+  void log(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
+    if (!verbose || rank != 0) return;
+    std::fprintf(stderr, "[rips %7.2fs] ", seconds_since(t0));
+    va_list ap;
+    va_start(ap, fmt);
+    std::vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    std::fputc('\n', stderr);
+  }
+
+  // H0 by union-find over the sorted edges (every rank; cheap). Marks the pivot (death) edges.
+  std::vector<char> h0(std::vector<std::pair<double, double>>& out) {
+    std::vector<int32_t> parent(g.n);
+    for (int64_t i = 0; i < g.n; ++i) parent[i] = static_cast<int32_t>(i);
+    auto find = [&](int32_t x) {
+      while (parent[x] != x) { parent[x] = parent[parent[x]]; x = parent[x]; }
+      return x;
+    };
+    std::vector<char> death(g.edges.size(), 0);
+    int32_t v[2];
+    for (size_t e = 0; e < g.edges.size(); ++e) {
+      cx.vertices(g.edges[e].i, 1, v);
+      int32_t a = find(v[0]), b = find(v[1]);
+      if (a == b) continue;
+      parent[std::max(a, b)] = std::min(a, b);
+      death[e] = 1;
+      if (g.edges[e].v > 0.0) out.push_back({0.0, g.edges[e].v});
+    }
+    for (int64_t i = 0; i < g.n; ++i) if (parent[i] == i) out.push_back({0.0, kInf});
+    return death;
+  }
+
+  // Key-range ownership of one pass: splitters s_1 .. s_{P-1} (dimension q keys); a key belongs
+  // to rank r if s_r <= key < s_{r+1} under the order (value, dim, rank).
+  struct Split {
+    std::vector<Entry> s;  // P-1 splitters, all of dimension q
+    int q = 0;
+    int owner(const Entry& e, int dim) const {
+      // number of splitters <= e
+      int lo = 0, hi = static_cast<int>(s.size());
+      while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        const Entry& x = s[mid];
+        bool le = x.v < e.v || (x.v == e.v && (q < dim || (q == dim && x.i <= e.i)));
+        if (le) lo = mid + 1; else hi = mid;
+      }
+      return lo;
+    }
+  };
+
+  Split make_split(std::vector<Entry>& cols, int q) {
+    Split sp;
+    sp.q = q;
+    if (P == 1) return sp;
+    std::sort(cols.begin(), cols.end(), key_less);
+    const int S = 64;  // regular samples per rank
+    std::vector<Entry> samples;
+    for (int s = 0; s < S && !cols.empty(); ++s) samples.push_back(cols[(cols.size() * (2 * s + 1)) / (2 * S)]);
+    // weight: number of columns behind each sample
+    std::vector<Entry> all = allgatherv(samples, comm);
+    std::vector<long long> counts = allgather_count(static_cast<long long>(cols.size()));
+    std::vector<int> nsamp = allgather_int(static_cast<int>(samples.size()));
+    std::vector<std::pair<Entry, double>> weighted;
+    for (int p = 0, off = 0; p < P; ++p) {
+      for (int s = 0; s < nsamp[p]; ++s) weighted.push_back({all[off + s], static_cast<double>(counts[p]) / nsamp[p]});
+      off += nsamp[p];
+    }
+    std::sort(weighted.begin(), weighted.end(), [](auto& a, auto& b) { return key_less(a.first, b.first); });
+    double total = 0;
+    for (auto& w : weighted) total += w.second;
+    double acc = 0;
+    int next = 1;
+    for (auto& w : weighted) {
+      acc += w.second;
+      while (next < P && acc >= total * next / P) { sp.s.push_back(w.first); ++next; }
+    }
+    while (static_cast<int>(sp.s.size()) < P - 1) sp.s.push_back({kInf, INT64_MAX});
+    return sp;
+  }
+  std::vector<long long> allgather_count(long long c) {
+    std::vector<long long> out(P);
+    check_mpi(MPI_Allgather(&c, 1, MPI_LONG_LONG, out.data(), 1, MPI_LONG_LONG, comm), "allgather");
+    return out;
+  }
+  std::vector<int> allgather_int(int c) {
+    std::vector<int> out(P);
+    check_mpi(MPI_Allgather(&c, 1, MPI_INT, out.data(), 1, MPI_INT, comm), "allgather");
+    return out;
+  }
+
+  // ----- reduction of one dimension -----
+  int q = 0;
+  Split split;
+  HashMap pivots;                 // pivot rank -> slot
+  std::vector<int64_t> v_off{0};  // slot -> V column in v_ent
+  std::vector<idx_t> v_ent;
+  std::vector<Entry> heap;
+  std::vector<idx_t> work_v;
+  std::vector<int64_t> outgoing;  // serialised forwarded columns
+  int64_t n_stored = 0, n_emergent = 0, n_forwarded = 0, n_additions = 0;
+
+  void push_coboundary(idx_t s) {
+    int32_t v[kMaxVerts];
+    cx.vertices(s, q, v);
+    double val = cx.diameter(v, q);
+    cx.cofaces(v, q, val, [&](double m, idx_t r, int32_t) {
+      heap.push_back({m, r});
+      std::push_heap(heap.begin(), heap.end(), KeyGreater());
+      return false;
+    });
+  }
+  bool pivot_of_heap(Entry& out) {
+    while (!heap.empty()) {
+      Entry t = heap.front();
+      std::pop_heap(heap.begin(), heap.end(), KeyGreater());
+      heap.pop_back();
+      if (!heap.empty() && heap.front() == t) {
+        std::pop_heap(heap.begin(), heap.end(), KeyGreater());
+        heap.pop_back();
+        continue;
+      }
+      heap.push_back(t);
+      std::push_heap(heap.begin(), heap.end(), KeyGreater());
+      out = t;
+      return true;
+    }
+    return false;
+  }
+  void prune_heap() {
+    std::sort(heap.begin(), heap.end(), key_less);
+    size_t w = 0;
+    for (size_t i = 0; i < heap.size();) {
+      if (i + 1 < heap.size() && heap[i] == heap[i + 1]) { i += 2; continue; }
+      heap[w++] = heap[i++];
+    }
+    heap.resize(w);
+    std::make_heap(heap.begin(), heap.end(), KeyGreater());
+  }
+  static void cancel_pairs(std::vector<idx_t>& v) {
+    std::sort(v.begin(), v.end());
+    size_t w = 0;
+    for (size_t i = 0; i < v.size();) {
+      if (i + 1 < v.size() && v[i] == v[i + 1]) { i += 2; continue; }
+      v[w++] = v[i++];
+    }
+    v.resize(w);
+  }
+  void store(const Entry& sigma, const Entry& tau) {
+    int64_t slot = static_cast<int64_t>(v_off.size()) - 1;
+    cancel_pairs(work_v);
+    v_ent.insert(v_ent.end(), work_v.begin(), work_v.end());
+    v_off.push_back(static_cast<int64_t>(v_ent.size()));
+    pivots.insert(tau.i, slot);
+    ++n_stored;
+    if (tau.v != sigma.v) pairs[q].push_back({sigma.v, tau.v});
+  }
+  void forward(const Entry& sigma) {
+    cancel_pairs(work_v);
+    int64_t bits;
+    std::memcpy(&bits, &sigma.v, 8);
+    outgoing.push_back(bits);
+    outgoing.push_back(sigma.i);
+    outgoing.push_back(static_cast<int64_t>(work_v.size()));
+    outgoing.insert(outgoing.end(), work_v.begin(), work_v.end());
+    ++n_forwarded;
+  }
+
+  // Reduces the heap (the coboundary of work_v) until it is stored, forwarded or zero.
+  void reduce(const Entry& sigma) {
+    Entry piv;
+    size_t prune_at = std::max<size_t>(heap.size() * 4, 1 << 12);
+    int32_t tv[kMaxVerts];
+    while (pivot_of_heap(piv)) {
+      if (split.owner(piv, q + 1) != rank) { forward(sigma); return; }
+      if (const int64_t* slot = pivots.find(piv.i)) {
+        for (int64_t p = v_off[*slot]; p < v_off[*slot + 1]; ++p) {
+          push_coboundary(v_ent[p]);
+          work_v.push_back(v_ent[p]);
+        }
+        ++n_additions;
+      } else {
+        cx.vertices(piv.i, q + 1, tv);
+        idx_t f = cx.apparent_facet(tv, q + 1, piv.v, piv.i);
+        if (f < 0) { store(sigma, piv); return; }
+        push_coboundary(f);
+        work_v.push_back(f);
+        ++n_additions;
+      }
+      if (heap.size() > prune_at) { prune_heap(); prune_at = std::max<size_t>(heap.size() * 4, 1 << 12); }
+    }
+    pairs[q].push_back({sigma.v, kInf});  // essential
+  }
+
+  // A column of this rank (round 0).
+  void process_own(const Entry& sigma) {
+    int32_t v[kMaxVerts];
+    cx.vertices(sigma.i, q, v);
+    heap.clear();
+    work_v.clear();
+    work_v.push_back(sigma.i);
+    Entry best{kInf, INT64_MAX};
+    cx.cofaces(v, q, sigma.v, [&](double m, idx_t r, int32_t) {
+      Entry e{m, r};
+      heap.push_back(e);
+      if (key_less(e, best)) best = e;
+      return false;
+    });
+    if (heap.empty()) { pairs[q].push_back({sigma.v, kInf}); return; }
+    if (split.owner(best, q + 1) == rank && !pivots.find(best.i)) {
+      int32_t tv[kMaxVerts];
+      cx.vertices(best.i, q + 1, tv);
+      if (cx.apparent_facet(tv, q + 1, best.v, best.i) < 0) {  // emergent pair: already reduced
+        ++n_emergent;
+        store(sigma, best);
+        return;
+      }
+    }
+    std::make_heap(heap.begin(), heap.end(), KeyGreater());
+    reduce(sigma);
+  }
+
+  // A column handed over by rank - 1: rebuild its coboundary from its V column.
+  void process_forwarded(const Entry& sigma, const int64_t* V, int64_t len) {
+    heap.clear();
+    work_v.assign(V, V + len);
+    for (int64_t i = 0; i < len; ++i) push_coboundary(V[i]);
+    reduce(sigma);
+  }
+
+  // Is the dim-q simplex (vertices v, value val, rank idx) a column to reduce?
+  bool is_column(const int32_t* v, double val, idx_t idx, const HashMap& cleared_set) const {
+    // A simplex is in at most one pair: most simplices are the lower half of an apparent pair,
+    // test that first.
+    if (cx.apparent_cofacet(v, q, val, idx) >= 0) return false;
+    if (q >= 2) {
+      if (cleared_set.find(idx)) return false;
+      if (cx.apparent_facet(v, q, val, idx) >= 0) return false;  // cleared by an apparent pair
+    }
+    return true;
+  }
+
+  Pairs run() {
+    // H0, identical on every rank.
+    std::vector<std::pair<double, double>> h0pairs;
+    std::vector<char> tree = h0(h0pairs);
+    log("n = %lld vertices, %zu edges; H0 done", static_cast<long long>(g.n), g.edges.size());
+
+    // simplices of the current dimension held by this rank (for generating the next dimension)
+    std::vector<idx_t> local_simplices;
+    std::vector<Entry> cols;
+    HashMap cleared;  // pivots of the previous pass (dim q), replicated
+    const size_t E = g.edges.size();
+    const size_t eb = E * rank / P, ee = E * (rank + 1) / P;
+    for (q = 1; q <= max_dim; ++q) {
+      auto tq = std::chrono::steady_clock::now();
+      cols.clear();
+      std::vector<idx_t> next;
+      int32_t v[kMaxVerts];
+      if (q == 1) {
+        for (size_t e = eb; e < ee; ++e) {
+          if (max_dim > 1) next.push_back(g.edges[e].i);  // all local edges generate the triangles
+          if (tree[e]) continue;
+          cx.vertices(g.edges[e].i, 1, v);
+          if (cx.apparent_cofacet(v, 1, g.edges[e].v, g.edges[e].i) < 0) cols.push_back(g.edges[e]);
+        }
+      } else {
+        for (idx_t s : local_simplices) {
+          cx.vertices(s, q - 1, v);
+          double sv = cx.diameter(v, q - 1);
+          cx.cofaces(v, q - 1, sv, [&](double m, idx_t r, int32_t w) {
+            if (q < max_dim) next.push_back(r);
+            v[q] = w;  // w > all vertices of s: appended vertex keeps the order
+            if (is_column(v, m, r, cleared)) cols.push_back({m, r});
+            return false;
+          }, /*above_only=*/true);
+        }
+      }
+      local_simplices.swap(next);
+      std::vector<idx_t>().swap(next);
+      // route the columns to the owners of their keys
+      split = make_split(cols, q);
+      if (P > 1) {
+        std::vector<std::vector<Entry>> send(P);
+        for (auto& c : cols) send[split.owner(c, q)].push_back(c);
+        std::vector<Entry>().swap(cols);
+        cols = alltoallv(send, comm);
+      }
+      std::sort(cols.begin(), cols.end(), [](const Entry& a, const Entry& b) { return key_less(b, a); });
+      log("dim %d: %zu columns on rank 0 after clearing and apparent pairs (%.2fs)", q, cols.size(), seconds_since(tq));
+
+      pivots.clear();
+      v_off.assign(1, 0);
+      v_ent.clear();
+      n_stored = n_emergent = n_forwarded = n_additions = 0;
+      // round 0: own columns; rounds 1..rank: columns from rank - 1
+      for (int t = 0; t <= rank; ++t) {
+        outgoing.clear();
+        if (t == 0) {
+          for (const Entry& c : cols) process_own(c);
+          std::vector<Entry>().swap(cols);
+        } else {
+          std::vector<int64_t> in = recv_i64(rank - 1, comm);
+          for (size_t p = 0; p < in.size();) {
+            Entry s;
+            std::memcpy(&s.v, &in[p], 8);
+            s.i = in[p + 1];
+            int64_t len = in[p + 2];
+            process_forwarded(s, in.data() + p + 3, len);
+            p += 3 + len;
+          }
+        }
+        if (rank + 1 < P) send_i64(outgoing, rank + 1, comm);
+      }
+      std::vector<int64_t>().swap(outgoing);
+      std::vector<Entry>().swap(heap);
+      log("dim %d: reduced in %.2fs (rank 0: %lld pairs stored, %lld emergent, %lld additions, %lld forwarded)", q,
+          seconds_since(tq), static_cast<long long>(n_stored), static_cast<long long>(n_emergent),
+          static_cast<long long>(n_additions), static_cast<long long>(n_forwarded));
+      if (q < max_dim) {
+        std::vector<idx_t> mine;
+        mine.reserve(pivots.size());
+        pivots.for_each([&](idx_t k, int64_t) { mine.push_back(k); });
+        std::vector<idx_t> all = allgatherv(mine, comm);
+        cleared.clear();
+        for (idx_t k : all) cleared.insert(k, 0);
+      }
+    }
+    pivots.clear();
+    // gather and sort
+    Pairs out(max_dim + 1);
+    out[0] = h0pairs;
+    for (int d = 1; d <= max_dim; ++d) out[d] = allgatherv(pairs[d], comm);
+    for (auto& v : out) std::sort(v.begin(), v.end());
+    log("done");
+    return out;
+  }
+};
+
+long double estimate_count(int64_t n, int k, double density) {
+  // simplices of dimension k on n vertices with edge density rho: C(n, k+1) rho^C(k+1, 2)
+  long double c = 1;
+  for (int i = 0; i <= k; ++i) c = c * (n - i) / (i + 1);
+  if (c < 0) c = 0;
+  return c * std::pow(static_cast<long double>(density), (k + 1) * k / 2.0L);
+}
+
+}  // namespace
+
+namespace detail {
+Pairs compute(const DistanceView& d, const Options& opt, MPI_Comm comm, bool clamp_negative, double* max_edge) {
+  int rank = 0, P = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &P);
+  // Validation and set-up; every rank holds the same input and reaches the same verdict, the
+  // flag is still agreed on before any other collective.
+  std::string err;
+  Graph g;
+  std::unique_ptr<Binomial> C;
+  try {
+    if (d.n < 0) throw Error("rips: negative number of points");
+    int layouts = (d.dense64 != nullptr) + (d.dense32 != nullptr) + (d.indptr != nullptr);
+    if (layouts != 1 && d.n > 0) throw Error("rips: exactly one distance layout (dense64, dense32, CSR) must be given");
+    if (d.indptr && (!d.indices || !d.values)) throw Error("rips: CSR layout needs indptr, indices and values");
+    if (opt.max_dim < 0) throw Error("rips: max_dim must be >= 0, got " + std::to_string(opt.max_dim));
+    if (opt.max_dim + 2 >= kMaxVerts) throw Error("rips: max_dim " + std::to_string(opt.max_dim) + " is too large (at most " + std::to_string(kMaxVerts - 3) + ")");
+    if (std::isnan(opt.threshold) || opt.threshold < 0) throw Error("rips: threshold must be >= 0 (or +inf)");
+    if (d.n > INT32_MAX) throw Error("rips: at most 2^31-1 points are supported");
+    if (d.indptr) {
+      if (d.indptr[0] != 0) throw Error("rips: CSR indptr[0] must be 0");
+      for (int64_t i = 0; i < d.n; ++i) {
+        if (d.indptr[i + 1] < d.indptr[i]) throw Error("rips: CSR indptr must be non-decreasing");
+        for (int64_t p = d.indptr[i]; p < d.indptr[i + 1]; ++p) {
+          int64_t j = d.indices[p];
+          if (j < 0 || j >= d.n) throw Error("rips: CSR column index out of range in row " + std::to_string(i));
+          if (j == i) throw Error("rips: CSR row " + std::to_string(i) + " has a self entry");
+          if (p > d.indptr[i] && d.indices[p - 1] >= j) throw Error("rips: CSR row " + std::to_string(i) + " is not strictly ascending");
+        }
+      }
+    }
+    const int kmax = opt.max_dim + 2;
+    C.reset(new Binomial(d.n, kmax));
+    if (C->overflowed()) {
+      std::ostringstream os;
+      long double cnt = estimate_count(d.n, kmax - 1, 1.0);
+      os << "rips: simplex indices overflow 64 bits: C(" << d.n << ", " << kmax << ") = " << static_cast<double>(cnt)
+         << " simplices of dimension " << kmax - 1 << " on n = " << d.n
+         << " points (needed for homology up to dimension " << opt.max_dim << ")";
+      throw Error(os.str());
+    }
+    g = build_graph(d, opt.threshold, clamp_negative);
+    // memory estimate: columns of the top dimension (16 B each) and the simplices of the one below
+    if (opt.max_dim >= 1 && d.n > 0) {
+      double pairs_total = static_cast<double>(d.n) * (d.n - 1) / 2;
+      double rho = pairs_total > 0 ? static_cast<double>(g.edges.size()) / pairs_total : 0;
+      long double cols = estimate_count(d.n, opt.max_dim, rho);
+      long double prev = opt.max_dim >= 2 ? estimate_count(d.n, opt.max_dim - 1, rho) : 0;
+      long double bytes = (16 * cols + 8 * prev) / P + 24.0L * g.edges.size();
+      long double phys = static_cast<long double>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
+      if (phys > 0 && bytes > phys) {
+        std::ostringstream os;
+        os << "rips: the complex is too large for memory: about " << static_cast<double>(cols)
+           << " simplices of dimension " << opt.max_dim << " on n = " << d.n << " points with edge density " << rho
+           << " need about " << human_bytes(static_cast<double>(bytes)) << " per rank, more than the "
+           << human_bytes(static_cast<double>(phys)) << " of memory; lower max_dim or the threshold, or use more ranks";
+        throw Error(os.str());
+      }
+    }
+  } catch (const Error& e) {
+    err = e.what();
+  } catch (const std::bad_alloc&) {
+    err = "rips: out of memory while setting up the complex";
+  }
+  agree(!err.empty(), err, comm);
+  if (max_edge) {
+    *max_edge = 0;
+    for (const Entry& e : g.edges) *max_edge = std::max(*max_edge, e.v);
+  }
+  if (d.n == 0) return Pairs(opt.max_dim + 1);
+  Engine eng(g, *C, opt.max_dim, comm, opt.verbose);
+  return eng.run();
+}
+}  // namespace detail
+
+Pairs persistence(const DistanceView& d, const Options& opt, MPI_Comm comm) {
+  return detail::compute(d, opt, comm, /*clamp_negative=*/false, nullptr);
+}
+
+Diagram dipha_diagram(const DistanceView& d, int64_t upper_dim, MPI_Comm comm, bool verbose) {
+  if (upper_dim < 0) throw Error("rips: upper_dim must be >= 0");
+  Diagram out;
+  if (upper_dim == 0) return out;  // only vertices; top-dimension essentials are not reported
+  Options opt;
+  opt.max_dim = static_cast<int>(std::min<int64_t>(upper_dim - 1, kMaxVerts - 3));
+  opt.verbose = verbose;
+  double max_edge = 0;
+  Pairs p = detail::compute(d, opt, comm, /*clamp_negative=*/true, &max_edge);
+  const double max_value = max_edge / 2;
+  for (size_t q = 0; q < p.size(); ++q)
+    for (auto& bd : p[q]) {
+      double b = bd.first / 2, e = bd.second / 2;
+      if (std::isinf(bd.second)) out.push_back({-static_cast<int64_t>(q) - 1, b, max_value});
+      else if (b != e && b < max_value) out.push_back({static_cast<int64_t>(q), b, e});
+    }
+  std::sort(out.begin(), out.end(), [](const Record& a, const Record& b) {
+    if (a.dim != b.dim) return a.dim < b.dim;
+    if (a.birth != b.birth) return a.birth < b.birth;
+    return a.death < b.death;
+  });
+  return out;
+}
+
+}  // namespace rips
+}  // namespace dipha

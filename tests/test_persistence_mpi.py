@@ -1,0 +1,118 @@
+"""topodnn.persistence under mpirun: 1, 2 and 3 ranks give the serial result; bad input raises on
+every rank without a hang."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYTHONPATH = os.path.join(os.path.dirname(HERE), "python")
+MPIRUN = shutil.which("mpirun") or os.path.join(os.path.dirname(sys.executable), "mpirun")
+
+SAME_AS_SERIAL = textwrap.dedent(
+    """
+    import os, sys
+    import numpy as np
+    from mpi4py import MPI
+    import scipy.sparse as sp
+    from topodnn import _core
+    from topodnn.engine import persistence
+
+    comm = MPI.COMM_WORLD
+    rng = np.random.default_rng(12345)
+    cases = []
+    for t in range(12):
+        n = int(rng.integers(2, 45))
+        if t % 3 == 0:
+            A = rng.random((n, n)); D = A + A.T
+        else:
+            X = rng.normal(size=(n, 3)); D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+        np.fill_diagonal(D, 0)
+        thr = np.inf if t % 2 else float(np.quantile(D, 0.6))
+        cases.append((D, int(rng.integers(1, 4)), thr))
+    # ties
+    A = rng.integers(1, 4, size=(30, 30)).astype(float); D = np.triu(A, 1) + np.triu(A, 1).T
+    cases.append((D, 2, np.inf))
+    bad = 0
+    for i, (D, md, thr) in enumerate(cases):
+        ref = persistence(D, md, thr)
+        got = persistence(D, md, thr, comm=comm)
+        keep = (D <= thr) & ~np.eye(len(D), dtype=bool)
+        got_sparse = persistence(sp.csr_matrix((D[keep], np.nonzero(keep)), shape=D.shape), md, comm=comm)
+        for a, b, c in zip(ref, got, got_sparse):
+            if not (np.array_equal(a, b) and np.array_equal(a, c)):
+                print(f"rank {comm.rank}: case {i} differs", flush=True); bad += 1; break
+    data = sys.argv[1]
+    if os.path.exists(os.path.join(data, "sphere_3_32.complex")):
+        raw = open(os.path.join(data, "sphere_3_32.complex"), "rb").read()
+        n = int(np.frombuffer(raw, "<i8", count=3)[2])
+        D = np.frombuffer(raw, "<f8", count=n * n, offset=24).reshape(n, n).copy()
+        dims, b, e = _core._dipha_diagram_from_matrix(D, None, None, None, n, 3, comm)
+        rec = np.zeros(len(dims), dtype=[("d", "<i8"), ("b", "<f8"), ("e", "<f8")])
+        rec["d"], rec["b"], rec["e"] = dims, b, e
+        out = np.array([8067171840, 2, len(dims)], "<i8").tobytes() + rec.tobytes()
+        if out != open(os.path.join(data, "sphere_3.diagram"), "rb").read():
+            print(f"rank {comm.rank}: DIPHA diagram differs", flush=True); bad += 1
+    bad = comm.allreduce(bad)
+    if comm.rank == 0:
+        print("MISMATCHES", bad, flush=True)
+    sys.exit(1 if bad else 0)
+    """
+)
+
+BAD_INPUT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from mpi4py import MPI
+    from topodnn.engine import persistence
+
+    comm = MPI.COMM_WORLD
+    D = np.array([[0, 1.0], [2.0, 0]])  # not symmetric
+    try:
+        persistence(D, 1, comm=comm)
+    except ValueError as e:
+        print(f"rank {comm.rank} raised: {e}", flush=True)
+    else:
+        sys.exit(3)
+    D = np.ones((3000, 3000)); np.fill_diagonal(D, 0)  # too large (checked in the engine)
+    try:
+        persistence(D, 4, comm=comm)
+    except ValueError as e:
+        print(f"rank {comm.rank} raised: {e}", flush=True)
+    else:
+        sys.exit(4)
+    comm.Barrier()
+    """
+)
+
+
+def run_mpi(tmp_path, script: str, nprocs: int, *args: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "script.py"
+    path.write_text(script)
+    env = dict(os.environ, PYTHONPATH=PYTHONPATH, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1")
+    cmd = [MPIRUN, "-n", str(nprocs), "--oversubscribe", sys.executable, str(path), *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("nprocs", [1, 2, 3])
+def test_ranks_give_serial_result(tmp_path, nprocs):
+    data = os.environ.get("TOPODNN_DIPHA_TEST_DATA", "/work/shared/dipha-test-data")
+    r = run_mpi(tmp_path, SAME_AS_SERIAL, nprocs, data)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "MISMATCHES 0" in r.stdout
+
+
+def test_bad_input_raises_on_every_rank(tmp_path):
+    r = run_mpi(tmp_path, BAD_INPUT, 2)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for rank in (0, 1):
+        assert f"rank {rank} raised: the distance matrix is not symmetric" in r.stdout
+        assert f"rank {rank} raised: rips: the complex is too large for memory" in r.stdout
