@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "comm.hpp"
 #include "dipha/engine.hpp"
 #include "dipha/io.hpp"
 
@@ -15,34 +16,8 @@ namespace py = pybind11;
 
 namespace {
 
-// A private duplicate of the caller's communicator (an mpi4py Comm, its Fortran handle from
-// Comm.py2f(), or None for MPI_COMM_WORLD), freed when the call returns.
-class CommDup {
- public:
-  explicit CommDup(py::object handle) {
-    int init = 0;
-    MPI_Initialized(&init);
-    if (!init) {
-      throw py::value_error("MPI is not initialized: import mpi4py.MPI before calling the engine");
-    }
-    MPI_Comm base = MPI_COMM_WORLD;
-    if (!handle.is_none()) {
-      if (py::hasattr(handle, "py2f")) handle = handle.attr("py2f")();
-      base = MPI_Comm_f2c(static_cast<MPI_Fint>(handle.cast<long long>()));
-    }
-    MPI_Comm_dup(base, &comm_);
-  }
-  ~CommDup() { MPI_Comm_free(&comm_); }
-  CommDup(const CommDup&) = delete;
-  CommDup& operator=(const CommDup&) = delete;
-  MPI_Comm get() const { return comm_; }
-
- private:
-  MPI_Comm comm_ = MPI_COMM_NULL;
-};
-
 int run_cli(int (*fn)(int, char**, MPI_Comm), const std::vector<std::string>& argv, py::object comm) {
-  CommDup dup(comm);
+  topodnn::CommDup dup(comm, MPI_COMM_WORLD);
   MPI_Comm c = dup.get();
   std::vector<std::string> copy = argv;
   std::vector<char*> ptrs;
@@ -108,7 +83,7 @@ void register_io(py::module_& m) {
   m.def(
       "compute_diagram",
       [](const std::string& path, py::object upper_dim, bool dual, bool general, py::object comm) {
-        CommDup dup(comm);
+        topodnn::CommDup dup(comm, MPI_COMM_WORLD);
         MPI_Comm c = dup.get();
         dipha::Options opt;
         if (!upper_dim.is_none()) {

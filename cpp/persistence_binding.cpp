@@ -1,52 +1,20 @@
 // Binding of the Vietoris-Rips engine (extern/dipha/src/rips.cpp): numpy buffers in without
-// copies, an mpi4py communicator handed over through mpi4py's C API, the GIL released around the
+// copies, an mpi4py communicator (cpp/comm.hpp), the GIL released around the
 // computation, engine errors raised as ValueError.
 #include <mpi.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#ifndef TOPODNN_NO_MPI4PY
-#include <mpi4py/mpi4py.h>
-#endif
 
 #include <cstring>
 
+#include "comm.hpp"
 #include "dipha/rips.hpp"
 
 namespace py = pybind11;
 
 namespace {
-
-// Duplicate of the communicator behind a Python object (None -> MPI_COMM_SELF), freed on exit.
-class CommGuard {
- public:
-  explicit CommGuard(const py::object& obj) {
-    MPI_Comm base = MPI_COMM_SELF;
-    if (!obj.is_none()) {
-#ifdef TOPODNN_NO_MPI4PY
-      throw py::value_error("comm: this build of topodnn has no mpi4py support; pass comm=None");
-#else
-      if (import_mpi4py() < 0) throw py::error_already_set();
-      MPI_Comm* p = PyMPIComm_Get(obj.ptr());
-      if (p == nullptr) throw py::error_already_set();
-      base = *p;
-#endif
-    }
-    if (MPI_Comm_dup(base, &comm_) != MPI_SUCCESS) throw py::value_error("comm: MPI_Comm_dup failed");
-  }
-  ~CommGuard() { MPI_Comm_free(&comm_); }
-  MPI_Comm get() const { return comm_; }
-
- private:
-  MPI_Comm comm_ = MPI_COMM_NULL;
-};
-
-void ensure_mpi() {
-  int init = 0;
-  MPI_Initialized(&init);
-  if (!init) throw py::value_error("MPI is not initialised: import mpi4py.MPI before calling the engine");
-}
 
 dipha::rips::DistanceView view_of(const py::array& a, py::object indptr, py::object indices, py::object values,
                                   int64_t n, std::vector<py::array>& keep) {
@@ -83,10 +51,9 @@ dipha::rips::DistanceView view_of(const py::array& a, py::object indptr, py::obj
 
 py::list rips_persistence(py::array dense, py::object indptr, py::object indices, py::object values, int64_t n,
                           int max_dim, double threshold, py::object comm, bool verbose) {
-  ensure_mpi();
   std::vector<py::array> keep;
   dipha::rips::DistanceView v = view_of(dense, indptr, indices, values, n, keep);
-  CommGuard guard(comm);
+  topodnn::CommDup guard(comm, MPI_COMM_SELF);
   dipha::rips::Options opt;
   opt.max_dim = max_dim;
   opt.threshold = threshold;
@@ -114,10 +81,9 @@ py::list rips_persistence(py::array dense, py::object indptr, py::object indices
 
 py::tuple dipha_diagram_from_matrix(py::array dense, py::object indptr, py::object indices, py::object values,
                                     int64_t n, int64_t upper_dim, py::object comm) {
-  ensure_mpi();
   std::vector<py::array> keep;
   dipha::rips::DistanceView v = view_of(dense, indptr, indices, values, n, keep);
-  CommGuard guard(comm);
+  topodnn::CommDup guard(comm, MPI_COMM_SELF);
   dipha::Diagram d;
   std::string err;
   {

@@ -91,6 +91,19 @@ def mpirun_path() -> str:
     return found
 
 
+def topodnn_pythonpath(env: Optional[dict] = None) -> str:
+    """PYTHONPATH under which a child process imports the same topodnn as this one.
+
+    The source tree (``python/``) for a development build, site-packages for an installed one:
+    a child must never pick up the sources of an installed package (they hold no ``_core``).
+    """
+    import topodnn
+
+    root = str(Path(topodnn.__file__).resolve().parent.parent)
+    old = (env if env is not None else os.environ).get("PYTHONPATH")
+    return root + (os.pathsep + old if old else "")
+
+
 def mpi_env() -> dict:
     """Environment for mpirun: allow root, keep shared-memory transport only (fast start)."""
     env = dict(os.environ)
@@ -98,8 +111,7 @@ def mpi_env() -> dict:
     env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
     env.setdefault("OMPI_MCA_btl", "self,sm")
     env.setdefault("OMPI_MCA_rmaps_base_oversubscribe", "1")
-    pp = str(REPO / "python")
-    env["PYTHONPATH"] = pp + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = topodnn_pythonpath(env)
     return env
 
 

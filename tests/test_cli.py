@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import _find_bin_dir, topodnn_pythonpath
 from topodnn import cli
 from topodnn.cli import main
 
@@ -110,7 +111,7 @@ def test_demo_epochs() -> None:
 
 
 def test_python_dash_m_topodnn() -> None:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    env = dict(os.environ, PYTHONPATH=topodnn_pythonpath())
     proc = subprocess.run([sys.executable, "-m", "topodnn", "--help"], capture_output=True,
                           text=True, env=env, timeout=120)
     assert proc.returncode == 0
@@ -400,10 +401,8 @@ def test_nproc_2_gives_the_same_diagrams(capsys: pytest.CaptureFixture[str],
 
 
 def _dipha_executable() -> str | None:
-    here = Path(sys.executable).parent / "dipha"
-    if here.exists():
-        return str(here)
-    return shutil.which("dipha")
+    found = _find_bin_dir()  # the executables that go with the imported topodnn
+    return str(found / "dipha") if found is not None else None
 
 
 @needs_engine

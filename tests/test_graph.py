@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from conftest import topodnn_pythonpath
 from topodnn.graph import (
     collect_activations,
     correlation_distances,
@@ -677,7 +678,7 @@ def test_mpi_ranks_share_blocks(tmp_path: Path) -> None:
     env = dict(os.environ)
     env.update(
         OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-        PYTHONPATH=str(REPO / "python") + os.pathsep + env.get("PYTHONPATH", ""),
+        PYTHONPATH=topodnn_pythonpath(env),
         OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
     )
     proc = subprocess.run(

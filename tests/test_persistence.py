@@ -18,7 +18,6 @@ from topodnn.engine import persistence
 gudhi = pytest.importorskip("gudhi")
 ripser = pytest.importorskip("ripser")
 
-DATA = os.environ.get("TOPODNN_DIPHA_TEST_DATA", "/work/shared/dipha-test-data")
 
 
 def sorted_rows(a: np.ndarray) -> np.ndarray:
@@ -218,13 +217,11 @@ DIPHA_CASES = [
 
 
 @pytest.mark.parametrize("complex_file,upper_dim,diagram_file", DIPHA_CASES)
-def test_dipha_diagram_byte_identical(complex_file, upper_dim, diagram_file):
-    path = os.path.join(DATA, complex_file)
-    if not os.path.exists(path):
-        pytest.skip(f"DIPHA regression data not found in {DATA}")
+def test_dipha_diagram_byte_identical(complex_file, upper_dim, diagram_file, dipha_test_data):
+    path = os.path.join(dipha_test_data, complex_file)
     dense, indptr, indices, values, n = read_distance_file(path)
     dims, births, deaths = _core._dipha_diagram_from_matrix(dense, indptr, indices, values, n, upper_dim, None)
-    assert diagram_bytes(dims, births, deaths) == read_words(os.path.join(DATA, diagram_file))
+    assert diagram_bytes(dims, births, deaths) == read_words(os.path.join(dipha_test_data, diagram_file))
 
 
 # ------------------------------------------------------------------------------- bad inputs

@@ -11,9 +11,8 @@ import textwrap
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PYTHONPATH = os.path.join(os.path.dirname(HERE), "python")
-MPIRUN = shutil.which("mpirun") or os.path.join(os.path.dirname(sys.executable), "mpirun")
+from conftest import mpi_env, mpirun_path
+
 
 SAME_AS_SERIAL = textwrap.dedent(
     """
@@ -96,16 +95,16 @@ BAD_INPUT = textwrap.dedent(
 def run_mpi(tmp_path, script: str, nprocs: int, *args: str) -> subprocess.CompletedProcess:
     path = tmp_path / "script.py"
     path.write_text(script)
-    env = dict(os.environ, PYTHONPATH=PYTHONPATH, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               OMPI_MCA_rmaps_base_oversubscribe="1")
-    cmd = [MPIRUN, "-n", str(nprocs), "--oversubscribe", sys.executable, str(path), *args]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    cmd = [mpirun_path(), "-n", str(nprocs), "--oversubscribe", sys.executable, str(path), *args]
+    try:
+        return subprocess.run(cmd, env=mpi_env(), capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"timed out after 120 s (hang?): {' '.join(cmd)}")
 
 
 @pytest.mark.parametrize("nprocs", [1, 2, 3])
-def test_ranks_give_serial_result(tmp_path, nprocs):
-    data = os.environ.get("TOPODNN_DIPHA_TEST_DATA", "/work/shared/dipha-test-data")
-    r = run_mpi(tmp_path, SAME_AS_SERIAL, nprocs, data)
+def test_ranks_give_serial_result(tmp_path, nprocs, dipha_test_data):
+    r = run_mpi(tmp_path, SAME_AS_SERIAL, nprocs, str(dipha_test_data))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "MISMATCHES 0" in r.stdout
 

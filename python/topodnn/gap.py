@@ -742,6 +742,7 @@ def checkpoint_summary(
     """Training-data summary and training accuracy of one checkpoint (cached next to it).
 
     Returns ``(summary, train_acc, ckpt)``; ``train_acc`` in points, see :func:`train_accuracy`.
+    ``cache=False`` ignores an existing cache file and rewrites it with the recomputed summary.
     """
     from topodnn.training import load_checkpoint, model_from_checkpoint
 
@@ -765,11 +766,10 @@ def checkpoint_summary(
     summary = training_summary(model, train_set.tensors[0], n_samples=n_samples, max_dim=max_dim,
                                max_epsilon=max_epsilon, min_persistence=min_persistence)
     acc = train_accuracy(model, train_set, ref)
-    if cache:
-        try:
-            store_summary(cpath, summary, acc, settings)
-        except OSError:
-            pass  # read-only results: recompute next time
+    try:  # written (or refreshed, with cache=False) for the next fit or prediction
+        store_summary(cpath, summary, acc, settings)
+    except OSError:
+        pass  # read-only results: recompute next time
     return summary, acc, ckpt
 
 
@@ -965,7 +965,7 @@ def register_cli(subparsers: Any) -> None:
     p.add_argument("--max-epsilon", type=float, default=DEFAULT_TOPOLOGY["max_epsilon"])
     p.add_argument("--min-persistence", type=float, default=DEFAULT_TOPOLOGY["min_persistence"])
     p.add_argument("--data-dir", default=None, help="override the checkpoints' data directory")
-    p.add_argument("--no-cache", action="store_true", help="recompute summaries")
+    p.add_argument("--no-cache", action="store_true", help="recompute summaries even where a cache exists (and rewrite the caches)")
     p.set_defaults(func=_cli_fit_gap)
 
     q = subparsers.add_parser(
