@@ -425,3 +425,48 @@ def test_diagram_file_equals_the_dipha_executables(topology_run: Path, tmp_path:
     assert proc.returncode == 0, proc.stderr
     ours = (topology_run / "adj_epc1_trl0_0.3.bin.out").read_bytes()
     assert ours == (tmp_path / "out.bin").read_bytes()
+
+
+@needs_engine
+def test_early_stop_topology(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--early-stop topology`` evaluates the training inputs' topology and stops the run.
+
+    The signal is pinned to a constant, so the rule's outcome is known: epoch 1 is the best
+    (epoch 0 is ignored), epoch 2 does not improve and patience 1 stops there.
+    """
+    from topodnn import early_stopping
+
+    seen = []
+
+    def constant(summary, signal):
+        seen.append(sorted(summary))
+        return 1.0
+
+    monkeypatch.setattr(early_stopping, "signal_value", constant)
+    argv = ["run", "--n_epochs_train", "4", "--epochs_test", "1 4", "--save-path", str(tmp_path),
+            "--early-stop", "topology", "--es-every", "1", "--es-patience", "1", *TINY, *TOPO]
+    rc, out, _ = run_cli(capsys, *argv)
+    assert rc == 0, out
+    assert seen == [[0, 1, 2]] * 3  # epochs 0, 1, 2, each with H0..H2
+    folder = tmp_path / "lenet_mnist"
+    record = json.loads((folder / "early_stop_trl0.json").read_text())
+    assert record["stop_epoch"] == 2 and record["best_epoch"] == 1
+    assert [h["epoch"] for h in record["history"]] == [0, 1, 2]
+    assert record["params"]["data"] == "training inputs"
+    assert "stopped at epoch 2; keep the checkpoint of epoch 1" in out
+    assert "no topology for epoch(s) 4" in out
+    assert (folder / "dgm_epc1_trl0.npz").exists() and not (folder / "dgm_epc4_trl0.npz").exists()
+    history = json.loads((folder / "history_trl0.json").read_text())
+    assert history["stopped_at"] == 2 and history["epoch"][-1] == 2
+    # the same command again: the run is finished, nothing is retrained or re-evaluated
+    rc, out, _ = run_cli(capsys, *argv)
+    assert rc == 0 and seen == [[0, 1, 2]] * 3
+    assert json.loads((folder / "early_stop_trl0.json").read_text()) == record
+
+
+def test_early_stop_bad_signal(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rc, _, err = run_cli(capsys, "run", "--n_epochs_train", "1", "--epochs_test", "1",
+                         "--save-path", str(tmp_path), "--early-stop", "topology",
+                         "--es-signal", "area_5", *TINY, *TOPO)
+    assert rc == 2 and "--early-stop topology" in err and "area_5" in err

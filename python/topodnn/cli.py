@@ -235,6 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--n-test", "--n_test", dest="n_test", type=_positive_int, default=None,
                    help="use only the first N test examples")
     r.add_argument("--seed", type=int, default=None, help="random seed (default: the trial)")
+    r.add_argument("--early-stop", "--early_stop", dest="early_stop", choices=("none", "topology"),
+                   default="none",
+                   help="'topology': stop training when the topological rule fires (functional graph "
+                   "of training inputs only; see topodnn.early_stopping); default none")
+    r.add_argument("--es-every", dest="es_every", type=_positive_int, default=2,
+                   help="early stopping: topology every K epochs (default 2)")
+    r.add_argument("--es-signal", dest="es_signal", default="area_2",
+                   help="early stopping: signal '<stat>_<dim>', e.g. area_2, betti_max_2 (default area_2)")
+    r.add_argument("--es-patience", dest="es_patience", type=_positive_int, default=3,
+                   help="early stopping: evaluations without improvement before stopping (default 3)")
     _add_topology_options(r)
     r.set_defaults(func=cmd_run)
 
@@ -620,21 +630,74 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.train:
         from . import training
 
+        callback = _early_stopping(args) if args.early_stop == "topology" else None
         t0 = time.perf_counter()
-        training.train(
+        history = training.train(
             args.net, args.dataset, trial=args.trial, lr=args.lr, n_epochs=args.n_epochs_train,
             save_every=args.save_every, permute_labels=args.permute_labels,
             save_path=args.save_path, data_dir=args.data_dir, seed=seed,
-            progress=args.progress, n_train=args.n_train, n_test=args.n_test,
+            progress=args.progress, n_train=args.n_train, n_test=args.n_test, callback=callback,
         )
-        _say(f"training: {args.n_epochs_train} epochs in {time.perf_counter() - t0:.1f} s; "
+        last = int(history["epoch"][-1]) if history.get("epoch") else args.n_epochs_train
+        _say(f"training: {last} epochs in {time.perf_counter() - t0:.1f} s; "
              f"checkpoints in {folder}", args.progress)
+        if callback is not None:
+            _report_early_stop(args, folder, callback, history)
+        stopped = history.get("stopped_at")
+        if stopped is not None and args.build_graph:
+            late = [e for e in epochs if e > int(stopped)]
+            if late:
+                _say(f"training stopped at epoch {stopped}: no topology for epoch(s) "
+                     f"{_fmt_epochs(late)}", True)
+                epochs = [e for e in epochs if e <= int(stopped)]
     if args.build_graph:
         topology_per_epoch(args, folder, epochs)
         _say(f"results in {folder}; plot them with: topodnn visualise --net {args.net} "
              f"--dataset {args.dataset} --trial {args.trial} --dim 1 --save-path "
              f"{args.save_path}", args.progress)
     return 0
+
+
+def _early_stopping(args: argparse.Namespace):
+    """The ``--early-stop topology`` callback, on the training inputs only."""
+    from . import datasets
+    from .early_stopping import TopologicalEarlyStopping
+
+    train_set, _, _ = datasets.load_dataset(args.dataset, data_dir=args.data_dir,
+                                            n_train=args.n_train, n_test=args.n_test)
+    inputs = train_set.tensors[0]
+    n = min(int(args.n_samples), int(inputs.shape[0]))
+    try:
+        return TopologicalEarlyStopping(
+            inputs, every=args.es_every, n_samples=n, max_dim=max(2, args.upper_dim - 1),
+            max_epsilon=args.max_epsilon, signal=args.es_signal, patience=args.es_patience,
+            keep_diagrams=False, progress=args.progress)
+    except ValueError as exc:
+        raise CLIError(f"--early-stop topology: {exc}") from None
+
+
+def _report_early_stop(args: argparse.Namespace, folder: Path, es: Any, history: dict) -> None:
+    """Write ``early_stop_trl<T>.json`` (rule, evaluations, chosen epoch) and say the outcome."""
+    stopped = history.get("stopped_at")
+    path = folder / f"early_stop_trl{args.trial}.json"
+    if not es.history and path.exists():  # a finished run resumed: nothing new was evaluated
+        _say(f"early stopping: recorded in {path} (training had stopped at epoch {stopped})", True)
+        return
+    record = {
+        "params": es.params,
+        "stop_epoch": stopped,
+        "best_epoch": es.best_epoch,
+        "history": [{k: v for k, v in h.items() if k != "diagrams"} for h in es.history],
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1, default=float))
+    os.replace(tmp, path)
+    if stopped is None:
+        _say(f"early stopping: the rule did not fire; best epoch by {es.params['signal']}: "
+             f"{es.best_epoch} ({path})", True)
+    else:
+        _say(f"early stopping: stopped at epoch {stopped}; keep the checkpoint of epoch "
+             f"{es.best_epoch} ({path})", True)
 
 
 def topology_per_epoch(args: argparse.Namespace, folder: Path,
