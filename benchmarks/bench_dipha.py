@@ -114,6 +114,11 @@ def main(argv: Optional[list] = None) -> None:
     ap.add_argument("--quantile", type=float, default=0.05, help="fraction of pairs kept as edges")
     ap.add_argument("--graph", type=Path, help="extra DIPHA distance file (e.g. a network's functional graph)")
     ap.add_argument("--graph-dim", type=int, default=2, help="--upper_dim for --graph")
+    ap.add_argument("--workload", action="append", default=[], choices=("A", "B"),
+                    help="the LeNet functional graph of benchmarks/workloads.py as the original's "
+                    "sparse DIPHA file, run with --upper_dim 3 --dual as the original did")
+    ap.add_argument("--general-big", action="store_true",
+                    help="also run the general path on --graph/--workload inputs (slow)")
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("TOPODNN_DIPHA_TEST_DATA",
                                                                       REPO.parent / "shared" / "dipha-test-data")))
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per run")
@@ -141,11 +146,23 @@ def main(argv: Optional[list] = None) -> None:
         scale.append((f"synthetic corr. graph (sparse, n={n_s}, {e_s} edges, d<={t_s:.3f})", p, 2))
     if args.graph:
         inputs.append((f"{args.graph.name}", args.graph, args.graph_dim, True))
+    for w in args.workload:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        import workloads
+
+        p = tmp / f"workload_{w}.complex"
+        e_w = workloads.write_dipha_file(w, str(p))
+        inputs.append((f"LeNet functional graph, workload {w} (the original's sparse input, n=1820, "
+                       f"{e_w} edges)", p, 3, "workload"))
 
     rows = []
     for label, path, ud, big in inputs:
         variants = [("default (fast Rips)", []), ("--general --dual", ["--general", "--dual"])]
-        if not big or args.primal_big:
+        if big == "workload":
+            variants = [("default --dual (fast Rips)", ["--dual"])]
+            if args.general_big:
+                variants.append(("--general --dual", ["--general", "--dual"]))
+        elif not big or args.primal_big:
             variants.insert(1, ("--general", ["--general"]))
         for name, opts in variants:
             for P in (1, 2):
@@ -171,7 +188,8 @@ def main(argv: Optional[list] = None) -> None:
 
     lines = [SECTION, "",
              f"`python benchmarks/bench_dipha.py --points {args.points} --quantile {args.quantile}"
-             + (f" --scale {' '.join(args.scale)}" if args.scale else "") + "` on "
+             + (f" --scale {' '.join(args.scale)}" if args.scale else "")
+             + "".join(f" --workload {w}" for w in args.workload) + "` on "
              f"{os.cpu_count()} cores ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}). "
              "Wall time around `mpirun`; peak RSS is the maximum over ranks from `--benchmark`. "
              "Ranks > cores are oversubscribed.", "",
@@ -188,6 +206,12 @@ def main(argv: Optional[list] = None) -> None:
     lines.append("")
     for label, digests in agree.items():
         lines.append(f"- {label}: {'all successful runs wrote identical diagrams' if len(digests) == 1 else 'DIAGRAMS DIFFER'}")
+    for label, ud, name, P, r in rows:
+        if r["ok"] and "workload A" in label:
+            lines.append(f"- {label}, {P} rank(s): {r['internal']:.2f} s inside dipha, {r['wall']:.2f} s "
+                         f"around mpirun (start-up included); the original engine took about 47.7 s "
+                         f"with 2 processes on such a graph: {47.7 / r['internal']:.0f}x "
+                         f"({47.7 / r['wall']:.0f}x counting mpirun's start-up).")
     if not args.primal_big:
         lines.append("- Big inputs run the general path only with `--dual` (cohomology); primal reduction of "
                      "the top dimension of a Rips complex is much slower (use `--primal-big`).")
