@@ -27,8 +27,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.path.join(HERE, ".cache")
 RESULTS_JSON = os.path.join(CACHE, "big_results.json")
-RESULTS_MD = os.path.join(HERE, "RESULTS.md")
 SECTION = "## Big networks"
+
+sys.path.insert(0, HERE)
+from _results import replace_section  # noqa: E402
 
 
 def peak_gib() -> float:
@@ -124,16 +126,7 @@ def write_section(rows: list) -> None:
             f"| {r['load1']:.1f} | {r['date']} |"
         )
     lines.append("")
-    text = "\n".join(lines)
-    old = open(RESULTS_MD).read() if os.path.exists(RESULTS_MD) else "# Benchmark results\n"
-    if SECTION in old:
-        start = old.index(SECTION)
-        nxt = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + (old[nxt + 1:] if nxt >= 0 else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    with open(RESULTS_MD, "w") as fh:
-        fh.write(new)
+    replace_section(SECTION, "\n".join(lines))
 
 
 def main() -> None:

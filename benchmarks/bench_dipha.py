@@ -99,13 +99,10 @@ def run(bin_dir: Path, nprocs: int, opts: list, inp: Path, out: Path, timeout: f
 
 
 def write_section(text: str, results_md: Path) -> None:
-    old = results_md.read_text() if results_md.exists() else "# Benchmark results\n"
-    pat = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pat.search(old):
-        new = pat.sub(lambda _: text, old)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    results_md.write_text(new)
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from _results import replace_section
+
+    replace_section(SECTION, text, str(results_md))
 
 
 def main(argv: Optional[list] = None) -> None:

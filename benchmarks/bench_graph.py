@@ -121,35 +121,14 @@ def child(kind: str, workload: str) -> dict:
 
 
 def lenet_end_to_end() -> dict:
-    """LeNet (the original's) on 1000 random 28x28 inputs: forward + dense graph."""
+    """LeNet (topodnn.networks, untrained) on 1000 random 28x28 inputs: forward + dense graph."""
     import torch
-    from torch import nn
 
     from topodnn.graph import functional_graph
-
-    class LeNet(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv1 = nn.Conv2d(1, 10, 5)
-            self.pool1 = nn.MaxPool2d(2)
-            self.relu1 = nn.ReLU()
-            self.conv2 = nn.Conv2d(10, 20, 5)
-            self.pool2 = nn.MaxPool2d(2)
-            self.relu2 = nn.ReLU()
-            self.fc1 = nn.Linear(320, 50)
-            self.relu3 = nn.ReLU()
-            self.fc2 = nn.Linear(50, 10)
-            self.out = nn.LogSoftmax(dim=1)
-            self.functional_layers = ["relu1", "relu2", "relu3", "out"]
-
-        def forward(self, x):
-            x = self.relu1(self.pool1(self.conv1(x)))
-            x = self.relu2(self.pool2(self.conv2(x)))
-            x = self.relu3(self.fc1(x.flatten(1)))
-            return self.out(self.fc2(x))
+    from topodnn.networks import get_network
 
     torch.manual_seed(0)
-    model = LeNet()
+    model = get_network("lenet")
     x = (torch.rand(1000, 1, 28, 28) - 0.1307) / 0.3081
     functional_graph(model, x[:200], progress=False)  # warm-up
     t = time.perf_counter()

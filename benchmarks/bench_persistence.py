@@ -28,9 +28,9 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import workloads  # noqa: E402
+from _results import RESULTS_MD, replace_section  # noqa: E402
 
 RESULTS_JSON = os.path.join(workloads.CACHE, "persistence_results.json")
-RESULTS_MD = os.path.join(HERE, "RESULTS.md")
 SECTION = "## Vietoris–Rips persistence"
 MAX_DIM = 2
 
@@ -109,16 +109,7 @@ def write_section(rows: list) -> None:
             f"{r['agree']} | {r['machine']} | {r['date']} |"
         )
     lines.append("")
-    text = "\n".join(lines)
-    old = open(RESULTS_MD).read() if os.path.exists(RESULTS_MD) else "# Benchmark results\n\n"
-    if SECTION in old:
-        start = old.index(SECTION)
-        nxt = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + (old[nxt + 1:] if nxt >= 0 else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    with open(RESULTS_MD, "w") as fh:
-        fh.write(new)
+    replace_section(SECTION, "\n".join(lines))
 
 
 def main() -> None:
