@@ -50,7 +50,8 @@ dipha::rips::DistanceView view_of(const py::array& a, py::object indptr, py::obj
 }
 
 py::list rips_persistence(py::array dense, py::object indptr, py::object indices, py::object values, int64_t n,
-                          int max_dim, double threshold, py::object comm, bool verbose) {
+                          int max_dim, double threshold, py::object comm, bool verbose,
+                          int64_t dense_lookup_bytes) {
   std::vector<py::array> keep;
   dipha::rips::DistanceView v = view_of(dense, indptr, indices, values, n, keep);
   topodnn::CommDup guard(comm, MPI_COMM_SELF);
@@ -58,6 +59,7 @@ py::list rips_persistence(py::array dense, py::object indptr, py::object indices
   opt.max_dim = max_dim;
   opt.threshold = threshold;
   opt.verbose = verbose;
+  opt.dense_lookup_bytes = dense_lookup_bytes;
   dipha::rips::Pairs pairs;
   std::string err;
   {
@@ -110,9 +112,11 @@ py::tuple dipha_diagram_from_matrix(py::array dense, py::object indptr, py::obje
 void register_persistence(py::module_& m) {
   m.def("_rips_persistence", &rips_persistence, py::arg("dense"), py::arg("indptr"), py::arg("indices"),
         py::arg("values"), py::arg("n"), py::arg("max_dim"), py::arg("threshold"), py::arg("comm"),
-        py::arg("verbose"),
+        py::arg("verbose"), py::arg("dense_lookup_bytes") = -1,
         "Vietoris-Rips persistence pairs per dimension (see topodnn.engine.persistence). Either `dense` "
-        "(square float32/float64) or the CSR triple (indptr, indices, values) with n vertices.");
+        "(square float32/float64) or the CSR triple (indptr, indices, values) with n vertices. "
+        "dense_lookup_bytes: largest dense look-up matrix the engine may build (-1: its default, "
+        "0: neighbour lists only).");
   m.def("_dipha_diagram_from_matrix", &dipha_diagram_from_matrix, py::arg("dense"), py::arg("indptr"),
         py::arg("indices"), py::arg("values"), py::arg("n"), py::arg("upper_dim"), py::arg("comm"),
         "DIPHA diagram records (dims, births, deaths) of a full (type 7) or sparse (type 8) distance matrix.");

@@ -151,6 +151,31 @@ def test_dense_sparse_torch_and_relabelling_agree(seed, n, quantile):
         np.testing.assert_array_equal(a, b)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(2, 30),
+    max_dim=st.integers(1, 3),
+    quantile=st.sampled_from([0.3, 0.6, 1.0]),
+    decimals=st.sampled_from([1, 2, 15]),
+)
+def test_neighbour_list_path_equals_gudhi(seed, n, max_dim, quantile, decimals):
+    """Graphs too large for the dense look-up matrix (n of VGG16 and ResNet18) enumerate cofaces
+    by merging sorted neighbour lists; forced here on small inputs (ties included by rounding)."""
+    rng = np.random.default_rng(seed)
+    D = np.round(point_cloud_distances(rng, n, 3), decimals)
+    thr = float(np.quantile(D[np.triu_indices(n, 1)], quantile)) if n > 1 else 1.0
+    ours = _core._rips_persistence(np.ascontiguousarray(D), None, None, None, n, max_dim, thr, None, False, 0)
+    assert_same(ours, gudhi_diagrams(D, max_dim, thr))
+    keep = (D <= thr) & ~np.eye(n, dtype=bool)
+    rows, cols = np.nonzero(keep)
+    S = sp.csr_matrix((D[rows, cols], (rows, cols)), shape=(n, n))
+    sparse = _core._rips_persistence(np.zeros((0, 0)), S.indptr.astype(np.int64), S.indices.astype(np.int64),
+                                     S.data, n, max_dim, np.inf, None, False, 0)
+    for a, b in zip(sparse, ours):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_sparse_explicit_zero_is_an_edge():
     S = sp.csr_matrix((np.array([0.0, 0.0, 1.0, 1.0]), (np.array([0, 1, 1, 2]), np.array([1, 0, 2, 1]))), shape=(3, 3))
     dg = persistence(S, max_dim=1)

@@ -100,7 +100,22 @@ struct Graph {
   int64_t degree(int32_t a) const { return ptr[a + 1] - ptr[a]; }
 };
 
-Graph build_graph(const DistanceView& d, double threshold, bool clamp_negative) {
+// Advances `it` (within [it, end)) to the first entry >= w, galloping: O(log distance).
+inline const int32_t* gallop(const int32_t* it, const int32_t* end, int32_t w) {
+  if (it == end || *it >= w) return it;
+  size_t step = 1;
+  const int32_t* lo = it;
+  while (lo + step < end && lo[step] < w) {
+    lo += step;
+    step *= 2;
+  }
+  const int32_t* hi = lo + step < end ? lo + step + 1 : end;
+  return std::lower_bound(lo + 1, hi, w);
+}
+
+constexpr int64_t kDefaultDenseLookupBytes = 512LL * 1024 * 1024;
+
+Graph build_graph(const DistanceView& d, double threshold, bool clamp_negative, int64_t dense_bytes) {
   Graph g;
   const int64_t n = d.n;
   g.n = n;
@@ -140,7 +155,8 @@ Graph build_graph(const DistanceView& d, double threshold, bool clamp_negative) 
     g.nb[fill[j]] = static_cast<int32_t>(i); g.nv[fill[j]++] = x;
     g.edges.push_back({x, i * (i - 1) / 2 + j});
   });
-  if (static_cast<double>(n) * n * 8.0 <= 512.0 * 1024 * 1024) {
+  if (dense_bytes < 0) dense_bytes = kDefaultDenseLookupBytes;
+  if (static_cast<double>(n) * n * 8.0 <= static_cast<double>(dense_bytes)) {
     g.mat.assign(static_cast<size_t>(n) * n, kInf);
     for (int64_t i = 0; i < n; ++i)
       for (int64_t p = g.ptr[i]; p < g.ptr[i + 1]; ++p) g.mat[static_cast<size_t>(i) * n + g.nb[p]] = g.nv[p];
@@ -230,12 +246,33 @@ struct Complex {
         if (f(m, lo[p] + C(w, p + 1) + hi[p], w)) return;
       }
     } else {
+      // Merge of the sorted neighbour lists: w must be in every other vertex's list (a vertex
+      // is never its own neighbour, so w in sigma drops out). Galloping keeps a short list u
+      // against long ones at O(deg(u) log(ratio)).
+      const int32_t* it[kMaxVerts];
+      const int32_t* end[kMaxVerts];
+      const double* val0[kMaxVerts];
+      int nr = 0;
+      for (int a = 0; a <= k; ++a) {
+        if (a == u) continue;
+        it[nr] = g.nb.data() + g.ptr[v[a]];
+        end[nr] = g.nb.data() + g.ptr[v[a] + 1];
+        val0[nr] = g.nv.data() + g.ptr[v[a]];
+        ++nr;
+      }
+      const int32_t* base[kMaxVerts];
+      for (int a = 0; a < nr; ++a) base[a] = it[a];
       for (; nb != ne; ++nb, ++nv) {
         const int32_t w = *nb;
         double m = std::max(val, *nv);
-        for (int a = 0; a <= k && m < kInf; ++a)
-          if (a != u) m = std::max(m, v[a] == w ? kInf : g.dist(w, v[a]));
-        if (m == kInf) continue;
+        bool all = true;
+        for (int a = 0; a < nr; ++a) {
+          it[a] = gallop(it[a], end[a], w);
+          if (it[a] == end[a]) return;  // no larger common neighbour is possible
+          if (*it[a] != w) { all = false; break; }
+          m = std::max(m, val0[a][it[a] - base[a]]);
+        }
+        if (!all) continue;
         while (p <= k && v[p] < w) ++p;
         if (f(m, lo[p] + C(w, p + 1) + hi[p], w)) return;
       }
@@ -897,7 +934,7 @@ Pairs compute(const DistanceView& d, const Options& opt, MPI_Comm comm, bool cla
          << " points (needed for homology up to dimension " << opt.max_dim << ")";
       throw Error(os.str());
     }
-    g = build_graph(d, opt.threshold, clamp_negative);
+    g = build_graph(d, opt.threshold, clamp_negative, opt.dense_lookup_bytes);
     // memory estimate: columns of the top dimension (16 B each) and the simplices of the one below
     if (opt.max_dim >= 1 && d.n > 0) {
       double pairs_total = static_cast<double>(d.n) * (d.n - 1) / 2;

@@ -32,6 +32,9 @@ struct Options {
   int max_dim = 1;  // homology H0 .. H_max_dim (simplices up to dimension max_dim + 1)
   double threshold = std::numeric_limits<double>::infinity();  // edges with d > threshold absent
   bool verbose = false;  // progress on rank 0's stderr
+  // Largest n*n*8 bytes for which a dense look-up matrix of the thresholded graph is built;
+  // larger graphs use their sorted neighbour lists only. Negative: the default (512 MiB).
+  int64_t dense_lookup_bytes = -1;
 };
 
 /// Persistence pairs per homology dimension, in the units of the input (filtration value of a
