@@ -300,3 +300,18 @@ def test_too_large_complex_raises_with_estimate():
 def test_index_overflow_raises():
     with pytest.raises(ValueError, match="overflow"):
         persistence(sp.csr_matrix((200000, 200000)), max_dim=6)
+
+
+def test_sparse_stored_zero_diagonal_and_empty_rows():
+    """Stored zeros on the diagonal are vertex births, not edges; trailing empty rows are vertices."""
+    rows, cols = [0, 0, 0, 1, 1, 1, 2, 2, 2], [0, 1, 2, 0, 1, 2, 0, 1, 2]
+    vals = [0.0, 1.0, 2.0, 1.0, 0.0, 1.5, 2.0, 1.5, 0.0]
+    with_diag = sp.csr_matrix((vals, (rows, cols)), shape=(5, 5))
+    assert with_diag.nnz == 9
+    off = [k for k in range(9) if rows[k] != cols[k]]
+    without = sp.csr_matrix(([vals[k] for k in off], ([rows[k] for k in off], [cols[k] for k in off])), shape=(5, 5))
+    a, b = persistence(with_diag, max_dim=1), persistence(without, max_dim=1)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(a[0], [[0, 1], [0, 1.5], [0, np.inf], [0, np.inf], [0, np.inf]])
+    assert len(a[1]) == 0

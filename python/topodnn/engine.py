@@ -62,43 +62,52 @@ def _dense_input(a: np.ndarray) -> np.ndarray:
 
 
 def _sparse_input(m: Any) -> tuple:
+    """Validated CSR arrays (n, indptr, indices, values) of a sparse distance matrix.
+
+    Linear in the number of stored entries, with one transposed copy for the symmetry check
+    (a 14-million-edge ResNet18 graph is checked in a few seconds).
+    """
     import scipy.sparse as sp
 
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
         raise ValueError(f"the sparse distance matrix must be square, got shape {m.shape}")
     n = m.shape[0]
-    csr = sp.csr_matrix(m, dtype=np.float64, copy=True)
-    csr.sum_duplicates()
-    csr.sort_indices()
+    csr = sp.csr_matrix(m, dtype=np.float64)  # no copy for a float64 CSR matrix
+    if not csr.has_canonical_format:  # duplicates summed, indices sorted: on a copy
+        csr = csr.copy()
+        csr.sum_duplicates()
     data = csr.data
     if np.isnan(data).any():
         raise ValueError("the sparse distance matrix contains NaN; remove those entries")
     if (data < 0).any():
         raise ValueError("the sparse distance matrix contains negative values; a distance must be >= 0")
-    coo = csr.tocoo()
-    diag = coo.row == coo.col
-    if (coo.data[diag] != 0).any():
-        raise ValueError(
-            "the sparse distance matrix has non-zero diagonal entries (every vertex is born at 0); "
-            "remove them with M.setdiag(0); M.eliminate_zeros() or store no diagonal"
-        )
-    off = ~diag
-    rows, cols, vals = coo.row[off], coo.col[off], coo.data[off]
-    keys = rows.astype(np.int64) * n + cols
-    tkeys = cols.astype(np.int64) * n + rows
-    o1, o2 = np.argsort(keys, kind="stable"), np.argsort(tkeys, kind="stable")
-    if not (np.array_equal(keys[o1], tkeys[o2]) and np.array_equal(vals[o1], vals[o2])):
+    row_of = np.repeat(np.arange(n, dtype=csr.indices.dtype), np.diff(csr.indptr))
+    diag = csr.indices == row_of
+    if diag.any():
+        if (data[diag] != 0).any():
+            raise ValueError(
+                "the sparse distance matrix has non-zero diagonal entries (every vertex is born at 0); "
+                "remove them with M.setdiag(0); M.eliminate_zeros() or store no diagonal"
+            )
+        keep = ~diag
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(row_of[keep], minlength=n), out=indptr[1:])
+        csr = sp.csr_matrix((data[keep], csr.indices[keep], indptr), shape=(n, n))
+    del diag, row_of
+    t = csr.transpose().tocsr()
+    t.sort_indices()
+    if not (np.array_equal(t.indptr, csr.indptr) and np.array_equal(t.indices, csr.indices)
+            and np.array_equal(t.data, csr.data)):
         raise ValueError(
             "the sparse distance matrix is not symmetric (pattern and values must match exactly); "
             "symmetrise it, e.g. M = M.maximum(M.T)"
         )
-    out = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
-    out.sort_indices()
+    del t
     return (
         n,
-        np.ascontiguousarray(out.indptr, dtype=np.int64),
-        np.ascontiguousarray(out.indices, dtype=np.int64),
-        np.ascontiguousarray(out.data, dtype=np.float64),
+        np.ascontiguousarray(csr.indptr, dtype=np.int64),
+        np.ascontiguousarray(csr.indices, dtype=np.int64),
+        np.ascontiguousarray(csr.data, dtype=np.float64),
     )
 
 
