@@ -33,7 +33,7 @@ Defaults
 ``min_delta=0.0``, ``smooth=1``; the callback computes H0..H2 (``max_dim=2``) and ignores the
 untrained network (``start_epoch=1``). Chosen from real runs (LeNet-300-100 on the embedded MNIST
 sample and on scikit-learn's digits, 0/20/50 % permuted labels, topology every 2 epochs; see
-``benchmarks/results/APPLICATIONS.md``): with half the labels permuted the beta_2 area grows while
+the "Results" section of README.md and ``benchmarks/results/applications.json``): with half the labels permuted the beta_2 area grows while
 test accuracy rises, peaks within a few epochs of the best test accuracy and collapses as the
 network memorises (the 2-D cavities dissolve), which is the regression the method describes.
 The 1-D signals point the wrong way on the same runs: the eps of the beta_1 maximum and the H1
