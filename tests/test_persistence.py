@@ -29,7 +29,9 @@ def gudhi_diagrams(D: np.ndarray, max_dim: int, threshold: float = np.inf) -> li
     st_ = gudhi.RipsComplex(distance_matrix=D, max_edge_length=threshold).create_simplex_tree(
         max_dimension=max_dim + 1
     )
-    st_.persistence(homology_coeff_field=2, min_persistence=0)
+    # persistence_dim_max: also when no (max_dim+1)-simplex is within the threshold, H_max_dim
+    # is the complex's top dimension, which gudhi skips by default
+    st_.persistence(homology_coeff_field=2, min_persistence=0, persistence_dim_max=True)
     out = []
     for q in range(max_dim + 1):
         b = st_.persistence_intervals_in_dimension(q).reshape(-1, 2)
@@ -114,6 +116,17 @@ def test_equals_ripser_on_float32_input():
     for q in range(3):
         b = ref[q][ref[q][:, 0] != ref[q][:, 1]]
         np.testing.assert_array_equal(sorted_rows(ours[q]), sorted_rows(b.astype(np.float64)))
+
+
+def test_top_dimension_essential_class_without_cofaces():
+    # a 4-cycle 0-4-1-5 whose diagonals are beyond the threshold: one essential H1 class
+    # (found by the gudhi comparison; gudhi needs persistence_dim_max here)
+    rng = np.random.default_rng(13472264)
+    D = random_matrix(rng, 6)
+    thr = float(np.quantile(D[np.triu_indices(6, 1)], 0.3))
+    dg = persistence(D, max_dim=1, threshold=thr)
+    np.testing.assert_array_equal(dg[1], [[D[1, 5], np.inf]])
+    assert_same(dg, gudhi_diagrams(D, 1, thr))
 
 
 def test_ties_equal_gudhi():
