@@ -23,8 +23,9 @@ demo: install
 
 # Development build: compile in build/dev and drop _core next to the sources (PYTHONPATH=python).
 dev: $(PY)
-	cmake -S . -B build/dev -G Ninja -DTOPODNN_INPLACE=ON -DMPI_C_COMPILER=$(VENV)/bin/mpicc \
-	  -DPython_EXECUTABLE=$(PY) -Dpybind11_DIR=$$($(PY) -m pybind11 --cmakedir)
+	$(PY) -m pip install -q pybind11
+	cmake -S . -B build/dev -G Ninja -DTOPODNN_INPLACE=ON -DMPI_C_COMPILER=$(abspath $(VENV))/bin/mpicc \
+	  -DPython_EXECUTABLE=$(abspath $(PY)) -Dpybind11_DIR=$$($(PY) -m pybind11 --cmakedir)
 	cmake --build build/dev
 
 clean:
