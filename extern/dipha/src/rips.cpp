@@ -18,6 +18,7 @@
 // pipelined chain of P rounds, the mirror image of DIPHA's (§5.4 of the specification).
 #include "dipha/rips.hpp"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -547,7 +548,9 @@ struct Engine {
 
   void log(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
     if (!verbose || rank != 0) return;
-    std::fprintf(stderr, "[rips %7.2fs] ", seconds_since(t0));
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);  // ru_maxrss in KiB on Linux
+    std::fprintf(stderr, "[rips %7.2fs %7.0f MiB peak] ", seconds_since(t0), ru.ru_maxrss / 1024.0);
     va_list ap;
     va_start(ap, fmt);
     std::vfprintf(stderr, fmt, ap);
