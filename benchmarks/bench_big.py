@@ -88,6 +88,10 @@ def run_one(net: str, epochs: int, threads: int) -> dict:
     peak_graph = peak_gib()
     edges = G.nnz // 2  # symmetric, no diagonal
     G.data *= 0.5
+    import scipy.sparse as sp
+
+    os.makedirs(CACHE, exist_ok=True)  # kept for re-running the engine alone (eps units)
+    sp.save_npz(os.path.join(CACHE, f"{net}_epochs{epochs}_graph.npz"), G, compressed=False)
     t0 = time.perf_counter()
     dgms = topodnn.persistence(G, max_dim=1, threshold=0.3, verbose=True)
     t_pers = time.perf_counter() - t0
