@@ -328,3 +328,17 @@ def test_sparse_stored_zero_diagonal_and_empty_rows():
         np.testing.assert_array_equal(x, y)
     np.testing.assert_array_equal(a[0], [[0, 1], [0, 1.5], [0, np.inf], [0, np.inf], [0, np.inf]])
     assert len(a[1]) == 0
+
+
+def test_verbose_reports_phases_with_peak_memory(capfd):
+    D = point_cloud_distances(np.random.default_rng(2), 30, 3)
+    quiet = persistence(D, max_dim=2)
+    assert capfd.readouterr().err == ""
+    loud = persistence(D, max_dim=2, verbose=True)
+    err = capfd.readouterr().err
+    assert "30 vertices" in err and "H0 done" in err
+    for q in (1, 2):
+        assert f"dim {q}: reduced" in err
+    assert "MiB peak]" in err
+    for a, b in zip(quiet, loud):
+        np.testing.assert_array_equal(a, b)

@@ -846,7 +846,15 @@ struct Engine {
       for (int t = 0; t <= rank; ++t) {
         outgoing.clear();
         if (t == 0) {
-          for (const Entry& c : cols) process_own(c);
+          auto last = std::chrono::steady_clock::now();
+          for (size_t k = 0; k < cols.size(); ++k) {
+            process_own(cols[k]);
+            if (verbose && rank == 0 && (k & 63) == 63 && seconds_since(last) > 30) {
+              last = std::chrono::steady_clock::now();
+              log("dim %d: %zu / %zu columns reduced (%lld additions, %.1f M stored coefficients)", q, k + 1,
+                  cols.size(), static_cast<long long>(n_additions), v_ent.size() / 1e6);
+            }
+          }
           std::vector<Entry>().swap(cols);
         } else {
           std::vector<int64_t> in = recv_i64(rank - 1, comm);
