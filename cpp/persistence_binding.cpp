@@ -49,9 +49,18 @@ dipha::rips::DistanceView view_of(const py::array& a, py::object indptr, py::obj
   return v;
 }
 
+// Out of memory during the computation -> MemoryError; anything else the engine reports is bad input.
+[[noreturn]] void raise_engine_error(const std::string& err) {
+  if (err.rfind("rips: out of memory", 0) == 0) {
+    PyErr_SetString(PyExc_MemoryError, err.c_str());
+    throw py::error_already_set();
+  }
+  throw py::value_error(err);
+}
+
 py::list rips_persistence(py::array dense, py::object indptr, py::object indices, py::object values, int64_t n,
                           int max_dim, double threshold, py::object comm, bool verbose,
-                          int64_t dense_lookup_bytes) {
+                          int64_t dense_lookup_bytes, int64_t working_bytes) {
   std::vector<py::array> keep;
   dipha::rips::DistanceView v = view_of(dense, indptr, indices, values, n, keep);
   topodnn::CommDup guard(comm, MPI_COMM_SELF);
@@ -60,6 +69,7 @@ py::list rips_persistence(py::array dense, py::object indptr, py::object indices
   opt.threshold = threshold;
   opt.verbose = verbose;
   opt.dense_lookup_bytes = dense_lookup_bytes;
+  opt.working_bytes = working_bytes;
   dipha::rips::Pairs pairs;
   std::string err;
   {
@@ -70,7 +80,7 @@ py::list rips_persistence(py::array dense, py::object indptr, py::object indices
       err = e.what();
     }
   }
-  if (!err.empty()) throw py::value_error(err);
+  if (!err.empty()) raise_engine_error(err);
   py::list out;
   for (auto& dim : pairs) {
     py::array_t<double> a({static_cast<py::ssize_t>(dim.size()), static_cast<py::ssize_t>(2)});
@@ -96,7 +106,7 @@ py::tuple dipha_diagram_from_matrix(py::array dense, py::object indptr, py::obje
       err = e.what();
     }
   }
-  if (!err.empty()) throw py::value_error(err);
+  if (!err.empty()) raise_engine_error(err);
   py::array_t<int64_t> dims(static_cast<py::ssize_t>(d.size()));
   py::array_t<double> births(static_cast<py::ssize_t>(d.size())), deaths(static_cast<py::ssize_t>(d.size()));
   for (size_t i = 0; i < d.size(); ++i) {
@@ -112,11 +122,12 @@ py::tuple dipha_diagram_from_matrix(py::array dense, py::object indptr, py::obje
 void register_persistence(py::module_& m) {
   m.def("_rips_persistence", &rips_persistence, py::arg("dense"), py::arg("indptr"), py::arg("indices"),
         py::arg("values"), py::arg("n"), py::arg("max_dim"), py::arg("threshold"), py::arg("comm"),
-        py::arg("verbose"), py::arg("dense_lookup_bytes") = -1,
+        py::arg("verbose"), py::arg("dense_lookup_bytes") = -1, py::arg("working_bytes") = -1,
         "Vietoris-Rips persistence pairs per dimension (see topodnn.engine.persistence). Either `dense` "
         "(square float32/float64) or the CSR triple (indptr, indices, values) with n vertices. "
         "dense_lookup_bytes: largest dense look-up matrix the engine may build (-1: its default, "
-        "0: neighbour lists only).");
+        "0: neighbour lists only). working_bytes: largest working coboundary of one column before it "
+        "is reduced window by window (-1: its default, 1 GiB).");
   m.def("_dipha_diagram_from_matrix", &dipha_diagram_from_matrix, py::arg("dense"), py::arg("indptr"),
         py::arg("indices"), py::arg("values"), py::arg("n"), py::arg("upper_dim"), py::arg("comm"),
         "DIPHA diagram records (dims, births, deaths) of a full (type 7) or sparse (type 8) distance matrix.");

@@ -107,6 +107,38 @@ def test_equals_gudhi(seed, n, max_dim, kind, quantile):
     assert_same(persistence(D, max_dim=max_dim, threshold=thr), gudhi_diagrams(D, max_dim, thr))
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(4, 30),
+    max_dim=st.integers(1, 3),
+    kind=st.sampled_from(["points3", "matrix", "ties"]),
+    quantile=st.sampled_from([None, 0.4, 0.7]),
+    budget=st.sampled_from([16, 40, 200]),
+)
+def test_windowed_working_column_equals_gudhi(seed, n, max_dim, kind, quantile, budget):
+    # A tiny working budget (in entries) forces long columns to be reduced window by window.
+    rng = np.random.default_rng(seed)
+    if kind == "ties":
+        A = rng.integers(1, 5, size=(n, n)).astype(float)
+        D = np.triu(A, 1) + np.triu(A, 1).T
+    else:
+        D = random_matrix(rng, n) if kind == "matrix" else point_cloud_distances(rng, n, 3)
+    thr = np.inf if quantile is None else float(np.quantile(D[np.triu_indices(n, 1)], quantile))
+    got = _core._rips_persistence(D, None, None, None, n, max_dim, thr, None, False, -1, budget * 16)
+    assert_same(got, gudhi_diagrams(D, max_dim, thr))
+
+
+def test_windowed_working_column_is_used(capfd):
+    D = point_cloud_distances(np.random.default_rng(5), 40, 3)
+    got = _core._rips_persistence(D, None, None, None, 40, 2, 1.5, None, True, -1, 16 * 16)
+    err = capfd.readouterr().err
+    windows = [int(line.split(" windows)")[0].rsplit(" in ", 1)[1]) for line in err.splitlines()
+               if "windows)" in line]
+    assert windows and max(windows) > 0, err
+    assert_same(got, gudhi_diagrams(D, 2, 1.5))
+
+
 def test_equals_ripser_on_float32_input():
     # ripser computes in float32: on float32 input both see the same values.
     rng = np.random.default_rng(7)

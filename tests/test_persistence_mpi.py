@@ -44,8 +44,12 @@ SAME_AS_SERIAL = textwrap.dedent(
         got = persistence(D, md, thr, comm=comm)
         keep = (D <= thr) & ~np.eye(len(D), dtype=bool)
         got_sparse = persistence(sp.csr_matrix((D[keep], np.nonzero(keep)), shape=D.shape), md, comm=comm)
-        for a, b, c in zip(ref, got, got_sparse):
-            if not (np.array_equal(a, b) and np.array_equal(a, c)):
+        # columns reduced window by window (a working coboundary of at most 24 entries), also
+        # when they are forwarded between ranks
+        got_windowed = _core._rips_persistence(np.ascontiguousarray(D), None, None, None, len(D), md, thr, comm,
+                                               False, -1, 24 * 16)
+        for a, b, c, w in zip(ref, got, got_sparse, got_windowed):
+            if not (np.array_equal(a, b) and np.array_equal(a, c) and np.array_equal(a, w)):
                 print(f"rank {comm.rank}: case {i} differs", flush=True); bad += 1; break
     data = sys.argv[1]
     if os.path.exists(os.path.join(data, "sphere_3_32.complex")):
@@ -92,6 +96,30 @@ BAD_INPUT = textwrap.dedent(
 )
 
 
+OUT_OF_MEMORY = textwrap.dedent(
+    """
+    import resource, sys
+    import numpy as np
+    from mpi4py import MPI
+    from topodnn.engine import persistence
+
+    comm = MPI.COMM_WORLD
+    rng = np.random.default_rng(0)
+    A = rng.random((70, 70)); D = A + A.T; np.fill_diagonal(D, 0)
+    # 16 MiB of address space left: the estimate passes (the machine has the memory), the
+    # reduction of dimension 4 does not fit
+    vm = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (vm + (16 << 20), resource.RLIM_INFINITY))
+    try:
+        persistence(D, max_dim=4, comm=comm)
+    except MemoryError as e:
+        print(f"rank {comm.rank} raised: {e}", flush=True)
+    else:
+        sys.exit(5)
+    """
+)
+
+
 def run_mpi(tmp_path, script: str, nprocs: int, *args: str) -> subprocess.CompletedProcess:
     path = tmp_path / "script.py"
     path.write_text(script)
@@ -115,3 +143,14 @@ def test_bad_input_raises_on_every_rank(tmp_path):
     for rank in (0, 1):
         assert f"rank {rank} raised: the distance matrix is not symmetric" in r.stdout
         assert f"rank {rank} raised: rips: the complex is too large for memory" in r.stdout
+
+
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_out_of_memory_raises_memory_error_on_every_rank(tmp_path, nprocs):
+    r = run_mpi(tmp_path, OUT_OF_MEMORY, nprocs)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for rank in range(nprocs):
+        assert f"rank {rank} raised: rips: out of memory while" in r.stdout, r.stdout + r.stderr
+    if nprocs > 1:  # the same message everywhere
+        lines = [line.split("raised: ", 1)[1] for line in r.stdout.splitlines() if "raised: " in line]
+        assert len(set(lines)) == 1, lines

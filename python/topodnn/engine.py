@@ -157,12 +157,21 @@ def persistence(
     affect the diagrams. Coefficients are in Z/2 only; no representative cycles are computed.
     The triangle inequality is not assumed.
 
+    Memory: the thresholded graph (about 40 bytes per edge), the columns of the top dimension,
+    and one working column at a time. A column whose working coboundary outgrows 1 GiB
+    (typically the cocycle of an essential class in a dense graph) is reduced window by window
+    of filtration values, regenerating its coboundary for each window, so that no column holds
+    much more than that at once.
+
     Raises
     ------
     ValueError
         On malformed input (shape, symmetry, NaN, negative values, diagonal), bad ``max_dim`` or
         ``threshold``, a communicator that is not an mpi4py intracommunicator, or a complex too
         large for the memory of the machine (an estimate is given). Under MPI every rank raises.
+    MemoryError
+        If memory runs out during the computation nevertheless (the message names the phase,
+        the dimension and the peak); under MPI every rank raises it.
     """
     from mpi4py import MPI  # noqa: F401  (initialises MPI before the engine runs)
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -186,6 +187,15 @@ int run_dipha_cli(int argc, char** argv, MPI_Comm comm) {
     }
   } catch (const Error& e) {
     return ctx.error(e.what());
+  } catch (const std::bad_alloc&) {
+    // The other ranks may be inside a collective operation: stop them all rather than hang.
+    struct rusage ru {};
+    getrusage(RUSAGE_SELF, &ru);
+    std::fprintf(stderr, "dipha: error: out of memory on rank %d while computing the persistence of %s (peak %ld MiB);"
+                 " lower --upper_dim, use a sparse input with a smaller upper value, or more ranks\n",
+                 ctx.rank, input.c_str(), static_cast<long>(ru.ru_maxrss / 1024));
+    std::fflush(stderr);
+    MPI_Abort(comm, 1);
   }
   return 0;
 }

@@ -499,20 +499,38 @@ void send_i64(const std::vector<int64_t>& v, int dest, MPI_Comm comm) {
 std::vector<int64_t> recv_i64(int src, MPI_Comm comm) {
   long long sz = 0;
   check_mpi(MPI_Recv(&sz, 1, MPI_LONG_LONG, src, 11, comm, MPI_STATUS_IGNORE), "recv");
-  std::vector<int64_t> v(sz);
   const long long chunk = 1LL << 26;
+  std::vector<int64_t> v;
+  try {
+    v.resize(sz);
+  } catch (const std::bad_alloc&) {
+    // drain the message so that the sender does not wait forever, then report
+    std::vector<int64_t> sink(std::min(chunk, sz));
+    for (long long off = 0; off < sz; off += chunk)
+      check_mpi(MPI_Recv(sink.data(), static_cast<int>(std::min(chunk, sz - off)), MPI_INT64_T, src, 12, comm,
+                         MPI_STATUS_IGNORE), "recv");
+    throw;
+  }
   for (long long off = 0; off < sz; off += chunk)
     check_mpi(MPI_Recv(v.data() + off, static_cast<int>(std::min(chunk, sz - off)), MPI_INT64_T, src, 12, comm,
                        MPI_STATUS_IGNORE), "recv");
   return v;
 }
 
-// Allreduce of an error flag: throws on every rank if any rank failed (with the local message
-// where there is one).
+// Error agreement: if any rank failed, every rank throws the message of the lowest failing rank.
 void agree(bool failed, const std::string& msg, MPI_Comm comm) {
-  int f = failed ? 1 : 0, any = 0;
-  check_mpi(MPI_Allreduce(&f, &any, 1, MPI_INT, MPI_MAX, comm), "allreduce");
-  if (any) throw Error(failed ? msg : std::string("rips: another rank reported an error"));
+  int rank = 0, P = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &P);
+  int me = failed ? rank : P, first = P;
+  check_mpi(MPI_Allreduce(&me, &first, 1, MPI_INT, MPI_MIN, comm), "allreduce");
+  if (first == P) return;
+  int len = rank == first ? static_cast<int>(msg.size()) : 0;
+  check_mpi(MPI_Bcast(&len, 1, MPI_INT, first, comm), "bcast");
+  std::string text = rank == first ? msg : std::string(static_cast<size_t>(len), ' ');
+  check_mpi(MPI_Bcast(&text[0], len, MPI_CHAR, first, comm), "bcast");
+  if (P > 1) text += " (reported by rank " + std::to_string(first) + " of " + std::to_string(P) + ")";
+  throw Error(text);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -539,8 +557,10 @@ struct Engine {
 
   Pairs pairs;  // local pairs (birth, death) per dimension
 
-  Engine(const Graph& g_, const Binomial& C_, int max_dim_, MPI_Comm comm_, bool verbose_)
+  Engine(const Graph& g_, const Binomial& C_, int max_dim_, MPI_Comm comm_, bool verbose_, int64_t working_bytes)
       : g(g_), C(C_), cx{g_, C_}, max_dim(max_dim_), comm(comm_), verbose(verbose_) {
+    heap_budget = static_cast<size_t>(working_bytes < 0 ? (int64_t{1} << 30) : working_bytes) / sizeof(Entry);
+    heap_budget = std::max<size_t>(heap_budget, 16);
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &P);
     pairs.assign(max_dim + 1, {});
@@ -648,6 +668,8 @@ struct Engine {
   std::vector<idx_t> work_v;
   std::vector<int64_t> outgoing;  // serialised forwarded columns
   int64_t n_stored = 0, n_emergent = 0, n_forwarded = 0, n_additions = 0;
+  size_t max_heap = 0, max_v = 0, max_live = 0;
+  static constexpr size_t prune_factor = 4;  // largest working coboundary and V column of this dimension
 
   void push_coboundary(idx_t s) {
     int32_t v[kMaxVerts];
@@ -698,6 +720,8 @@ struct Engine {
   void store(const Entry& sigma, const Entry& tau) {
     int64_t slot = static_cast<int64_t>(v_off.size()) - 1;
     cancel_pairs(work_v);
+    max_heap = std::max(max_heap, heap.size());
+    max_v = std::max(max_v, work_v.size());
     v_ent.insert(v_ent.end(), work_v.begin(), work_v.end());
     v_off.push_back(static_cast<int64_t>(v_ent.size()));
     pivots.insert(tau.i, slot);
@@ -715,29 +739,187 @@ struct Engine {
     ++n_forwarded;
   }
 
-  // Reduces the heap (the coboundary of work_v) until it is stored, forwarded or zero.
+  // ----- windowed working column -----
+  // A column whose coboundary outgrows heap_budget entries is reduced window by window: the
+  // coboundary entries of work_v with keys in [win_lo, win_hi) are generated, sorted and cancelled
+  // (Z/2) into `win`; entries that later additions bring into the window go to the small heap
+  // `extra`. Below win_lo the coboundary is known to be zero, so additions (whose own coboundary
+  // starts at the current pivot, >= win_lo) need no entries below it; entries at or beyond win_hi
+  // are regenerated from work_v when the window moves on. Memory: about heap_budget / 2 entries
+  // per window instead of the whole coboundary.
+  size_t heap_budget = size_t{1} << 26;
+  bool windowed = false;
+  std::vector<Entry> win, extra;
+  size_t win_pos = 0;
+  Entry win_lo{-kInf, INT64_MIN}, win_hi{-kInf, INT64_MIN};
+  std::vector<double> bounds;  // window boundaries (values) still ahead
+  size_t bounds_v = 0;         // size of work_v when the boundaries were computed
+  int64_t n_windowed = 0, n_windows = 0;
+  std::chrono::steady_clock::time_point last_progress = std::chrono::steady_clock::now();
+
+  template <class F> void each_coface_of_v(F&& f) {
+    int32_t v[kMaxVerts];
+    for (idx_t s : work_v) {
+      cx.vertices(s, q, v);
+      double val = cx.diameter(v, q);
+      cx.cofaces(v, q, val, [&](double m, idx_t r, int32_t) {
+        f(Entry{m, r});
+        return false;
+      });
+    }
+  }
+  // Window boundaries from a histogram of the coboundary values at or above win_lo.
+  void plan_windows() {
+    cancel_pairs(work_v);
+    bounds_v = work_v.size();
+    const double lo = win_lo.v;
+    double top = lo;
+    for (const Entry& e : g.edges) top = std::max(top, e.v);
+    const int B = 1 << 14;
+    std::vector<uint64_t> hist(B, 0);
+    const double width = top > lo ? (top - lo) / B : 0;
+    each_coface_of_v([&](const Entry& e) {
+      if (key_less(e, win_lo)) return;
+      int b = width > 0 ? static_cast<int>((e.v - lo) / width) : 0;
+      ++hist[std::min(std::max(b, 0), B - 1)];
+    });
+    bounds.clear();
+    const uint64_t target = std::max<uint64_t>(heap_budget / 2, 1);
+    uint64_t acc = 0;
+    for (int b = 0; b < B; ++b) {
+      acc += hist[b];
+      if (acc >= target && b + 1 < B) { bounds.push_back(lo + width * (b + 1)); acc = 0; }
+    }
+    std::reverse(bounds.begin(), bounds.end());  // the next boundary at the back
+  }
+  // Moves the window to start at win_hi (or at win_lo when entering); false past the last value.
+  bool next_window(bool entering) {
+    if (!entering) {
+      if (win_hi.v == kInf) return false;
+      win_lo = win_hi;
+    }
+    if (entering || work_v.size() > 2 * bounds_v + 1024) plan_windows();
+    else cancel_pairs(work_v);
+    while (!bounds.empty() && bounds.back() <= win_lo.v) bounds.pop_back();
+    win_hi = bounds.empty() ? Entry{kInf, INT64_MIN} : Entry{bounds.back(), INT64_MIN};
+    if (!bounds.empty()) bounds.pop_back();
+    win.clear();
+    each_coface_of_v([&](const Entry& e) {
+      if (!key_less(e, win_lo) && key_less(e, win_hi)) win.push_back(e);
+    });
+    std::sort(win.begin(), win.end(), key_less);
+    size_t w = 0;
+    for (size_t i = 0; i < win.size();) {
+      size_t j = i;
+      while (j < win.size() && win[j] == win[i]) ++j;
+      if ((j - i) & 1) win[w++] = win[i];
+      i = j;
+    }
+    win.resize(w);
+    win_pos = 0;
+    ++n_windows;
+    if (verbose && rank == 0 && seconds_since(last_progress) > 30) {
+      last_progress = std::chrono::steady_clock::now();
+      log("dim %d: a long column: window %lld from value %g, %zu coboundary entries, V column %zu", q,
+          static_cast<long long>(n_windows), win_lo.v, win.size(), work_v.size());
+    }
+    max_heap = std::max(max_heap, win.capacity());
+    return true;
+  }
+  void enter_windows(const Entry& lo) {
+    max_heap = std::max(max_heap, heap.size());
+    std::vector<Entry>().swap(heap);
+    windowed = true;
+    ++n_windowed;
+    extra.clear();
+    win_lo = lo;
+    next_window(true);
+  }
+  void leave_windows() {
+    if (!windowed) return;
+    windowed = false;
+    std::vector<Entry>().swap(win);
+    std::vector<Entry>().swap(extra);
+  }
+  // Smallest coboundary entry of odd multiplicity, kept in place.
+  bool window_pivot(Entry& out) {
+    while (true) {
+      const bool hw = win_pos < win.size(), hx = !extra.empty();
+      if (!hw && !hx) {
+        if (!next_window(false)) return false;
+        continue;
+      }
+      Entry c = !hw ? extra.front() : !hx ? win[win_pos] : (key_less(extra.front(), win[win_pos]) ? extra.front() : win[win_pos]);
+      int cnt = 0;
+      if (hw && win[win_pos] == c) { ++cnt; ++win_pos; }
+      while (!extra.empty() && extra.front() == c) {
+        std::pop_heap(extra.begin(), extra.end(), KeyGreater());
+        extra.pop_back();
+        ++cnt;
+      }
+      if (cnt & 1) {
+        extra.push_back(c);
+        std::push_heap(extra.begin(), extra.end(), KeyGreater());
+        out = c;
+        return true;
+      }
+    }
+  }
+  // Adds the coboundary of simplex s to the working column.
+  void add_simplex(idx_t s) {
+    work_v.push_back(s);
+    if (!windowed) { push_coboundary(s); return; }
+    int32_t v[kMaxVerts];
+    cx.vertices(s, q, v);
+    double val = cx.diameter(v, q);
+    cx.cofaces(v, q, val, [&](double m, idx_t r, int32_t) {
+      Entry e{m, r};
+      if (!key_less(e, win_lo) && key_less(e, win_hi)) {
+        extra.push_back(e);
+        std::push_heap(extra.begin(), extra.end(), KeyGreater());
+      }
+      return false;
+    });
+  }
+
+  // Heap size at which it is next pruned: a multiple of its live size, at most the budget.
+  size_t prune_limit(size_t live) const {
+    return std::min(std::max(live * prune_factor, std::min<size_t>(4096, heap_budget)), heap_budget);
+  }
+
+  // Reduces the working column (the coboundary of work_v) until it is stored, forwarded or zero.
   void reduce(const Entry& sigma) {
     Entry piv;
-    size_t prune_at = std::max<size_t>(heap.size() * 4, 1 << 12);
+    size_t prune_at = prune_limit(heap.size());
     int32_t tv[kMaxVerts];
-    while (pivot_of_heap(piv)) {
-      if (split.owner(piv, q + 1) != rank) { forward(sigma); return; }
+    while (windowed ? window_pivot(piv) : pivot_of_heap(piv)) {
+      if (split.owner(piv, q + 1) != rank) { forward(sigma); leave_windows(); return; }
       if (const int64_t* slot = pivots.find(piv.i)) {
-        for (int64_t p = v_off[*slot]; p < v_off[*slot + 1]; ++p) {
-          push_coboundary(v_ent[p]);
-          work_v.push_back(v_ent[p]);
-        }
+        for (int64_t p = v_off[*slot]; p < v_off[*slot + 1]; ++p) add_simplex(v_ent[p]);
         ++n_additions;
       } else {
         cx.vertices(piv.i, q + 1, tv);
         idx_t f = cx.apparent_facet(tv, q + 1, piv.v, piv.i);
-        if (f < 0) { store(sigma, piv); return; }
-        push_coboundary(f);
-        work_v.push_back(f);
+        if (f < 0) { store(sigma, piv); leave_windows(); return; }
+        add_simplex(f);
         ++n_additions;
       }
-      if (heap.size() > prune_at) { prune_heap(); prune_at = std::max<size_t>(heap.size() * 4, 1 << 12); }
+      if (windowed) {
+        if (extra.size() > heap_budget / 2) {  // additions crowd the window: regenerate it from piv
+          extra.clear();
+          win_lo = piv;  // the working coboundary is zero below the pivot just cancelled
+          next_window(true);
+        }
+      } else if (heap.size() > prune_at) {
+        max_heap = std::max(max_heap, heap.size());
+        prune_heap();
+        max_live = std::max(max_live, heap.size());
+        Entry lo;
+        if (heap.size() > heap_budget / 2 && pivot_of_heap(lo)) enter_windows(lo);
+        prune_at = prune_limit(heap.size());
+      }
     }
+    leave_windows();
     pairs[q].push_back({sigma.v, kInf});  // essential
   }
 
@@ -773,7 +955,13 @@ struct Engine {
   void process_forwarded(const Entry& sigma, const int64_t* V, int64_t len) {
     heap.clear();
     work_v.assign(V, V + len);
-    for (int64_t i = 0; i < len; ++i) push_coboundary(V[i]);
+    bool big = false;
+    for (int64_t i = 0; i < len && !big; ++i) {
+      push_coboundary(V[i]);
+      big = heap.size() > heap_budget;
+    }
+    // every entry of the working coboundary is at least sigma's value
+    if (big) enter_windows(Entry{sigma.v, INT64_MIN});
     reduce(sigma);
   }
 
@@ -787,6 +975,16 @@ struct Engine {
       if (cx.apparent_facet(v, q, val, idx) >= 0) return false;  // cleared by an apparent pair
     }
     return true;
+  }
+
+  std::string out_of_memory(const char* what) const {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    std::ostringstream os;
+    os << "rips: out of memory while " << what << " dimension " << q << " (n = " << g.n << " vertices, "
+       << g.edges.size() << " edges; peak " << ru.ru_maxrss / 1024 << " MiB on this rank); lower the threshold or "
+       << "max_dim, or spread the work over more ranks with more memory";
+    return os.str();
   }
 
   Pairs run() {
@@ -804,6 +1002,8 @@ struct Engine {
     for (q = 1; q <= max_dim; ++q) {
       auto tq = std::chrono::steady_clock::now();
       cols.clear();
+      std::string fail;
+      try {
       std::vector<idx_t> next;
       int32_t v[kMaxVerts];
       if (q == 1) {
@@ -826,7 +1026,12 @@ struct Engine {
         }
       }
       local_simplices.swap(next);
-      std::vector<idx_t>().swap(next);
+      } catch (const std::bad_alloc&) {
+        std::vector<idx_t>().swap(local_simplices);
+        std::vector<Entry>().swap(cols);
+        fail = out_of_memory("listing the columns of");
+      }
+      agree(!fail.empty(), fail, comm);
       // route the columns to the owners of their keys
       split = make_split(cols, q);
       if (P > 1) {
@@ -842,15 +1047,20 @@ struct Engine {
       v_off.assign(1, 0);
       v_ent.clear();
       n_stored = n_emergent = n_forwarded = n_additions = 0;
+      max_heap = max_v = max_live = 0;
+      n_windowed = n_windows = 0;
       // round 0: own columns; rounds 1..rank: columns from rank - 1
       for (int t = 0; t <= rank; ++t) {
         outgoing.clear();
-        if (t == 0) {
-          auto last = std::chrono::steady_clock::now();
+        try {
+        if (t > 0 && !fail.empty()) {
+          recv_i64(rank - 1, comm);  // failed earlier: drain the predecessor's columns
+        } else if (t == 0) {
+          last_progress = std::chrono::steady_clock::now();
           for (size_t k = 0; k < cols.size(); ++k) {
             process_own(cols[k]);
-            if (verbose && rank == 0 && (k & 63) == 63 && seconds_since(last) > 30) {
-              last = std::chrono::steady_clock::now();
+            if (verbose && rank == 0 && (k & 63) == 63 && seconds_since(last_progress) > 30) {
+              last_progress = std::chrono::steady_clock::now();
               log("dim %d: %zu / %zu columns reduced (%lld additions, %.1f M stored coefficients)", q, k + 1,
                   cols.size(), static_cast<long long>(n_additions), v_ent.size() / 1e6);
             }
@@ -867,13 +1077,24 @@ struct Engine {
             p += 3 + len;
           }
         }
-        if (rank + 1 < P) send_i64(outgoing, rank + 1, comm);
+        } catch (const std::bad_alloc&) {
+          if (fail.empty()) fail = out_of_memory("reducing");
+          std::vector<Entry>().swap(heap);
+          std::vector<idx_t>().swap(work_v);
+          std::vector<int64_t>().swap(outgoing);
+          std::vector<idx_t>().swap(v_ent);
+          std::vector<Entry>().swap(cols);
+        }
+        if (rank + 1 < P) send_i64(fail.empty() ? outgoing : std::vector<int64_t>(), rank + 1, comm);
       }
+      agree(!fail.empty(), fail, comm);
       std::vector<int64_t>().swap(outgoing);
       std::vector<Entry>().swap(heap);
-      log("dim %d: reduced in %.2fs (rank 0: %lld pairs stored, %lld emergent, %lld additions, %lld forwarded)", q,
+      log("dim %d: reduced in %.2fs (rank 0: %lld pairs stored, %lld emergent, %lld additions, %lld forwarded; "
+          "%.1f M stored coefficients, largest V column %zu, largest working coboundary %zu, live %zu; %lld columns in %lld windows)", q,
           seconds_since(tq), static_cast<long long>(n_stored), static_cast<long long>(n_emergent),
-          static_cast<long long>(n_additions), static_cast<long long>(n_forwarded));
+          static_cast<long long>(n_additions), static_cast<long long>(n_forwarded), v_ent.size() / 1e6, max_v, max_heap, max_live,
+          static_cast<long long>(n_windowed), static_cast<long long>(n_windows));
       if (q < max_dim) {
         std::vector<idx_t> mine;
         mine.reserve(pivots.size());
@@ -974,7 +1195,7 @@ Pairs compute(const DistanceView& d, const Options& opt, MPI_Comm comm, bool cla
     for (const Entry& e : g.edges) *max_edge = std::max(*max_edge, e.v);
   }
   if (d.n == 0) return Pairs(opt.max_dim + 1);
-  Engine eng(g, *C, opt.max_dim, comm, opt.verbose);
+  Engine eng(g, *C, opt.max_dim, comm, opt.verbose, opt.working_bytes);
   return eng.run();
 }
 }  // namespace detail

@@ -35,6 +35,11 @@ struct Options {
   // Largest n*n*8 bytes for which a dense look-up matrix of the thresholded graph is built;
   // larger graphs use their sorted neighbour lists only. Negative: the default (512 MiB).
   int64_t dense_lookup_bytes = -1;
+  // Largest working coboundary (bytes) held at once while reducing one column; a column whose
+  // coboundary grows beyond it (a large cocycle, typically an essential class) is reduced window
+  // by window of filtration values, regenerating its coboundary for each window. Negative: the
+  // default (1 GiB).
+  int64_t working_bytes = -1;
 };
 
 /// Persistence pairs per homology dimension, in the units of the input (filtration value of a
