@@ -10,6 +10,9 @@ reported peak RSS (``ru_maxrss``) is that network's alone. Results are printed a
 benchmarks/.cache/big_results.json and the "## Big networks" section of benchmarks/RESULTS.md.
 
     PYTHONPATH=python .venv/bin/python benchmarks/bench_big.py resnet18 vgg16 --epochs 1
+    PYTHONPATH=python .venv/bin/python benchmarks/bench_big.py resnet18 --epochs 1 --peer-only
+
+``--peer`` / ``--peer-only`` add giotto-ph (one thread) on the same graph, in its own process.
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ def run_one(net: str, epochs: int, threads: int) -> dict:
     t0 = time.perf_counter()
     dgms = topodnn.persistence(G, max_dim=1, threshold=0.3, verbose=True)
     t_pers = time.perf_counter() - t0
+    np.savez(os.path.join(CACHE, f"{net}_epochs{epochs}_ours.npz"), *dgms)
     return {
         "net": net, "nodes": int(n_nodes), "graph_nodes": int(G.shape[0]), "edges": int(edges),
         "density": edges / (G.shape[0] * (G.shape[0] - 1) / 2), "epochs": epochs, "test_acc": acc,
@@ -108,6 +112,30 @@ def run_one(net: str, epochs: int, threads: int) -> dict:
     }
 
 
+def run_peer(net: str, epochs: int) -> dict:
+    """giotto-ph (1 thread) on the graph that run_one saved; compares with our diagrams."""
+    import numpy as np
+    import scipy.sparse as sp
+    from gph import ripser_parallel
+
+    G = sp.load_npz(os.path.join(CACHE, f"{net}_epochs{epochs}_graph.npz")).tocoo()
+    t0 = time.perf_counter()
+    ref = ripser_parallel(G, metric="precomputed", maxdim=1, thresh=0.3, n_threads=1)["dgms"]
+    t = time.perf_counter() - t0
+    ours = os.path.join(CACHE, f"{net}_epochs{epochs}_ours.npz")
+    if not os.path.exists(ours):
+        return {"peer_s": t, "peer_peak_gib": peak_gib(), "peer_agree": None}
+    agree = True
+    with np.load(ours) as z:
+        for q, b in enumerate(ref):
+            a = z[f"arr_{q}"].astype(np.float32)  # giotto-ph computes in float32
+            b = b[b[:, 1] > b[:, 0]].astype(np.float32)
+            a = a[np.lexsort((a[:, 1], a[:, 0]))]
+            b = b[np.lexsort((b[:, 1], b[:, 0]))]
+            agree &= a.shape == b.shape and np.array_equal(a, b)
+    return {"peer_s": t, "peer_peak_gib": peak_gib(), "peer_agree": bool(agree)}
+
+
 def write_section(rows: list) -> None:
     lines = [
         SECTION,
@@ -118,16 +146,24 @@ def write_section(rows: list) -> None:
         "<= 0.3; persistence = `topodnn.persistence(max_dim=1, threshold=0.3)`, one rank). "
         "Peak = ru_maxrss of the process (interpreter, torch, the model and the graph included).",
         "",
+        "giotto-ph (`--peer`): `ripser_parallel(maxdim=1, thresh=0.3, n_threads=1)` on the same saved "
+        "graph in a fresh process; 'agree' compares its diagrams with ours in float32.",
+        "",
         "| net | trained epochs (test acc) | nodes | edges (density) | train s | graph s | H0..H1 s "
-        "| peak after graph GiB | peak GiB | pairs H0 / H1 | load1 | date |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| peak after graph GiB | peak GiB | pairs H0 / H1 | giotto-ph 1 thr s / peak GiB (agree) | load1 | date |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        if "peer_s" in r:
+            agree = {True: "yes", False: "NO", None: "not compared"}[r["peer_agree"]]
+            peer = f"{r['peer_s']:.1f} / {r['peer_peak_gib']:.2f} ({agree})"
+        else:
+            peer = r.get("peer_error", "not run")
         lines.append(
             f"| {r['net']} | {r['epochs']} ({100 * r['test_acc']:.1f} %) | {r['graph_nodes']:,} | {r['edges']:,} ({100 * r['density']:.1f} %) "
             f"| {r['train_s']:.0f} | {r['graph_s']:.1f} | {r['persistence_s']:.1f} "
             f"| {r['peak_graph_gib']:.2f} | {r['peak_gib']:.2f} | {r['pairs'][0]:,} / {r['pairs'][1]:,} "
-            f"| {r['load1']:.1f} | {r['date']} |"
+            f"| {peer} | {r['load1']:.1f} | {r['date']} |"
         )
     lines.append("")
     replace_section(SECTION, "\n".join(lines))
@@ -138,20 +174,45 @@ def main() -> None:
     ap.add_argument("nets", nargs="*", default=["resnet18", "vgg16"])
     ap.add_argument("--epochs", type=int, default=1, help="training epochs before the graph (0: untrained)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--peer", action="store_true",
+                    help="also run giotto-ph on each network's graph (its own process, after ours)")
+    ap.add_argument("--peer-only", action="store_true",
+                    help="only giotto-ph, on the graphs and diagrams a previous run saved")
     ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--one-peer", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         print("RESULT " + json.dumps(run_one(args.one, args.epochs, args.threads)), flush=True)
         return
+    if args.one_peer:
+        print("RESULT " + json.dumps(run_peer(args.one_peer, args.epochs)), flush=True)
+        return
     os.makedirs(CACHE, exist_ok=True)
     old = json.load(open(RESULTS_JSON)) if os.path.exists(RESULTS_JSON) else []
-    for net in args.nets:
-        proc = subprocess.run([sys.executable, __file__, "--one", net, "--epochs", str(args.epochs),
-                               "--threads", str(args.threads)], stdout=subprocess.PIPE, text=True)
+    def measure(flag: str, net: str) -> dict:
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, __file__, flag, net, "--epochs", str(args.epochs),
+                               "--threads", str(args.threads)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+        sys.stderr.write(proc.stderr)
         res = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         if proc.returncode != 0 or not res:
-            sys.exit(f"{net}: the measurement failed (exit {proc.returncode})")
-        row = json.loads(res[-1][7:])
+            last = (proc.stderr.strip().splitlines() or ["?"])[-1][:200]
+            if flag == "--one-peer":  # the peer failing is a result too
+                return {"peer_error": f"failed after {time.perf_counter() - t0:.0f} s: {last}"}
+            sys.exit(f"{net}: the measurement ({flag}) failed (exit {proc.returncode}): {last}")
+        return json.loads(res[-1][7:])
+
+    for net in args.nets:
+        if args.peer_only:
+            rows = [r for r in old if r["net"] == net and r["epochs"] == args.epochs]
+            if not rows:
+                sys.exit(f"{net}: no earlier run with --epochs {args.epochs} to compare with")
+            row = {**rows[-1], **measure("--one-peer", net)}
+        else:
+            row = measure("--one", net)
+            if args.peer:
+                row.update(measure("--one-peer", net))
         print(json.dumps(row, indent=1))
         old = [r for r in old if not (r["net"] == net and r["epochs"] == row["epochs"])] + [row]
         with open(RESULTS_JSON, "w") as fh:
