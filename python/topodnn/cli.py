@@ -873,11 +873,13 @@ def visualise(folder: Path, trial: int, epochs: Sequence[int], dims: Sequence[in
         ax = fig.subplots()
         plot_betti_curves({e: diagrams[e][dim] for e in have}, dim, ax=ax, smooth=smooth,
                           max_epsilon=max_eps, min_persistence=min_persistence)
+        ax.set_title(f"Betti curves β{dim}: {folder.name}, trial {trial}")
         betti_png = folder / f"betti_{dim}_trl{trial}.png"
         fig.savefig(betti_png, dpi=100)
         fig = Figure(figsize=(6.4, 4.8))
         ax = fig.subplots()
         plot_life_midlife(per_epoch, dim, ax=ax)
+        ax.set_title(f"life and midlife of H{dim}: {folder.name}, trial {trial}")
         life_png = folder / f"life_midlife_{dim}_trl{trial}.png"
         fig.savefig(life_png, dpi=100)
         out(f"H{dim} (pairs with persistence > {min_persistence:g}; ε = (1-|corr|)/2):")
