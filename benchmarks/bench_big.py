@@ -197,9 +197,11 @@ def main() -> None:
         sys.stderr.write(proc.stderr)
         res = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         if proc.returncode != 0 or not res:
-            last = (proc.stderr.strip().splitlines() or ["?"])[-1][:200]
+            how = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
+                   else f"exit {proc.returncode}")
+            last = (proc.stderr.strip().splitlines() or [how])[-1][:200]
             if flag == "--one-peer":  # the peer failing is a result too
-                return {"peer_error": f"failed after {time.perf_counter() - t0:.0f} s: {last}"}
+                return {"peer_error": f"failed after {time.perf_counter() - t0:.0f} s ({how}): {last}"}
             sys.exit(f"{net}: the measurement ({flag}) failed (exit {proc.returncode}): {last}")
         return json.loads(res[-1][7:])
 
