@@ -533,6 +533,13 @@ void agree(bool failed, const std::string& msg, MPI_Comm comm) {
   throw Error(text);
 }
 
+// Peak resident memory of this process (ru_maxrss is in KiB on Linux).
+double peak_rss_mib() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024.0;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -561,6 +568,7 @@ struct Engine {
       : g(g_), C(C_), cx{g_, C_}, max_dim(max_dim_), comm(comm_), verbose(verbose_) {
     heap_budget = static_cast<size_t>(working_bytes < 0 ? (int64_t{1} << 30) : working_bytes) / sizeof(Entry);
     heap_budget = std::max<size_t>(heap_budget, 16);
+    for (const Entry& e : g.edges) top_value = std::max(top_value, e.v);
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &P);
     pairs.assign(max_dim + 1, {});
@@ -568,9 +576,7 @@ struct Engine {
 
   void log(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
     if (!verbose || rank != 0) return;
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);  // ru_maxrss in KiB on Linux
-    std::fprintf(stderr, "[rips %7.2fs %7.0f MiB peak] ", seconds_since(t0), ru.ru_maxrss / 1024.0);
+    std::fprintf(stderr, "[rips %7.2fs %7.0f MiB peak] ", seconds_since(t0), peak_rss_mib());
     va_list ap;
     va_start(ap, fmt);
     std::vfprintf(stderr, fmt, ap);
@@ -748,6 +754,7 @@ struct Engine {
   // are regenerated from work_v when the window moves on. Memory: about heap_budget / 2 entries
   // per window instead of the whole coboundary.
   size_t heap_budget = size_t{1} << 26;
+  double top_value = 0;  // the longest edge: no coboundary value exceeds it
   bool windowed = false;
   std::vector<Entry> win, extra;
   size_t win_pos = 0;
@@ -773,8 +780,7 @@ struct Engine {
     cancel_pairs(work_v);
     bounds_v = work_v.size();
     const double lo = win_lo.v;
-    double top = lo;
-    for (const Entry& e : g.edges) top = std::max(top, e.v);
+    const double top = std::max(lo, top_value);
     const int B = 1 << 14;
     std::vector<uint64_t> hist(B, 0);
     const double width = top > lo ? (top - lo) / B : 0;
@@ -978,11 +984,9 @@ struct Engine {
   }
 
   std::string out_of_memory(const char* what) const {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
     std::ostringstream os;
     os << "rips: out of memory while " << what << " dimension " << q << " (n = " << g.n << " vertices, "
-       << g.edges.size() << " edges; peak " << ru.ru_maxrss / 1024 << " MiB on this rank); lower the threshold or "
+       << g.edges.size() << " edges; peak " << static_cast<long>(peak_rss_mib()) << " MiB on this rank); lower the threshold or "
        << "max_dim, or spread the work over more ranks with more memory";
     return os.str();
   }
