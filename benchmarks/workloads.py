@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -49,9 +51,9 @@ def load(name: str) -> tuple:
     os.makedirs(CACHE, exist_ok=True)
     path = os.path.join(CACHE, f"lenet_mnist_epoch{EPOCHS}_functional_graph.npy")
     if not os.path.exists(path):
-        D = functional_graph_distances()
-        np.save(path + ".tmp.npy", D)
-        os.replace(path + ".tmp.npy", path)
+        # in a child process: training and torch would otherwise stay in the caller's peak memory
+        # (and in that of every peer it starts: Linux keeps ru_maxrss across exec)
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--build", path], check=True)
     return np.load(path), WORKLOADS[name]
 
 
@@ -73,7 +75,13 @@ def write_dipha_file(name: str, path: str) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dipha-file", nargs=2, metavar=("WORKLOAD", "PATH"))
+    ap.add_argument("--build", metavar="PATH", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.build:
+        tmp = f"{args.build}.{os.getpid()}.tmp.npy"
+        np.save(tmp, functional_graph_distances())
+        os.replace(tmp, args.build)
+        return
     if args.dipha_file:
         name, path = args.dipha_file
         print(f"wrote {path}: workload {name}, {write_dipha_file(name, path)} edges")
