@@ -1002,7 +1002,9 @@ struct Engine {
     std::vector<Entry> cols;
     HashMap cleared;  // pivots of the previous pass (dim q), replicated
     const size_t E = g.edges.size();
-    const size_t eb = E * rank / P, ee = E * (rank + 1) / P;
+    // edges dealt round-robin: the work an edge brings (its cofaces) grows with its length, so
+    // contiguous blocks of the sorted edges would leave the last rank the heaviest share
+    const size_t P_ = static_cast<size_t>(P);
     for (q = 1; q <= max_dim; ++q) {
       auto tq = std::chrono::steady_clock::now();
       cols.clear();
@@ -1011,7 +1013,7 @@ struct Engine {
       std::vector<idx_t> next;
       int32_t v[kMaxVerts];
       if (q == 1) {
-        for (size_t e = eb; e < ee; ++e) {
+        for (size_t e = static_cast<size_t>(rank); e < E; e += P_) {
           if (max_dim > 1) next.push_back(g.edges[e].i);  // all local edges generate the triangles
           if (tree[e]) continue;
           cx.vertices(g.edges[e].i, 1, v);
