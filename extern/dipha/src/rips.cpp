@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <sstream>
 #include <string>
 
@@ -677,14 +678,19 @@ struct Engine {
   size_t max_heap = 0, max_v = 0, max_live = 0;
   static constexpr size_t prune_factor = 4;  // largest working coboundary and V column of this dimension
 
-  void push_coboundary(idx_t s) {
+  // Calls f(entry) for every coface (within the threshold) of the dim-q simplex s.
+  template <class F> void cofaces_of(idx_t s, F&& f) const {
     int32_t v[kMaxVerts];
     cx.vertices(s, q, v);
-    double val = cx.diameter(v, q);
-    cx.cofaces(v, q, val, [&](double m, idx_t r, int32_t) {
-      heap.push_back({m, r});
-      std::push_heap(heap.begin(), heap.end(), KeyGreater());
+    cx.cofaces(v, q, cx.diameter(v, q), [&](double m, idx_t r, int32_t) {
+      f(Entry{m, r});
       return false;
+    });
+  }
+  void push_coboundary(idx_t s) {
+    cofaces_of(s, [&](const Entry& e) {
+      heap.push_back(e);
+      std::push_heap(heap.begin(), heap.end(), KeyGreater());
     });
   }
   bool pivot_of_heap(Entry& out) {
@@ -704,24 +710,19 @@ struct Engine {
     }
     return false;
   }
-  void prune_heap() {
-    std::sort(heap.begin(), heap.end(), key_less);
-    size_t w = 0;
-    for (size_t i = 0; i < heap.size();) {
-      if (i + 1 < heap.size() && heap[i] == heap[i + 1]) { i += 2; continue; }
-      heap[w++] = heap[i++];
-    }
-    heap.resize(w);
-    std::make_heap(heap.begin(), heap.end(), KeyGreater());
-  }
-  static void cancel_pairs(std::vector<idx_t>& v) {
-    std::sort(v.begin(), v.end());
+  // Sorts v and keeps one copy of each element that occurs an odd number of times (Z/2 sum).
+  template <class T, class Less = std::less<T>> static void cancel_pairs(std::vector<T>& v, Less less = Less()) {
+    std::sort(v.begin(), v.end(), less);
     size_t w = 0;
     for (size_t i = 0; i < v.size();) {
       if (i + 1 < v.size() && v[i] == v[i + 1]) { i += 2; continue; }
       v[w++] = v[i++];
     }
     v.resize(w);
+  }
+  void prune_heap() {
+    cancel_pairs(heap, key_less);
+    std::make_heap(heap.begin(), heap.end(), KeyGreater());
   }
   void store(const Entry& sigma, const Entry& tau) {
     int64_t slot = static_cast<int64_t>(v_off.size()) - 1;
@@ -765,15 +766,7 @@ struct Engine {
   std::chrono::steady_clock::time_point last_progress = std::chrono::steady_clock::now();
 
   template <class F> void each_coface_of_v(F&& f) {
-    int32_t v[kMaxVerts];
-    for (idx_t s : work_v) {
-      cx.vertices(s, q, v);
-      double val = cx.diameter(v, q);
-      cx.cofaces(v, q, val, [&](double m, idx_t r, int32_t) {
-        f(Entry{m, r});
-        return false;
-      });
-    }
+    for (idx_t s : work_v) cofaces_of(s, f);
   }
   // Window boundaries from a histogram of the coboundary values at or above win_lo.
   void plan_windows() {
@@ -813,15 +806,7 @@ struct Engine {
     each_coface_of_v([&](const Entry& e) {
       if (!key_less(e, win_lo) && key_less(e, win_hi)) win.push_back(e);
     });
-    std::sort(win.begin(), win.end(), key_less);
-    size_t w = 0;
-    for (size_t i = 0; i < win.size();) {
-      size_t j = i;
-      while (j < win.size() && win[j] == win[i]) ++j;
-      if ((j - i) & 1) win[w++] = win[i];
-      i = j;
-    }
-    win.resize(w);
+    cancel_pairs(win, key_less);
     win_pos = 0;
     ++n_windows;
     if (verbose && rank == 0 && seconds_since(last_progress) > 30) {
@@ -875,16 +860,11 @@ struct Engine {
   void add_simplex(idx_t s) {
     work_v.push_back(s);
     if (!windowed) { push_coboundary(s); return; }
-    int32_t v[kMaxVerts];
-    cx.vertices(s, q, v);
-    double val = cx.diameter(v, q);
-    cx.cofaces(v, q, val, [&](double m, idx_t r, int32_t) {
-      Entry e{m, r};
+    cofaces_of(s, [&](const Entry& e) {
       if (!key_less(e, win_lo) && key_less(e, win_hi)) {
         extra.push_back(e);
         std::push_heap(extra.begin(), extra.end(), KeyGreater());
       }
-      return false;
     });
   }
 
