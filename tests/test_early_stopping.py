@@ -129,7 +129,7 @@ def test_bad_arguments_raise(kwargs, match):
 
 
 class _Fake:
-    """Stands in for topodnn.graph.topology: returns diagrams whose H1 peak follows a script."""
+    """Stands in for topodnn.pipeline.topology: returns diagrams whose H1 peak follows a script."""
 
     def __init__(self, eps_sequence):
         self.eps = list(eps_sequence)
@@ -146,11 +146,11 @@ class _Fake:
 
 def test_callback_computes_on_schedule_and_stops(monkeypatch):
     torch = pytest.importorskip("torch")
-    import topodnn.graph as graph
+    import topodnn.pipeline as pipeline
 
     # Signal by evaluation (every 2 epochs): rises to epoch 4, then falls.
     fake = _Fake([0.05, 0.1, 0.15, 0.12, 0.11, 0.10, 0.09])
-    monkeypatch.setattr(graph, "topology", fake)
+    monkeypatch.setattr(pipeline, "topology", fake)
     data = torch.randn(50, 1, 28, 28)
     cb = TopologicalEarlyStopping(data, every=2, n_samples=20, max_dim=1, patience=2, signal="eps_at_max_1",
                                   start_epoch=0)

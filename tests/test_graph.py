@@ -22,7 +22,6 @@ from topodnn.graph import (
     correlation_distances,
     functional_graph,
     save_dipha,
-    topology,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -561,75 +560,6 @@ def test_save_dipha_bad_input(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------
 # the engine and MPI
 # ------------------------------------------------------------------------------------------
-
-
-def _engine():
-    try:
-        from topodnn import engine
-    except ImportError as exc:  # pragma: no cover - depends on the build
-        pytest.skip(f"topodnn.engine / the compiled extension topodnn._core is not built: {exc}")
-    if not hasattr(engine, "persistence"):  # pragma: no cover
-        pytest.skip("topodnn.engine.persistence is not built (extension topodnn._core missing)")
-    return engine
-
-
-def test_topology_matches_ripser_on_halved_graph(small_model: SmallConv) -> None:
-    _engine()
-    ripser = pytest.importorskip("ripser").ripser
-    x = torch.rand(40, 1, 8, 8, generator=torch.Generator().manual_seed(3))
-    dgms = topology(
-        small_model, x, layers=["act2", "out"], max_dim=1, max_epsilon=0.3,
-        dtype=np.float64, progress=False,
-    )
-    D = functional_graph(small_model, x, layers=["act2", "out"], progress=False) / 2
-    ref = ripser(D, maxdim=1, thresh=0.3, distance_matrix=True)["dgms"]
-    assert len(dgms) == 2
-    for got, want in zip(dgms, ref):
-        got = got[got[:, 1] > got[:, 0]]
-        want = want[want[:, 1] > want[:, 0]]
-        got = got[np.lexsort((got[:, 1], got[:, 0]))]
-        want = want[np.lexsort((want[:, 1], want[:, 0]))]
-        assert got.shape == want.shape
-        np.testing.assert_allclose(got, want, atol=1e-9)
-
-
-def test_topology_hands_halved_graph_to_engine(
-    small_model: SmallConv, images: torch.Tensor, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The wiring, engine or not: the graph cut at 2 * max_epsilon and halved."""
-    import types
-
-    calls = []
-
-    def fake_persistence(distances, max_dim=1, threshold=np.inf, *, comm=None, verbose=False):
-        calls.append((distances, max_dim, threshold, comm))
-        return [np.zeros((0, 2))] * (max_dim + 1)
-
-    fake = types.ModuleType("topodnn.engine")
-    fake.persistence = fake_persistence
-    monkeypatch.setitem(sys.modules, "topodnn.engine", fake)
-    x = images
-    out = topology(
-        small_model, x, max_dim=2, max_epsilon=0.25, dtype=np.float64, block_size=40,
-        progress=False,
-    )
-    assert len(out) == 3 and len(calls) == 1
-    G, max_dim, thr, comm = calls[0]
-    assert max_dim == 2 and thr == 0.25 and comm is None
-    full = functional_graph(small_model, x, dtype=np.float64, progress=False)
-    want = (full <= 0.5) & ~np.eye(full.shape[0], dtype=bool)
-    assert_valid_graph(G)
-    assert np.array_equal(csr_pattern(G), want)
-    np.testing.assert_allclose(csr_values(G)[want], full[want] / 2, atol=1e-12, rtol=0)
-    assert G.data.max() <= 0.25
-
-
-def test_topology_bad_epsilon(small_model: SmallConv, images: torch.Tensor) -> None:
-    for eps in (0.0, 0.6, -1):
-        with pytest.raises(ValueError, match="max_epsilon"):
-            topology(small_model, images, max_epsilon=eps, progress=False)
-    with pytest.raises(ValueError, match="threshold"):
-        topology(small_model, images, threshold=0.2, progress=False)
 
 
 MPI_SCRIPT = textwrap.dedent(

@@ -22,14 +22,14 @@ __version__ = "0.1.0"
 _LAZY = {
     "persistence": "topodnn.engine",
     "functional_graph": "topodnn.graph",
-    "topology": "topodnn.graph",
+    "topology": "topodnn.pipeline",
     "save_dipha": "topodnn.graph",
     "betti_curve": "topodnn.summaries",
     "summarise_diagrams": "topodnn.summaries",
 }
 _SUBMODULES = (
-    "cli", "datasets", "early_stopping", "engine", "gap", "graph", "io", "networks", "plots",
-    "summaries", "training",
+    "cli", "datasets", "early_stopping", "engine", "gap", "graph", "io", "networks", "pipeline",
+    "plots", "summaries", "training",
 )
 
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]

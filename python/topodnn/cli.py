@@ -726,7 +726,7 @@ def topology_per_epoch(args: argparse.Namespace, folder: Path,
         raise CLIError(f"no checkpoint for epoch {_fmt_epochs(missing)} in {folder}; available: "
                        f"{_fmt_epochs(sorted(ckpts))}")
 
-    from . import datasets, graph
+    from . import datasets, graph, pipeline
 
     # the same split as training (load_dataset's default seed; the test set is shared by trials)
     _, test_set, _info = datasets.load_dataset(args.dataset, data_dir=args.data_dir,
@@ -743,10 +743,10 @@ def topology_per_epoch(args: argparse.Namespace, folder: Path,
         model, ckpt = _load_model(ckpts[e], args.net)
         t0 = time.perf_counter()
         sparse_graph, info = graph.functional_graph(
-            model, inputs, n_samples=args.n_samples, threshold=2.0 * args.max_epsilon,
+            model, inputs, n_samples=args.n_samples,
+            threshold=pipeline.distance_of_epsilon(args.max_epsilon),
             progress=args.progress, return_info=True)
-        # DIPHA's filtration value: half the edge length 1 - |corr|, so ε = (1 - |corr|) / 2
-        sparse_graph.data *= 0.5
+        sparse_graph.data *= pipeline.EPSILON_PER_DISTANCE
         t_graph = time.perf_counter() - t0
         t0 = time.perf_counter()
         dgms = _with_elapsed(

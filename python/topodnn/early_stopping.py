@@ -297,7 +297,7 @@ class TopologicalEarlyStopping:
         Compute topology at epochs that are multiples of ``every`` (epoch 0 included if the
         training loop calls back for it).
     n_samples, max_dim, max_epsilon, layers, comm
-        Passed to :func:`topodnn.graph.topology` (eps units: (1 - |corr|)/2).
+        Passed to :func:`topodnn.pipeline.topology` (eps units: (1 - |corr|)/2).
     signal, mode, patience, min_delta, smooth, start_epoch
         The rule; see :func:`choose_stop`. ``patience`` counts topology evaluations, not epochs.
         ``start_epoch`` defaults to 1 here: the graph of the untrained network (epoch 0) says
@@ -393,7 +393,7 @@ class TopologicalEarlyStopping:
         """Compute and record the topology of ``model`` on the training inputs at ``epoch``."""
         import time
 
-        from topodnn.graph import topology
+        from topodnn.pipeline import topology
         from topodnn.summaries import summarise_diagrams
 
         t0 = time.perf_counter()

@@ -647,7 +647,7 @@ def training_summary(
     comm: Any = None,
 ) -> dict[int, dict[str, Any]]:
     """Topological summary of ``model`` on the first ``n_samples`` training inputs."""
-    from topodnn.graph import topology
+    from topodnn.pipeline import topology
     from topodnn.summaries import summarise_diagrams
 
     model.eval()

@@ -11,9 +11,9 @@ The pipeline, streamed from a torch model to the persistence engine:
    correlations by matrix products: one product for the dense matrix, or row block by row block of
    the upper triangle for a thresholded sparse graph, so that the dense ``n x n`` matrix never
    exists.
-3. :func:`topology` builds the sparse graph cut at ``2 * max_epsilon``, halves the distances (the
-   original pipeline's convention: epsilon = (1 - |corr|) / 2, so the numbers match the papers) and
-   hands it to :func:`topodnn.engine.persistence`.
+3. :mod:`topodnn.pipeline` cuts the graph at ``2 * max_epsilon``, turns distances into the
+   original's filtration values ε = (1 − |corr|) / 2 and hands it to
+   :func:`topodnn.engine.persistence`.
 
 Conventions
 -----------
@@ -45,7 +45,6 @@ __all__ = [
     "collect_activations",
     "correlation_distances",
     "functional_graph",
-    "topology",
     "save_dipha",
 ]
 
@@ -690,7 +689,7 @@ def correlation_distances(
 
 
 # --------------------------------------------------------------------------------------------
-# 3. the functional graph and its topology
+# 3. the functional graph
 # --------------------------------------------------------------------------------------------
 
 
@@ -868,70 +867,6 @@ def _collect_on_root(comm: Any, model: Any, data: Any, **kw: Any):
     for s in range(0, flat.shape[0], step):
         comm.Bcast([flat[s : s + step], mpitype], root=0)
     return X, names, sizes
-
-
-def topology(
-    model: Any,
-    data: Any,
-    *,
-    layers: Optional[Sequence[str]] = None,
-    max_dim: int = 2,
-    max_epsilon: float = 0.3,
-    n_samples: int = 1000,
-    comm: Any = None,
-    progress: bool = True,
-    **kw: Any,
-) -> list[np.ndarray]:
-    """Persistence diagrams of the functional graph, in the original pipeline's units.
-
-    Builds the sparse functional graph cut at ``2 * max_epsilon`` (distance ``1 - |corr|``),
-    halves the distances, ``epsilon = (1 - |corr|) / 2`` (the original's DIPHA convention, so
-    the numbers match the papers; epsilon in [0, 0.5]), and computes Vietoris-Rips persistence
-    with :func:`topodnn.engine.persistence` up to ``max_epsilon``.
-
-    Parameters
-    ----------
-    model, data, layers, n_samples
-        As in :func:`functional_graph`.
-    max_dim : int
-        Highest homology dimension (2: H0, H1, H2; the original's ``UPPER_DIM = 3``).
-    max_epsilon : float in (0, 0.5]
-        Largest filtration value, in epsilon units (the original: 0.3, i.e. |corr| >= 0.4).
-    comm : mpi4py communicator, optional
-        Shared graph construction and distributed persistence; every rank gets the diagrams.
-    progress : bool
-        Progress bars and reports (rank 0).
-    **kw
-        Passed to :func:`functional_graph` (``batch_size``, ``dtype``, ``device``,
-        ``block_size``).
-
-    Returns
-    -------
-    list of ndarray (k, 2)
-        One (birth, death) array per dimension 0..max_dim, in epsilon units; classes alive at
-        ``max_epsilon`` have death ``inf``.
-    """
-    try:
-        eps = float(max_epsilon)
-    except (TypeError, ValueError):
-        raise ValueError(f"max_epsilon must be a number in (0, 0.5], got {max_epsilon!r}") from None
-    if not (0.0 < eps <= 0.5):
-        raise ValueError(
-            f"max_epsilon must lie in (0, 0.5] (epsilon = (1 - |corr|) / 2), got {max_epsilon!r}"
-        )
-    if isinstance(max_dim, bool) or not isinstance(max_dim, (int, np.integer)) or max_dim < 0:
-        raise ValueError(f"max_dim must be an integer >= 0, got {max_dim!r}")
-    for bad in ("threshold", "return_info"):
-        if bad in kw:
-            raise ValueError(f"topology() sets {bad} itself; pass max_epsilon instead")
-    graph = functional_graph(
-        model, data, layers=layers, n_samples=n_samples, threshold=2.0 * eps,
-        comm=comm, progress=progress, **kw,
-    )
-    graph.data *= 0.5  # in place: explicit zeros stay stored
-    from .engine import persistence
-
-    return persistence(graph, max_dim=int(max_dim), threshold=eps, comm=comm)
 
 
 # --------------------------------------------------------------------------------------------

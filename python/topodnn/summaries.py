@@ -282,7 +282,7 @@ def summarise_diagrams(
     Parameters
     ----------
     diagrams : list of array_like or dict
-        ``diagrams[q]`` = the (k, 2) pairs of H_q (the shape ``topodnn.graph.topology`` and
+        ``diagrams[q]`` = the (k, 2) pairs of H_q (the shape ``topodnn.topology`` and
         ripser return), or a mapping ``{q: pairs}``.
     min_persistence, max_epsilon, grid
         As in :func:`summarise`.
