@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from conftest import _find_bin_dir, topodnn_pythonpath
-from topodnn import cli
+from topodnn import cli, results
 from topodnn.cli import main
+from topodnn.io import read_diagram, records_from_pairs, write_diagram
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -203,15 +204,17 @@ def read_dipha(path: Path) -> np.ndarray:
 
 
 def test_dipha_diagram_records_layout(tmp_path: Path) -> None:
+    # the records are built by topodnn.io.records_from_pairs (the CLI's own builder was removed)
     dgms = [np.array([[0.0, 0.2], [0.0, np.inf], [0.0, 0.1]]),
             np.array([[0.15, 0.25], [0.12, np.inf]])]
-    path = tmp_path / "d.bin.out"
-    cli._write_dipha_diagram(path, cli._records(dgms, 0.29))
+    path = tmp_path / "adj_epc0_trl0_0.3.bin.out"
+    write_diagram(path, records_from_pairs(dgms, 0.29))
     rec = read_dipha(path)
     assert rec.tolist() == [(-2, 0.12, 0.29), (-1, 0.0, 0.29), (0, 0.0, 0.1), (0, 0.0, 0.2),
                             (1, 0.15, 0.25)]
-    back = cli._read_dipha_diagram(path)
-    for got, want in zip(back, dgms):
+    back = results.read_diagrams(tmp_path, 0, 0)
+    assert back.path == path and back.max_epsilon == 0.3
+    for got, want in zip(back.pairs, dgms):
         np.testing.assert_array_equal(got[np.lexsort(got.T[::-1])], want[np.lexsort(want.T[::-1])])
 
 
@@ -257,7 +260,7 @@ def test_visualise_reads_the_originals_diagram_files(capsys: pytest.CaptureFixtu
     folder.mkdir()
     dgms = [np.array([[0.0, 0.1], [0.0, np.inf]]), np.array([[0.1, 0.2], [0.12, 0.18]])]
     for e in (1, 3):
-        cli._write_dipha_diagram(folder / f"adj_epc{e}_trl0_0.3.bin.out", cli._records(dgms, 0.3))
+        write_diagram(folder / f"adj_epc{e}_trl0_0.3.bin.out", records_from_pairs(dgms, 0.3))
     rc, out, _ = run_cli(capsys, "visualise", "--epochs", "1", "3", "--dim", "1",
                          "--save-path", str(tmp_path))
     assert rc == 0
@@ -310,8 +313,8 @@ def test_run_writes_diagrams_and_summaries(topology_run: Path) -> None:
         essential = rec["death"][rec["dim"] < 0]
         assert essential.size and np.all(essential == rec["death"].max())
         assert 0.25 < essential[0] <= 0.3
-        back = cli._read_dipha_diagram(folder / f"adj_epc{e}_trl0_0.3.bin.out")
-        for got, want in zip(back, dgms):
+        back = read_diagram(folder / f"adj_epc{e}_trl0_0.3.bin.out").pairs
+        for got, want in zip((back[q] for q in range(2)), dgms):
             assert got.shape == want.shape
             np.testing.assert_array_equal(np.sort(got[:, 0]), np.sort(want[:, 0]))
             np.testing.assert_array_equal(np.sort(got[:, 1]), np.sort(want[:, 1]))

@@ -609,7 +609,7 @@ def history_from_mapping(history: Any) -> History:
         history = columns
     if not isinstance(history, Mapping):
         raise ValueError(f"a training history is a dict of per-epoch lists, not {type(history).__name__}")
-    for key in ("epoch", "train_acc", "test_acc"):
+    for key in ("train_acc", "test_acc", "epoch"):
         if key not in history:
             what = "epochs" if key == "epoch" else _SERIES_NAMES[key]
             raise ValueError(f"the training history has no {what} ({key!r}); it has {sorted(map(str, history))}")
