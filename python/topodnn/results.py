@@ -737,28 +737,31 @@ def _load_npz(path: Path) -> Diagrams:
     if size == 0:
         raise DamagedArtifact(path, "empty file")
     try:
-        loaded = np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise DamagedArtifact(path, f"not a readable npz archive: {_first_line(exc)}") from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise DamagedArtifact(path, "holds a single array, not an npz archive of diagrams")
-    try:
-        with loaded as z:
-            n_dims = _scalar(z, "n_dims", "int")
-            settings = {"max_epsilon": _scalar(z, "max_epsilon", "float"),
-                        "upper_dim": _scalar(z, "upper_dim", "int"),
-                        "n_samples": _scalar(z, "n_samples", "int")}
-            n_nodes = _scalar(z, "n_nodes", "int")
-            if n_dims < 1 or n_dims != settings["upper_dim"]:
-                raise ValueError(f"n_dims {n_dims} does not match upper_dim {settings['upper_dim']}")
-            pairs = []
-            for q in range(n_dims):
-                key = f"dim{q}"
-                if key not in z.files:
-                    raise ValueError(f"no {key!r} array (n_dims is {n_dims})")
-                arr = z[key]
-                _check_pairs(key, arr)
-                pairs.append(np.array(arr, dtype=np.float64))
+        with open(path, "rb") as handle:  # our handle: closed whatever np.load makes of the bytes
+            try:
+                loaded = np.load(handle, allow_pickle=False)
+            except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+                raise DamagedArtifact(path, f"not a readable npz archive: {_first_line(exc)}") from None
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise DamagedArtifact(path, "holds a single array, not an npz archive of diagrams")
+            with loaded as z:
+                n_dims = _scalar(z, "n_dims", "int")
+                settings = {"max_epsilon": _scalar(z, "max_epsilon", "float"),
+                            "upper_dim": _scalar(z, "upper_dim", "int"),
+                            "n_samples": _scalar(z, "n_samples", "int")}
+                n_nodes = _scalar(z, "n_nodes", "int")
+                if n_dims < 1 or n_dims != settings["upper_dim"]:
+                    raise ValueError(f"n_dims {n_dims} does not match upper_dim {settings['upper_dim']}")
+                pairs = []
+                for q in range(n_dims):
+                    key = f"dim{q}"
+                    if key not in z.files:
+                        raise ValueError(f"no {key!r} array (n_dims is {n_dims})")
+                    arr = z[key]
+                    _check_pairs(key, arr)
+                    pairs.append(np.array(arr, dtype=np.float64))
+    except DamagedArtifact:
+        raise
     except (zipfile.BadZipFile, EOFError, OSError, zlib.error, KeyError) as exc:
         raise DamagedArtifact(path, f"truncated or corrupt npz archive: {_first_line(exc)}") from None
     except ValueError as exc:
@@ -816,7 +819,9 @@ def write_diagrams(folder: PathLike, epoch: int, trial: int, pairs: Sequence[np.
     Notes
     -----
     Both are written atomically and verified before their rename; the archive, whose presence
-    marks the epoch as done, comes last.
+    marks the epoch as done, comes last. Should the archive's write fail after the DIPHA file's
+    (a full disk), the two disagree in their number of pairs unless the diagrams are the same, and
+    :func:`finished_diagrams` reports the pair as damaged.
     """
     from . import io
 
@@ -824,14 +829,16 @@ def write_diagrams(folder: PathLike, epoch: int, trial: int, pairs: Sequence[np.
     if len(pairs) != int(upper_dim):
         raise ValueError(f"{len(pairs)} diagrams given for upper_dim {upper_dim} (one per dimension "
                          f"0..{int(upper_dim) - 1})")
+    # Both contents are built before either file is touched: a failing serialiser changes nothing.
+    records = io.records_from_pairs(pairs, essential_death)
+    archive = _bytes_io.BytesIO()
+    np.savez(archive, **{f"dim{q}": p for q, p in enumerate(pairs)}, n_dims=len(pairs), n_nodes=int(n_nodes),
+             max_epsilon=float(max_epsilon), upper_dim=int(upper_dim), n_samples=int(n_samples))
+    raw = archive.getvalue()
     bin_out = dipha_path(folder, epoch, trial, max_epsilon)
-    io.write_diagram(bin_out, io.records_from_pairs(pairs, essential_death))
+    io.write_diagram(bin_out, records)
     npz = diagram_path(folder, epoch, trial)
-    arrays = {f"dim{q}": p for q, p in enumerate(pairs)}
-    atomic_write(npz, lambda handle: np.savez(handle, **arrays, n_dims=len(pairs), n_nodes=int(n_nodes),
-                                              max_epsilon=float(max_epsilon), upper_dim=int(upper_dim),
-                                              n_samples=int(n_samples)),
-                 verify=lambda tmp: _load_npz(Path(tmp)))
+    atomic_write(npz, lambda handle: handle.write(raw), verify=lambda tmp: _load_npz(Path(tmp)))
     return npz, bin_out
 
 
@@ -860,7 +867,7 @@ def finished_diagrams(folder: PathLike, epoch: int, trial: int, settings: Mappin
 
     An epoch is finished when its ``.npz`` holds diagrams computed with ``settings``
     (``max_epsilon``, ``upper_dim``, ``n_samples``) and its ``.bin.out`` for that ``max_epsilon``
-    is a valid DIPHA diagram file.
+    is a valid DIPHA diagram file with as many records as the archive has pairs.
 
     Raises
     ------
@@ -883,6 +890,9 @@ def finished_diagrams(folder: PathLike, epoch: int, trial: int, settings: Mappin
         info = io.validate_file(bin_out)
         if info["type"] != io.PERSISTENCE_DIAGRAM:
             raise ValueError(f"{bin_out}: is a file of type {info['type']}, expected type 2")
+        n_pairs = sum(len(p) for p in dgms.pairs)
+        if info["count"] != n_pairs:
+            raise ValueError(f"{bin_out}: holds {info['count']} records where {npz.name} holds {n_pairs} pairs")
     except ValueError as exc:
         reason = str(exc).strip().splitlines()[0]
         prefix = f"{os.fspath(bin_out)}: "
@@ -937,7 +947,8 @@ def write_summaries(folder: PathLike, trial: int, data: Mapping[str, Any]) -> Tu
     """
     epochs = sorted(data["epochs"], key=int)
     data = _finite_or_none({**data, "epochs": {str(e): data["epochs"][e] for e in epochs}})
-    jpath = _write_json(summaries_path(folder, trial, "json"), data)
+    # Both contents are built before either file is touched: a failing serialiser changes nothing.
+    raw_json = _json_bytes(data, allow_nan=False)
     text = _bytes_io.StringIO(newline="")
     writer = csv.writer(text)
     writer.writerow(SUMMARY_CSV_COLUMNS)
@@ -947,8 +958,9 @@ def write_summaries(folder: PathLike, trial: int, data: Mapping[str, Any]) -> Tu
             row = {"epoch": int(e), "dim": int(q), **entry["dims"][q],
                    "train_acc": entry.get("train_acc"), "test_acc": entry.get("test_acc")}
             writer.writerow(["" if row.get(c) is None else row.get(c) for c in SUMMARY_CSV_COLUMNS])
-    raw = text.getvalue().encode("utf-8")
-    cpath = atomic_write(summaries_path(folder, trial, "csv"), lambda handle: handle.write(raw))
+    raw_csv = text.getvalue().encode("utf-8")
+    jpath = atomic_write(summaries_path(folder, trial, "json"), lambda handle: handle.write(raw_json))
+    cpath = atomic_write(summaries_path(folder, trial, "csv"), lambda handle: handle.write(raw_csv))
     return jpath, cpath
 
 
