@@ -630,8 +630,8 @@ def test_a_damaged_checkpoint_of_an_asked_epoch_is_one_line(capsys: pytest.Captu
     shutil.copytree(trained / "lenet_mnist", folder)
     ckpt = folder / "ckpt_trl0_epc0.pt"
     ckpt.write_bytes(b"")
-    rc, _, err = run_cli(capsys, "run", "--train", "0", "--epochs_test", "0", "--save-path",
-                         str(tmp_path), *TINY, *TOPO)
+    rc, _, err = run_cli(capsys, "run", "--train", "0", "--epochs_test", "0", "--force",
+                         "--save-path", str(tmp_path), *TINY, *TOPO)
     assert rc == 2
     assert err.startswith(f"topodnn: error: {ckpt} is damaged (corrupt checkpoint: empty file)")
     assert len(err.strip().splitlines()) == 1
