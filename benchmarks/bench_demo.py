@@ -10,7 +10,6 @@ each epoch with topology, the graph and persistence times (``summaries_trl0.json
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
@@ -23,6 +22,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _results import replace_section  # noqa: E402
 
+from topodnn import results  # noqa: E402
+
 SECTION = "## Demo"
 
 
@@ -34,11 +35,11 @@ def main() -> None:
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
             sys.exit(f"topodnn demo failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
-        folder = Path(tmp) / "lenet_mnist"
-        hist = json.loads((folder / "history_trl0.json").read_text())
-        summ = json.loads((folder / "summaries_trl0.json").read_text())
+        folder = results.results_dir(tmp, "lenet", "mnist")
+        hist = results.read_history(folder, 0)
+        summ = results.read_summaries(folder, 0)
         pngs = sorted(p.name for p in folder.glob("*.png"))
-    train = [t for e, t in zip(hist["epoch"], hist["epoch_time_s"]) if e > 0]
+    train = [t for e, t in zip(hist.epochs, hist.epoch_time_s) if e > 0]
     rows = sorted(((int(e), v) for e, v in summ["epochs"].items()), key=lambda x: x[0])
     lines = [
         SECTION, "",
@@ -48,7 +49,7 @@ def main() -> None:
         "digits, 6 epochs, lr 0.01; topology of 1,000 test digits, H0..H2, eps <= 0.3, one process.", "",
         f"- whole run (training, topology at {len(rows)} epochs, plots, table): {wall:.0f} s",
         f"- training: {statistics.median(train):.2f} s per epoch (median of {len(train)}; min "
-        f"{min(train):.2f}, max {max(train):.2f}), test accuracy {100 * hist['test_acc'][-1]:.1f} % "
+        f"{min(train):.2f}, max {max(train):.2f}), test accuracy {100 * hist.test_acc[-1]:.1f} % "
         "after the last epoch",
         f"- PNGs written: {', '.join(pngs)}", "",
         "| epoch | nodes | graph (s) | persistence (s) | test acc | H1 pairs | H2 pairs |",

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from conftest import _find_bin_dir, topodnn_pythonpath
-from topodnn import cli
+from topodnn import cli, results
 from topodnn.cli import main
+from topodnn.io import read_diagram, records_from_pairs, write_diagram
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -203,15 +204,17 @@ def read_dipha(path: Path) -> np.ndarray:
 
 
 def test_dipha_diagram_records_layout(tmp_path: Path) -> None:
+    # the records are built by topodnn.io.records_from_pairs (the CLI's own builder was removed)
     dgms = [np.array([[0.0, 0.2], [0.0, np.inf], [0.0, 0.1]]),
             np.array([[0.15, 0.25], [0.12, np.inf]])]
-    path = tmp_path / "d.bin.out"
-    cli._write_dipha_diagram(path, cli._records(dgms, 0.29))
+    path = tmp_path / "adj_epc0_trl0_0.3.bin.out"
+    write_diagram(path, records_from_pairs(dgms, 0.29))
     rec = read_dipha(path)
     assert rec.tolist() == [(-2, 0.12, 0.29), (-1, 0.0, 0.29), (0, 0.0, 0.1), (0, 0.0, 0.2),
                             (1, 0.15, 0.25)]
-    back = cli._read_dipha_diagram(path)
-    for got, want in zip(back, dgms):
+    back = results.read_diagrams(tmp_path, 0, 0)
+    assert back.path == path and back.max_epsilon == 0.3
+    for got, want in zip(back.pairs, dgms):
         np.testing.assert_array_equal(got[np.lexsort(got.T[::-1])], want[np.lexsort(want.T[::-1])])
 
 
@@ -257,7 +260,7 @@ def test_visualise_reads_the_originals_diagram_files(capsys: pytest.CaptureFixtu
     folder.mkdir()
     dgms = [np.array([[0.0, 0.1], [0.0, np.inf]]), np.array([[0.1, 0.2], [0.12, 0.18]])]
     for e in (1, 3):
-        cli._write_dipha_diagram(folder / f"adj_epc{e}_trl0_0.3.bin.out", cli._records(dgms, 0.3))
+        write_diagram(folder / f"adj_epc{e}_trl0_0.3.bin.out", records_from_pairs(dgms, 0.3))
     rc, out, _ = run_cli(capsys, "visualise", "--epochs", "1", "3", "--dim", "1",
                          "--save-path", str(tmp_path))
     assert rc == 0
@@ -310,8 +313,8 @@ def test_run_writes_diagrams_and_summaries(topology_run: Path) -> None:
         essential = rec["death"][rec["dim"] < 0]
         assert essential.size and np.all(essential == rec["death"].max())
         assert 0.25 < essential[0] <= 0.3
-        back = cli._read_dipha_diagram(folder / f"adj_epc{e}_trl0_0.3.bin.out")
-        for got, want in zip(back, dgms):
+        back = read_diagram(folder / f"adj_epc{e}_trl0_0.3.bin.out").pairs
+        for got, want in zip((back[q] for q in range(2)), dgms):
             assert got.shape == want.shape
             np.testing.assert_array_equal(np.sort(got[:, 0]), np.sort(want[:, 0]))
             np.testing.assert_array_equal(np.sort(got[:, 1]), np.sort(want[:, 1]))
@@ -472,3 +475,163 @@ def test_early_stop_bad_signal(capsys: pytest.CaptureFixture[str], tmp_path: Pat
                          "--save-path", str(tmp_path), "--early-stop", "topology",
                          "--es-signal", "area_5", *TINY, *TOPO)
     assert rc == 2 and "--early-stop topology" in err and "area_5" in err
+
+
+# ------------------------------------------------------------------------------ damaged files
+
+
+def _same_command(save: Path) -> list[str]:
+    """The command that computed ``topology_run``, on another results root."""
+    return ["run", "--train", "0", "--epochs_test", "0 1", "--save-path", str(save), *TINY, *TOPO]
+
+
+def _copy_run(topology_run: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "res" / "lenet_mnist"
+    shutil.copytree(topology_run, folder)
+    return folder
+
+
+def _arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+DAMAGE = {
+    "truncated": lambda raw: raw[: len(raw) // 2],
+    "zero_length": lambda raw: b"",
+    "json": lambda raw: json.dumps({"dim0": [[0.0, 1.0]]}).encode(),
+    "random_bytes": lambda raw: np.random.default_rng(3).bytes(2048),
+}
+
+
+@needs_engine
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_run_recomputes_a_damaged_diagram_archive(capsys: pytest.CaptureFixture[str],
+                                                  topology_run: Path, tmp_path: Path,
+                                                  damage: str) -> None:
+    folder = _copy_run(topology_run, tmp_path)
+    npz = folder / "dgm_epc1_trl0.npz"
+    bin_out = folder / "adj_epc1_trl0_0.3.bin.out"
+    clean, clean_bin = _arrays(npz), bin_out.read_bytes()
+    bad = DAMAGE[damage](npz.read_bytes())
+    npz.write_bytes(bad)
+    rc, out, err = run_cli(capsys, *_same_command(folder.parent))
+    assert rc == 0, err
+    said = [line for line in out.splitlines() if " is damaged (" in line]
+    assert len(said) == 1 and said[0].startswith(f"epoch 1: {npz} is damaged (")
+    assert "; recomputing" in said[0] and "Traceback" not in out + err
+    assert "epoch 0: results exist" in out
+    # nothing the user had is lost, and the repaired epoch equals the clean run's
+    assert (folder / "dgm_epc1_trl0.npz.damaged").read_bytes() == bad
+    repaired = _arrays(npz)
+    assert repaired.keys() == clean.keys()
+    for key in clean:
+        np.testing.assert_array_equal(repaired[key], clean[key])
+    assert bin_out.read_bytes() == clean_bin
+    # the same command again: nothing left to repair
+    rc, out, _ = run_cli(capsys, *_same_command(folder.parent))
+    assert rc == 0 and out.count("results exist") == 2 and " is damaged (" not in out
+
+
+@needs_engine
+@pytest.mark.parametrize("keep", [0, 30, 100])
+def test_run_recomputes_a_damaged_dipha_file(capsys: pytest.CaptureFixture[str],
+                                             topology_run: Path, tmp_path: Path, keep: int) -> None:
+    """A truncated .bin.out used to be skipped as finished (only the .npz was looked at)."""
+    folder = _copy_run(topology_run, tmp_path)
+    bin_out = folder / "adj_epc0_trl0_0.3.bin.out"
+    clean = bin_out.read_bytes()
+    bin_out.write_bytes(clean[:keep])
+    rc, out, err = run_cli(capsys, *_same_command(folder.parent))
+    assert rc == 0, err
+    said = [line for line in out.splitlines() if " is damaged (" in line]
+    assert len(said) == 1 and said[0].startswith(f"epoch 0: {bin_out} is damaged (")
+    assert bin_out.read_bytes() == clean
+    assert (folder / "adj_epc0_trl0_0.3.bin.out.damaged").read_bytes() == clean[:keep]
+
+
+@needs_engine
+def test_visualise_names_a_damaged_diagram(capsys: pytest.CaptureFixture[str], topology_run: Path,
+                                           tmp_path: Path) -> None:
+    folder = _copy_run(topology_run, tmp_path)
+    npz = folder / "dgm_epc1_trl0.npz"
+    bad = npz.read_bytes()[:100]
+    npz.write_bytes(bad)
+    argv = ["visualise", "--epochs", "0", "1", "--dim", "1", "--save-path", str(folder.parent)]
+    rc, out, err = run_cli(capsys, *argv)
+    assert rc == 2
+    assert err.startswith(f"topodnn: error: {npz} is damaged (") and len(err.strip().splitlines()) == 1
+    assert "`topodnn run` with the arguments that computed it recomputes it" in err
+    assert npz.read_bytes() == bad and not list(folder.glob("*.damaged"))  # visualise only reads
+    assert run_cli(capsys, *_same_command(folder.parent))[0] == 0
+    rc, out, err = run_cli(capsys, *argv)
+    assert rc == 0, err
+
+
+@needs_engine
+@pytest.mark.parametrize("content", [b"", b'{"epochs": {"0": ', b"[]"])
+def test_run_rebuilds_damaged_summaries_from_the_diagrams(capsys: pytest.CaptureFixture[str],
+                                                          topology_run: Path, tmp_path: Path,
+                                                          content: bytes) -> None:
+    folder = _copy_run(topology_run, tmp_path)
+    summaries = folder / "summaries_trl0.json"
+    clean_csv = (folder / "summaries_trl0.csv").read_bytes()
+    clean = json.loads(summaries.read_text())
+    summaries.write_bytes(content)
+    rc, out, err = run_cli(capsys, *_same_command(folder.parent))
+    assert rc == 0, err
+    assert f"{summaries} is damaged (" in out and "rebuilding it from the diagrams" in out
+    assert (folder / "summaries_trl0.json.damaged").read_bytes() == content
+    rebuilt = json.loads(summaries.read_text())
+    timings = ("time_graph_s", "time_persistence_s")  # not kept in the diagrams
+    assert {e: {k: v for k, v in entry.items() if k not in timings}
+            for e, entry in rebuilt["epochs"].items()} == \
+        {e: {k: v for k, v in entry.items() if k not in timings} for e, entry in clean["epochs"].items()}
+    assert (folder / "summaries_trl0.csv").read_bytes() == clean_csv
+
+
+def test_run_resumes_from_the_last_good_checkpoint(capsys: pytest.CaptureFixture[str],
+                                                    trained: Path, tmp_path: Path) -> None:
+    import torch
+
+    from topodnn import training
+
+    folder = tmp_path / "lenet_mnist"
+    shutil.copytree(trained / "lenet_mnist", folder)
+    last, history = folder / "ckpt_trl0_epc1.pt", folder / "history_trl0.json"
+    clean_weights = training.load_checkpoint(last)["model_state"]
+    clean_history = json.loads(history.read_text())
+    last.write_bytes(last.read_bytes()[:777])
+    history.write_bytes(history.read_bytes()[:50])
+    argv = ["run", "--net", "lenet", "--dataset", "mnist", "--trial", "0", "--n_epochs_train", "1",
+            "--epochs_test", "0 1", "--train", "1", "--build_graph", "0", "--save-path", str(tmp_path),
+            *TINY]
+    rc, out, err = run_cli(capsys, *argv)
+    assert rc == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2
+    assert warnings[0].startswith(f"warning: {last} is damaged (corrupt")
+    assert warnings[0].endswith("moved aside to ckpt_trl0_epc1.pt.damaged; training resumes from epoch 0 "
+                                "(ckpt_trl0_epc0.pt)")
+    assert warnings[1].startswith(f"warning: {history} is damaged (not valid JSON")
+    assert warnings[1].endswith("moved aside to history_trl0.json.damaged; rewritten from the checkpoint")
+    assert (folder / "ckpt_trl0_epc1.pt.damaged").exists() and (folder / "history_trl0.json.damaged").exists()
+    repaired = training.load_checkpoint(last)["model_state"]
+    assert all(torch.equal(repaired[k], clean_weights[k]) for k in clean_weights)
+    times = "epoch_time_s"
+    assert {k: v for k, v in json.loads(history.read_text()).items() if k != times} == \
+        {k: v for k, v in clean_history.items() if k != times}
+
+
+@needs_engine
+def test_a_damaged_checkpoint_of_an_asked_epoch_is_one_line(capsys: pytest.CaptureFixture[str],
+                                                             trained: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "lenet_mnist"
+    shutil.copytree(trained / "lenet_mnist", folder)
+    ckpt = folder / "ckpt_trl0_epc0.pt"
+    ckpt.write_bytes(b"")
+    rc, _, err = run_cli(capsys, "run", "--train", "0", "--epochs_test", "0", "--force",
+                         "--save-path", str(tmp_path), *TINY, *TOPO)
+    assert rc == 2
+    assert err.startswith(f"topodnn: error: {ckpt} is damaged (corrupt checkpoint: empty file)")
+    assert len(err.strip().splitlines()) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -159,3 +161,102 @@ def test_writer_argument_errors(tmp_path):
                              offsets=np.array([0, 0, 0, 2]), entries=np.array([0, 5]))
     with pytest.raises(ValueError, match="cell id 5 out of range"):
         io.write_explicit_complex(tmp_path / "x", bad)
+
+
+def _random_distances(rng, n, rounded):
+    X = rng.normal(size=(n, 3))
+    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    return np.round(D, 1) if rounded else D  # rounding makes ties between edges
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("sparse", [False, True])
+def test_records_from_pairs_equal_the_engines_and_the_executables(seed, sparse, bin_dir, tmp_path):
+    """One record builder in Python, one in C++: the same bytes for the same distance matrix.
+
+    ``records_from_pairs(persistence(D / 2))`` (what ``topodnn run`` writes) against
+    ``_core._dipha_diagram_from_matrix(D)`` and the ``dipha`` executable's output on ``D``.
+    """
+    import subprocess
+
+    import mpi4py.MPI  # noqa: F401  (MPI before the compiled module)
+
+    from topodnn import _core
+    from topodnn.engine import persistence
+
+    rng = np.random.default_rng(seed)
+    n, upper_dim = 24, 3
+    D = _random_distances(rng, n, rounded=seed % 2 == 1)
+    if sparse:
+        cut = np.quantile(D[np.triu_indices(n, 1)], 0.6)
+        M = sp.csr_matrix(np.where((D <= cut) & ~np.eye(n, dtype=bool), D, 0.0))
+        M.eliminate_zeros()
+        io.write_sparse_distance_matrix(tmp_path / "in.bin", M)
+        pairs = persistence(M / 2, max_dim=upper_dim - 1)
+        top = float(M.data.max()) / 2
+        core = _core._dipha_diagram_from_matrix(np.zeros((0, 0)), M.indptr.astype(np.int64),
+                                                M.indices.astype(np.int64), M.data, n, upper_dim, None)
+    else:
+        io.write_distance_matrix(tmp_path / "in.bin", D)
+        pairs = persistence(D / 2, max_dim=upper_dim - 1)
+        top = float(D.max()) / 2
+        core = _core._dipha_diagram_from_matrix(D, None, None, None, n, upper_dim, None)
+    io.write_diagram(tmp_path / "ours.bin", io.records_from_pairs(pairs, top))
+    rec = np.zeros(len(core[0]), dtype=io.RECORD_DTYPE)
+    rec["dim"], rec["birth"], rec["death"] = core
+    io.write_diagram(tmp_path / "core.bin", rec)
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    proc = subprocess.run([str(bin_dir / "dipha"), "--upper_dim", str(upper_dim), str(tmp_path / "in.bin"),
+                           str(tmp_path / "exe.bin")], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    ours = (tmp_path / "ours.bin").read_bytes()
+    assert ours == (tmp_path / "core.bin").read_bytes()
+    assert ours == (tmp_path / "exe.bin").read_bytes()
+    assert io.read_diagram(tmp_path / "ours.bin").max_dim >= 1  # not only components
+
+
+def test_records_from_pairs_layout():
+    rec = io.records_from_pairs({1: [[0.15, 0.25], [0.12, np.inf]], 0: [[0.0, 0.2], [0.0, np.inf], [0.0, 0.1]]}, 0.29)
+    assert rec.dtype == io.RECORD_DTYPE
+    assert rec.tolist() == [(-2, 0.12, 0.29), (-1, 0.0, 0.29), (0, 0.0, 0.1), (0, 0.0, 0.2), (1, 0.15, 0.25)]
+    as_list = io.records_from_pairs([np.array([[0.0, 0.2], [0.0, np.inf], [0.0, 0.1]]),
+                                     np.array([[0.15, 0.25], [0.12, np.inf]])], 0.29)
+    assert as_list.tolist() == rec.tolist()
+    assert io.records_from_pairs([], 1.0).shape == (0,)
+    assert io.records_from_pairs([np.zeros((0, 2)), np.zeros((0, 2))], 1.0).shape == (0,)
+    with pytest.raises(ValueError, match="dimension must be >= 0"):
+        io.records_from_pairs({-1: [[0.0, 1.0]]}, 1.0)
+
+
+def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    """Writers are atomic: an interrupted or invalid write leaves the old file and no temporary."""
+    path = tmp_path / "d.diagram"
+    io.write_diagram(path, {0: [[0.0, 1.0], [0.0, np.inf]]}, max_value=1.0)
+    good = path.read_bytes()
+    real = np.ascontiguousarray
+    calls = []
+
+    def failing_second_chunk(a, *args, **kwargs):  # the header is written, the records fail
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real(a, *args, **kwargs)
+
+    monkeypatch.setattr(io.np, "ascontiguousarray", failing_second_chunk)
+    with pytest.raises(OSError, match="disk full"):
+        io.write_diagram(path, {0: [[0.0, 2.0]]}, max_value=2.0)
+    monkeypatch.undo()
+    assert len(calls) == 2
+    assert path.read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.diagram"]
+
+    # a result that fails validation: the message names the target, the old file stays
+    matrix = tmp_path / "m.bin"
+    io.write_sparse_distance_matrix(matrix, sp.csr_matrix(np.array([[0, 1.0], [1.0, 0]])))
+    before = matrix.read_bytes()
+    asym = sp.csr_matrix(np.array([[0, 1.0, 0], [1.0, 0, 1.0], [0, 0, 0]]))
+    with pytest.raises(ValueError, match="not symmetric") as info:
+        io.write_sparse_distance_matrix(matrix, asym)
+    assert str(info.value).startswith(f"{matrix}: ")
+    assert matrix.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.diagram", "m.bin"]

@@ -1,6 +1,8 @@
 """Training: checkpoints, history, resume equivalence, atomic writes, loading errors, label permutation."""
 
 import json
+import random
+import shutil
 
 import pytest
 import torch
@@ -15,6 +17,7 @@ def one_thread():
     torch.set_num_threads(previous)
 
 import topodnn.training as training
+from topodnn import results
 from topodnn.networks import get_network
 from topodnn.training import (FORMAT_VERSION, CheckpointError, CheckpointNotFoundError, list_checkpoints,
                               load_checkpoint, load_model, model_from_checkpoint, results_dir, save_schedule,
@@ -264,18 +267,134 @@ def test_loading_errors(tmp_path, reference):
         load_checkpoint(evil)
 
 
-def test_atomic_write_leaves_no_temporary_file(tmp_path):
+def test_atomic_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    # Checkpoints are written through topodnn.results (moved there from training._atomic_write).
     target = tmp_path / "ckpt.pt"
-    training._save_torch({"a": torch.ones(3)}, target)
+    results.save_checkpoint(target, {"a": torch.ones(3)})
 
-    def failing_write(handle):
+    def failing_save(obj, handle):
         handle.write(b"partial")
         raise OSError("disk full")
 
+    monkeypatch.setattr(torch, "save", failing_save)
     with pytest.raises(OSError, match="disk full"):
-        training._atomic_write(target, failing_write)
+        results.save_checkpoint(target, {"a": torch.zeros(3)})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
     assert torch.equal(torch.load(target, weights_only=True)["a"], torch.ones(3))
+
+
+def copy_run(reference, tmp_path):
+    """A copy of the reference run's folder, to damage."""
+    root, _ = reference
+    folder = results_dir(tmp_path, "lenet", "mnist")
+    shutil.copytree(results_dir(root, "lenet", "mnist"), folder)
+    return folder
+
+
+DAMAGE = {
+    "truncated": lambda raw: raw[: len(raw) // 2],
+    "zero_length": lambda raw: b"",
+    "garbage": lambda raw: bytes(random.Random(7).randrange(256) for _ in range(4096)),
+    "json": lambda raw: b'{"epoch": [0, 1]}',
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_damaged_last_checkpoint_falls_back_to_the_last_good_one(reference, tmp_path, capsys, damage):
+    root, history = reference
+    folder = copy_run(reference, tmp_path)
+    last = folder / "ckpt_trl0_epc3.pt"
+    bad = DAMAGE[damage](last.read_bytes())
+    last.write_bytes(bad)
+    resumed = train("lenet", "mnist", n_epochs=3, save_path=tmp_path, **SMALL)
+    err = capsys.readouterr().err
+    assert f"warning: {last} is damaged (" in err
+    assert "moved aside to ckpt_trl0_epc3.pt.damaged; training resumes from epoch 2 (ckpt_trl0_epc2.pt)" in err
+    # nothing the user had is lost: the damaged file is kept aside, byte for byte
+    assert (folder / "ckpt_trl0_epc3.pt.damaged").read_bytes() == bad
+    # the scheduled checkpoint is written again, bit-identical to the uninterrupted run's
+    assert sorted(list_checkpoints(folder, 0)) == [0, 1, 2, 3]
+    assert_same_weights(weights(last), weights(results_dir(root, "lenet", "mnist") / "ckpt_trl0_epc3.pt"))
+    assert strip_times(resumed) == strip_times(history)
+    assert strip_times(json.loads((folder / "history_trl0.json").read_text())) == strip_times(history)
+    assert leftovers(folder) == []
+    # the same command again: nothing to repair, nothing retrained
+    assert train("lenet", "mnist", n_epochs=3, save_path=tmp_path, **SMALL) == resumed
+    assert "damaged" not in capsys.readouterr().err
+
+
+def test_several_damaged_checkpoints_fall_back_further(reference, tmp_path, capsys):
+    root, history = reference
+    folder = copy_run(reference, tmp_path)
+    for epoch in (2, 3):
+        (folder / f"ckpt_trl0_epc{epoch}.pt").write_bytes(b"\x00" * 100)
+    (folder / "ckpt_trl0_epc3.pt.damaged").write_bytes(b"an older damaged copy")
+    resumed = train("lenet", "mnist", n_epochs=3, save_path=tmp_path, **SMALL)
+    err = capsys.readouterr().err.splitlines()
+    assert len([line for line in err if line.startswith("warning:")]) == 2
+    assert all("training resumes from epoch 1 (ckpt_trl0_epc1.pt)" in line for line in err if "warning" in line)
+    assert (folder / "ckpt_trl0_epc3.pt.damaged").read_bytes() == b"an older damaged copy"
+    assert (folder / "ckpt_trl0_epc3.pt.damaged.1").read_bytes() == b"\x00" * 100
+    assert (folder / "ckpt_trl0_epc2.pt.damaged").exists()
+    ref_folder = results_dir(root, "lenet", "mnist")
+    for epoch in (2, 3):
+        assert_same_weights(weights(folder / f"ckpt_trl0_epc{epoch}.pt"),
+                            weights(ref_folder / f"ckpt_trl0_epc{epoch}.pt"))
+    assert strip_times(resumed) == strip_times(history)
+
+
+def test_damaged_resume_file_falls_back_to_the_scheduled_checkpoint(reference, tmp_path, monkeypatch, capsys):
+    root, history = reference
+    monkeypatch.setattr(training, "save_schedule", lambda n, every=1: {0, n})
+    with pytest.raises(Interrupt):
+        train("lenet", "mnist", n_epochs=3, save_path=tmp_path, callback=interrupt_at(3), **SMALL)
+    folder = results_dir(tmp_path, "lenet", "mnist")
+    resume = folder / "resume_trl0.pt"
+    resume.write_bytes(resume.read_bytes()[:1000])
+    resumed = train("lenet", "mnist", n_epochs=3, save_path=tmp_path, **SMALL)
+    assert "resume_trl0.pt is damaged" in capsys.readouterr().err
+    assert (folder / "resume_trl0.pt.damaged").exists() and not resume.exists()
+    assert strip_times(resumed) == strip_times(history)
+    assert_same_weights(weights(folder / "ckpt_trl0_epc3.pt"),
+                        weights(results_dir(root, "lenet", "mnist") / "ckpt_trl0_epc3.pt"))
+
+
+def test_every_checkpoint_damaged_starts_afresh(reference, tmp_path, capsys):
+    root, history = reference
+    folder = copy_run(reference, tmp_path)
+    for path in list_checkpoints(folder, 0).values():
+        path.write_bytes(b"")
+    resumed = train("lenet", "mnist", n_epochs=3, save_path=tmp_path, **SMALL)
+    assert capsys.readouterr().err.count("training resumes from the start") == 4
+    assert strip_times(resumed) == strip_times(history)
+    assert len(list(folder.glob("*.damaged"))) == 4
+
+
+def test_foreign_last_checkpoint_is_refused_not_moved(reference, tmp_path):
+    folder = copy_run(reference, tmp_path)
+    torch.save({"state_dict": {}}, folder / "ckpt_trl0_epc3.pt")
+    with pytest.raises(CheckpointError, match="not a topodnn checkpoint"):
+        train("lenet", "mnist", n_epochs=3, save_path=tmp_path, **SMALL)
+    assert (folder / "ckpt_trl0_epc3.pt").exists() and not list(folder.glob("*.damaged"))
+
+
+@pytest.mark.parametrize("content", [None, b"", b'{"epoch": [0, 1', b'{"epoch": [0], "train_acc": [55.0], '
+                                                                 b'"test_acc": [0.5]}'])
+def test_damaged_history_is_rewritten_from_the_checkpoint(reference, tmp_path, capsys, content):
+    _, history = reference
+    folder = copy_run(reference, tmp_path)
+    path = folder / "history_trl0.json"
+    good = path.read_bytes()
+    bad = good[: len(good) // 3] if content is None else content
+    path.write_bytes(bad)
+    with pytest.raises(results.DamagedArtifact, match="history_trl0.json is damaged"):
+        results.read_history(folder, 0)
+    train("lenet", "mnist", n_epochs=3, save_path=tmp_path, **SMALL)
+    err = capsys.readouterr().err
+    assert f"warning: {path} is damaged (" in err and "rewritten from the checkpoint" in err
+    assert path.read_bytes() == good
+    assert (folder / "history_trl0.json.damaged").read_bytes() == bad
+    assert results.read_history(folder, 0).test_acc == tuple(history["test_acc"])
 
 
 def test_shuffle_labels():

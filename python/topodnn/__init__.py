@@ -7,7 +7,8 @@ compiled engine are loaded only when first used):
   or across the ranks of an mpi4py communicator (module :mod:`topodnn.engine`).
 - :func:`topodnn.functional_graph`, :func:`topodnn.topology` — from a torch model to its
   functional graph and to its persistence diagrams (module :mod:`topodnn.graph`).
-- :mod:`topodnn.io` — DIPHA binary files; :mod:`topodnn.summaries` — Betti curves, life,
+- :mod:`topodnn.io` — DIPHA binary files; :mod:`topodnn.results` — the files a run leaves
+  behind (layout, atomic writes, verified reads); :mod:`topodnn.summaries` — Betti curves, life,
   midlife; :mod:`topodnn.plots`; :mod:`topodnn.training`, :mod:`topodnn.networks`,
   :mod:`topodnn.datasets`; :mod:`topodnn.early_stopping`, :mod:`topodnn.gap`.
 """
@@ -29,7 +30,7 @@ _LAZY = {
 }
 _SUBMODULES = (
     "cli", "datasets", "early_stopping", "engine", "gap", "graph", "io", "networks", "pipeline",
-    "plots", "summaries", "training",
+    "plots", "results", "summaries", "training",
 )
 
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]

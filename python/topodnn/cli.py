@@ -17,6 +17,9 @@ Subcommands
 
 Results layout (``<save-path>/<net>_<dataset>/``)
 -----------------------------------------------
+The layout belongs to :mod:`topodnn.results`, which writes every file atomically and verifies it
+on read:
+
 * ``ckpt_trl<T>_epc<E>.pt``, ``history_trl<T>.json``: written by :mod:`topodnn.training`.
 * ``adj_epc<E>_trl<T>_<max_epsilon>.bin.out``: the diagram in DIPHA's PERSISTENCE_DIAGRAM format
   (type 2), as the original named it: essential classes of dimension q stored as dim = −q−1 with
@@ -28,7 +31,17 @@ Results layout (``<save-path>/<net>_<dataset>/``)
   ``--min-persistence`` = 0.02 dropped first), train and test accuracy.
 * ``betti_<dim>_trl<T>.png``, ``life_midlife_<dim>_trl<T>.png``: written by ``visualise``.
 
-An epoch whose ``.npz`` exists with the same settings is skipped (``--force`` recomputes).
+An epoch whose ``.npz`` holds diagrams of the same settings and whose ``.bin.out`` is a valid
+DIPHA file is skipped (``--force`` recomputes).
+
+Damaged files
+-------------
+``run`` repairs what it finds damaged (truncated, empty or foreign files): it moves the file aside
+as ``<name>.damaged`` (nothing is deleted), says ``epoch E: <path> is damaged (<reason>);
+recomputing`` and computes that epoch again; a damaged ``summaries_trl<T>.json`` is rebuilt from
+the diagrams; a damaged latest checkpoint or history is repaired by training (see
+:mod:`topodnn.training`). ``visualise`` only reads: a damaged diagram is an error (exit 2) that
+names the file and says that ``topodnn run`` with the arguments that computed it recomputes it.
 
 MPI (``--nproc P``)
 -------------------
@@ -46,8 +59,6 @@ one line on stderr and the exit status is 2. Set ``TOPODNN_TRACEBACK=1`` to see 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import math
 import os
 import shutil
@@ -60,27 +71,14 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
+from . import results
 from .summaries import SUMMARY_KEYS, summarise_diagrams
 
 __all__ = ["main", "build_parser", "CLIError", "parse_epochs"]
 
 PROG = "topodnn"
 #: Columns of ``summaries_trl<T>.csv``.
-CSV_COLUMNS = (
-    "epoch",
-    "dim",
-    "life",
-    "midlife",
-    "betti_max",
-    "eps_at_max",
-    "n_pairs",
-    "area",
-    "train_acc",
-    "test_acc",
-    "n_essential",
-)
-#: Settings that must match for saved per-epoch results to be reused.
-_RESULT_SETTINGS = ("max_epsilon", "upper_dim", "n_samples")
+CSV_COLUMNS = results.SUMMARY_CSV_COLUMNS
 
 
 class CLIError(Exception):
@@ -313,9 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _results_dir(save_path: str | os.PathLike, net: str, dataset: str) -> Path:
-    from . import training
-
-    return Path(training.results_dir(save_path, net, dataset))
+    return results.results_dir(save_path, net, dataset)
 
 
 def _check_writable(folder: Path) -> None:
@@ -330,161 +326,35 @@ def _check_writable(folder: Path) -> None:
         raise CLIError(f"cannot write results to {folder}: {reason}") from None
 
 
-def _dgm_path(folder: Path, epoch: int, trial: int) -> Path:
-    return folder / f"dgm_epc{epoch}_trl{trial}.npz"
-
-
-def _dipha_path(folder: Path, epoch: int, trial: int, max_epsilon: float) -> Path:
-    return folder / f"adj_epc{epoch}_trl{trial}_{max_epsilon}.bin.out"
-
-
-def _records(diagrams: Sequence[np.ndarray], essential_death: float) -> np.ndarray:
-    """DIPHA type-2 records (dim, birth, death) sorted by (dim, birth, death)."""
-    dims, births, deaths = [], [], []
-    for q, pairs in enumerate(diagrams):
-        pairs = np.asarray(pairs, dtype=np.float64).reshape(-1, 2)
-        ess = ~np.isfinite(pairs[:, 1])
-        dims.append(np.where(ess, -q - 1, q).astype(np.int64))
-        births.append(pairs[:, 0])
-        deaths.append(np.where(ess, essential_death, pairs[:, 1]))
-    rec = np.zeros(sum(len(d) for d in dims), dtype=[("dim", "<i8"), ("birth", "<f8"),
-                                                     ("death", "<f8")])
-    if rec.size:
-        rec["dim"] = np.concatenate(dims)
-        rec["birth"] = np.concatenate(births)
-        rec["death"] = np.concatenate(deaths)
-        rec = np.sort(rec, order=("dim", "birth", "death"))
-    return rec
-
-
-def _write_dipha_diagram(path: Path, records: np.ndarray) -> None:
-    """Write DIPHA's PERSISTENCE_DIAGRAM (type 2) file (validated by :mod:`topodnn.io`)."""
-    from .io import write_diagram
-
-    write_diagram(path, records)
-
-
-def _read_dipha_diagram(path: Path) -> list[np.ndarray]:
-    """Per-dimension pairs from a DIPHA type-2 file; essential deaths become ``inf``."""
-    from .io import read_diagram
-
-    try:
-        pairs = read_diagram(path).pairs
-    except ValueError as exc:
-        raise CLIError(str(exc).strip().splitlines()[0]) from None
-    top = max(pairs, default=-1) + 1
-    return [pairs.get(q, np.zeros((0, 2))) for q in range(top)]
-
-
-def _load_diagrams(folder: Path, epoch: int, trial: int) -> Optional[list[np.ndarray]]:
-    """The saved diagrams of one epoch (``.npz``, else the original's ``.bin.out``), or None."""
-    npz = _dgm_path(folder, epoch, trial)
-    if npz.exists():
-        with np.load(npz) as z:
-            n = int(z["n_dims"]) if "n_dims" in z else sum(1 for k in z.files if k.startswith("dim"))
-            return [np.array(z[f"dim{q}"], dtype=np.float64) for q in range(n)]
-    legacy = sorted(folder.glob(f"adj_epc{epoch}_trl{trial}_*.bin.out"))
-    if legacy:
-        return _read_dipha_diagram(legacy[0])
-    return None
-
-
-def _available_result_epochs(folder: Path, trial: int) -> list[int]:
-    epochs: set[int] = set()
-    for p in folder.glob(f"dgm_epc*_trl{trial}.npz"):
-        tag = p.name[len("dgm_epc"):-len(f"_trl{trial}.npz")]
-        if tag.isdigit():
-            epochs.add(int(tag))
-    for p in folder.glob(f"adj_epc*_trl{trial}_*.bin.out"):
-        tag = p.name[len("adj_epc"):].split("_trl")[0]
-        if tag.isdigit():
-            epochs.add(int(tag))
-    return sorted(epochs)
-
-
 def _fmt_epochs(epochs: Iterable[int]) -> str:
     epochs = list(epochs)
     return " ".join(str(e) for e in epochs) if epochs else "none"
 
 
-def _summaries_path(folder: Path, trial: int, ext: str) -> Path:
-    return folder / f"summaries_trl{trial}.{ext}"
+def _accuracies(history: Optional["results.History"], epoch: int) -> tuple[Any, Any]:
+    """(train_acc, test_acc) of ``epoch``, fractions, or (None, None) when not recorded."""
+    if history is None or epoch not in history.epochs:
+        return None, None
+    return history.accuracy(epoch)
 
 
-def _load_summaries(folder: Path, trial: int) -> dict[str, Any]:
-    path = _summaries_path(folder, trial, "json")
-    if path.exists():
-        try:
-            data = json.loads(path.read_text())
-            if isinstance(data, dict) and isinstance(data.get("epochs"), dict):
-                return data
-        except (OSError, ValueError):
-            pass
-    return {"epochs": {}}
-
-
-def _json_number(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
+def _file_history(folder: Path, trial: int) -> Optional["results.History"]:
+    """The run's ``history_trl<T>.json``, or None (with a warning when it is damaged)."""
+    try:
+        return results.read_history(folder, trial)
+    except FileNotFoundError:
         return None
-    return x
+    except results.DamagedArtifact as exc:
+        _say(f"warning: {exc}; accuracies are taken from the checkpoints (`topodnn run` with "
+             f"--train 1 and the same arguments rewrites it)", True)
+        return None
 
 
-def _write_summaries(folder: Path, trial: int, data: dict[str, Any]) -> None:
-    """Rewrite ``summaries_trl<T>.json`` and ``.csv`` (atomically) from ``data``."""
-    epochs = sorted(data["epochs"], key=int)
-    data = {**data, "epochs": {str(e): data["epochs"][e] for e in epochs}}
-    jpath = _summaries_path(folder, trial, "json")
-    tmp = jpath.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_nan_to_none(data), indent=1, allow_nan=False))
-    tmp.replace(jpath)
-    cpath = _summaries_path(folder, trial, "csv")
-    tmp = cpath.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(CSV_COLUMNS)
-        for e in epochs:
-            entry = data["epochs"][e]
-            for q in sorted(entry["dims"], key=int):
-                s = entry["dims"][q]
-                row = {"epoch": int(e), "dim": int(q), **s,
-                       "train_acc": entry.get("train_acc"), "test_acc": entry.get("test_acc")}
-                w.writerow(["" if row.get(c) is None else row.get(c) for c in CSV_COLUMNS])
-    tmp.replace(cpath)
-
-
-def _nan_to_none(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_nan_to_none(v) for v in obj]
-    return _json_number(obj)
-
-
-def _accuracies(folder: Path, trial: int, epoch: int, ckpt: Any) -> tuple[Any, Any]:
-    """(train_acc, test_acc) of ``epoch`` from the checkpoint's history or the history file."""
-    sources: list[Any] = [ckpt.get("history") if isinstance(ckpt, dict) else None]
-    hist_path = folder / f"history_trl{trial}.json"
-    if hist_path.exists():
-        try:
-            sources.append(json.loads(hist_path.read_text()))
-        except ValueError:
-            pass
-    for hist in sources:
-        if not isinstance(hist, dict) or not isinstance(hist.get("epoch"), list):
-            continue
-        ep = [int(x) for x in hist["epoch"]]
-        if epoch not in ep:
-            continue
-        i = ep.index(epoch)
-
-        def value(key: str) -> Any:
-            series = hist.get(key)
-            if isinstance(series, list) and i < len(series) and series[i] is not None:
-                return float(series[i])
-            return None
-
-        return value("train_acc"), value("test_acc")
-    return None, None
+def _checkpoint_history(path: Path, ckpt: dict) -> "results.History":
+    try:
+        return results.history_from_mapping(ckpt["history"])
+    except ValueError as exc:
+        raise CLIError(f"{path}: {exc}") from None
 
 
 def _mpirun() -> str:
@@ -679,7 +549,7 @@ def _early_stopping(args: argparse.Namespace):
 def _report_early_stop(args: argparse.Namespace, folder: Path, es: Any, history: dict) -> None:
     """Write ``early_stop_trl<T>.json`` (rule, evaluations, chosen epoch) and say the outcome."""
     stopped = history.get("stopped_at")
-    path = folder / f"early_stop_trl{args.trial}.json"
+    path = results.early_stop_path(folder, args.trial)
     if not es.history and path.exists():  # a finished run resumed: nothing new was evaluated
         _say(f"early stopping: recorded in {path} (training had stopped at epoch {stopped})", True)
         return
@@ -689,9 +559,7 @@ def _report_early_stop(args: argparse.Namespace, folder: Path, es: Any, history:
         "best_epoch": es.best_epoch,
         "history": [{k: v for k, v in h.items() if k != "diagrams"} for h in es.history],
     }
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1, default=float))
-    os.replace(tmp, path)
+    results.write_early_stop(folder, args.trial, record)
     if stopped is None:
         _say(f"early stopping: the rule did not fire; best epoch by {es.params['signal']}: "
              f"{es.best_epoch} ({path})", True)
@@ -702,25 +570,37 @@ def _report_early_stop(args: argparse.Namespace, folder: Path, es: Any, history:
 
 def topology_per_epoch(args: argparse.Namespace, folder: Path,
                        epochs: Sequence[int]) -> dict[str, Any]:
-    """Functional graph + persistence + summaries for each epoch; returns the summaries data."""
-    from . import training
+    """Functional graph + persistence + summaries for each epoch; returns the summaries data.
 
+    Finished epochs (same settings, verified files) are skipped; a damaged diagram file is moved
+    aside and its epoch recomputed.
+    """
     settings = {"max_epsilon": float(args.max_epsilon), "upper_dim": int(args.upper_dim),
                 "n_samples": int(args.n_samples)}
+    file_history = _file_history(folder, args.trial)
+    summaries = _summaries_to_update(folder, args, file_history)
     todo = []
     for e in epochs:
-        if not args.force and _results_match(folder, e, args.trial, settings):
-            # summaries are cheap: refresh them (the --min-persistence may have changed)
-            dgms = _load_diagrams(folder, e, args.trial)
-            assert dgms is not None
-            _record_summary(folder, args, e, dgms, None, {})
-            _say(f"epoch {e}: results exist in {folder} (skipped; --force recomputes)",
-                 args.progress)
-            continue
+        if not args.force:
+            try:
+                done = results.finished_diagrams(folder, e, args.trial, settings)
+            except results.DamagedArtifact as exc:
+                moved = results.move_aside(exc.path)
+                _say(f"epoch {e}: {exc}; recomputing (the damaged file is kept as {moved.name})",
+                     True)
+                done = None
+            if done is not None:
+                # summaries are cheap: refresh them (the --min-persistence may have changed)
+                _record_summary(summaries, args, e, done, file_history, {})
+                _say(f"epoch {e}: results exist in {folder} (skipped; --force recomputes)",
+                     args.progress)
+                continue
         todo.append(e)
+    if summaries["epochs"]:
+        results.write_summaries(folder, args.trial, summaries)
     if not todo:
-        return _load_summaries(folder, args.trial)
-    ckpts = {int(k): Path(v) for k, v in training.list_checkpoints(folder, args.trial).items()}
+        return summaries
+    ckpts = results.list_checkpoints(folder, args.trial)
     missing = [e for e in todo if e not in ckpts]
     if missing:
         raise CLIError(f"no checkpoint for epoch {_fmt_epochs(missing)} in {folder}; available: "
@@ -757,52 +637,58 @@ def topology_per_epoch(args: argparse.Namespace, folder: Path,
         n_nodes = int(info["n_nodes"])
         # DIPHA writes essential deaths as the largest filtration value of the complex
         top_value = float(sparse_graph.data.max()) if sparse_graph.nnz else 0.0
-        _write_dipha_diagram(_dipha_path(folder, e, args.trial, args.max_epsilon),
-                             _records(dgms, top_value))
-        npz = _dgm_path(folder, e, args.trial)
-        tmp = npz.with_name(npz.stem + ".tmp.npz")
-        np.savez(tmp, **{f"dim{q}": d for q, d in enumerate(dgms)}, n_dims=len(dgms),
-                 n_nodes=n_nodes, **settings)
-        tmp.replace(npz)  # last: its presence marks the epoch as done
-        te = _record_summary(folder, args, e, dgms, ckpt, {
-            "n_nodes": n_nodes, "time_graph_s": round(t_graph, 3),
-            "time_persistence_s": round(t_pers, 3)})
+        npz, _ = results.write_diagrams(folder, e, args.trial, dgms, n_nodes=n_nodes,
+                                        essential_death=top_value, **settings)
+        written = results.Diagrams(pairs=dgms, path=npz, n_nodes=n_nodes, **settings)
+        te = _record_summary(summaries, args, e, written, _checkpoint_history(ckpts[e], ckpt), {
+                                 "time_graph_s": round(t_graph, 3),
+                                 "time_persistence_s": round(t_pers, 3)})
+        results.write_summaries(folder, args.trial, summaries)
         counts = " ".join(f"H{q} {len(d)}" for q, d in enumerate(dgms))
         acc = "" if te is None else f", test acc {te:.4g}"
         _say(f"epoch {e}: {n_nodes} nodes, graph {t_graph:.1f} s, persistence {t_pers:.1f} s "
              f"({args.nproc} proc), pairs {counts}{acc}", args.progress)
-    return _load_summaries(folder, args.trial)
+    return summaries
 
 
-def _record_summary(folder: Path, args: argparse.Namespace, epoch: int,
-                    dgms: Sequence[np.ndarray], ckpt: Any, extra: dict[str, Any]) -> Any:
-    """Summarise one epoch's diagrams into ``summaries_trl<T>.json/.csv``; returns test acc."""
-    tr, te = _accuracies(folder, args.trial, epoch, ckpt)
-    summ = summarise_diagrams(list(dgms), min_persistence=args.min_persistence,
-                              max_epsilon=args.max_epsilon)
-    data = _load_summaries(folder, args.trial)
-    data.update({"net": args.net, "dataset": args.dataset, "trial": args.trial})
-    old = data["epochs"].get(str(epoch)) or {}
-    entry = {k: v for k, v in old.items() if k in ("n_nodes", "time_graph_s",
-                                                    "time_persistence_s")}
-    entry.update({"train_acc": tr, "test_acc": te, "max_epsilon": float(args.max_epsilon),
-                  "upper_dim": int(args.upper_dim), "n_samples": int(args.n_samples),
-                  "min_persistence": float(args.min_persistence), **extra,
-                  "dims": {str(q): s for q, s in summ.items()}})
-    data["epochs"][str(epoch)] = entry
-    _write_summaries(folder, args.trial, data)
-    return te
-
-
-def _results_match(folder: Path, epoch: int, trial: int, settings: dict[str, Any]) -> bool:
-    path = _dgm_path(folder, epoch, trial)
-    if not path.exists():
-        return False
+def _summaries_to_update(folder: Path, args: argparse.Namespace,
+                         history: Optional["results.History"]) -> dict[str, Any]:
+    """The run's summaries record; a damaged one is moved aside and rebuilt from the diagrams."""
     try:
-        with np.load(path) as z:
-            return all(k in z and float(z[k]) == float(v) for k, v in settings.items())
-    except (OSError, ValueError):
-        return False
+        data = results.read_summaries(folder, args.trial)
+    except results.DamagedArtifact as exc:
+        moved = results.move_aside(exc.path)
+        _say(f"{exc}; rebuilding it from the diagrams (the damaged file is kept as "
+             f"{moved.name})", True)
+        data = {"epochs": {}}
+        for e in results.diagram_epochs(folder, args.trial):
+            try:
+                dgms = results.read_diagrams(folder, e, args.trial)
+            except results.DamagedArtifact:
+                continue  # reported and recomputed when its epoch is asked for
+            if dgms.n_nodes is not None:  # the original's .bin.out alone holds no settings
+                _record_summary(data, args, e, dgms, history, {})
+    data.update({"net": args.net, "dataset": args.dataset, "trial": args.trial})
+    return data
+
+
+def _record_summary(data: dict[str, Any], args: argparse.Namespace, epoch: int,
+                    dgms: "results.Diagrams", history: Optional["results.History"],
+                    extra: dict[str, Any]) -> Any:
+    """Summarise one epoch's diagrams into the summaries record ``data``; returns test acc."""
+    old = data["epochs"].get(str(epoch)) or {}
+    tr, te = _accuracies(history, epoch)
+    if tr is None and te is None:  # no readable history: keep what was recorded when computed
+        tr, te = old.get("train_acc"), old.get("test_acc")
+    summ = summarise_diagrams(list(dgms.pairs), min_persistence=args.min_persistence,
+                              max_epsilon=dgms.max_epsilon)
+    entry = {k: v for k, v in old.items() if k in ("time_graph_s", "time_persistence_s")}
+    entry.update({"train_acc": tr, "test_acc": te, "max_epsilon": dgms.max_epsilon,
+                  "upper_dim": dgms.upper_dim, "n_samples": dgms.n_samples,
+                  "min_persistence": float(args.min_persistence), "n_nodes": dgms.n_nodes,
+                  **extra, "dims": {str(q): s for q, s in summ.items()}})
+    data["epochs"][str(epoch)] = entry
+    return te
 
 
 def _load_model(path: Path, net: str) -> tuple[Any, Any]:
@@ -823,7 +709,7 @@ def _load_model(path: Path, net: str) -> tuple[Any, Any]:
 def cmd_visualise(args: argparse.Namespace) -> int:
     """``topodnn visualise``: Betti curves and life/midlife across epochs, and the table."""
     folder = _results_dir(args.save_path, args.net, args.dataset)
-    available = _available_result_epochs(folder, args.trial) if folder.is_dir() else []
+    available = results.diagram_epochs(folder, args.trial)
     epochs = parse_epochs(args.epochs) if args.epochs else available
     if not epochs:
         raise CLIError(f"no results for trial {args.trial} in {folder}; run `topodnn run` first")
@@ -842,7 +728,14 @@ def cmd_visualise(args: argparse.Namespace) -> int:
 def visualise(folder: Path, trial: int, epochs: Sequence[int], dims: Sequence[int], *,
               min_persistence: float = 0.02, smooth: bool = False,
               out: Callable[[str], None] = print) -> dict[int, dict[int, dict[str, Any]]]:
-    """Write ``betti_<dim>_trl<T>.png`` and ``life_midlife_<dim>_trl<T>.png`` and print tables."""
+    """Write ``betti_<dim>_trl<T>.png`` and ``life_midlife_<dim>_trl<T>.png`` and print tables.
+
+    Raises
+    ------
+    CLIError
+        A diagram file is damaged (it is named; ``topodnn run`` with the arguments that computed
+        it recomputes it) or lacks a requested dimension.
+    """
     from matplotlib.figure import Figure
 
     from .plots import plot_betti_curves, plot_life_midlife
@@ -850,15 +743,19 @@ def visualise(folder: Path, trial: int, epochs: Sequence[int], dims: Sequence[in
     diagrams: dict[int, list[np.ndarray]] = {}
     max_eps = 0.3
     for e in epochs:
-        dg = _load_diagrams(folder, e, trial)
-        assert dg is not None  # checked by the caller
-        diagrams[e] = dg
-        npz = _dgm_path(folder, e, trial)
-        if npz.exists():
-            with np.load(npz) as z:
-                if "max_epsilon" in z:
-                    max_eps = float(z["max_epsilon"])
-    data = _load_summaries(folder, trial)
+        try:
+            dg = results.read_diagrams(folder, e, trial)
+        except results.DamagedArtifact as exc:
+            raise CLIError(f"{exc}; `topodnn run` with the arguments that computed it recomputes "
+                           f"it") from None
+        diagrams[e] = dg.pairs
+        if dg.max_epsilon is not None:
+            max_eps = dg.max_epsilon
+    try:
+        data = results.read_summaries(folder, trial)
+    except results.DamagedArtifact as exc:
+        out(f"warning: {exc}; the table shows no test accuracy (`topodnn run` rebuilds it)")
+        data = {"epochs": {}}
     summaries: dict[int, dict[int, dict[str, Any]]] = {}
     for dim in dims:
         have = [e for e in epochs if dim < len(diagrams[e])]
@@ -874,14 +771,12 @@ def visualise(folder: Path, trial: int, epochs: Sequence[int], dims: Sequence[in
         plot_betti_curves({e: diagrams[e][dim] for e in have}, dim, ax=ax, smooth=smooth,
                           max_epsilon=max_eps, min_persistence=min_persistence)
         ax.set_title(f"Betti curves β{dim}: {folder.name}, trial {trial}")
-        betti_png = folder / f"betti_{dim}_trl{trial}.png"
-        fig.savefig(betti_png, dpi=100)
+        betti_png = results.save_figure(fig, results.betti_plot_path(folder, dim, trial))
         fig = Figure(figsize=(6.4, 4.8))
         ax = fig.subplots()
         plot_life_midlife(per_epoch, dim, ax=ax)
         ax.set_title(f"life and midlife of H{dim}: {folder.name}, trial {trial}")
-        life_png = folder / f"life_midlife_{dim}_trl{trial}.png"
-        fig.savefig(life_png, dpi=100)
+        life_png = results.save_figure(fig, results.life_midlife_plot_path(folder, dim, trial))
         out(f"H{dim} (pairs with persistence > {min_persistence:g}; ε = (1-|corr|)/2):")
         out(_table(per_epoch, data))
         out(f"wrote {betti_png} and {life_png}")
@@ -936,11 +831,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     run_args = parser.parse_args(argv)
     folder = _results_dir(run_args.save_path, run_args.net, run_args.dataset)
     _check_writable(folder)
-    from . import training
-
-    done = {int(k) for k in training.list_checkpoints(folder, args.trial)} if folder.is_dir() \
-        else set()
-    # Resume: train only when a requested checkpoint is missing (training resumes itself).
+    done = set(results.list_checkpoints(folder, args.trial))
+    # Resume: train only when a requested checkpoint is missing (training resumes itself; the
+    # checkpoints may be of a run with other arguments, which the demo then only reads).
     run_args.train = int(args.force or not set(epochs) <= done)
     cmd_run(run_args)
     visualise(folder, args.trial, epochs, list(range(args.upper_dim)),
@@ -951,21 +844,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _plot_history(folder: Path, trial: int) -> None:
-    path = folder / f"history_trl{trial}.json"
-    if not path.exists():
-        return
     from matplotlib.figure import Figure
 
     from .plots import plot_training
 
     try:
-        hist = json.loads(path.read_text())
-        fig = Figure(figsize=(6.4, 4.8))
-        plot_training(hist, ax=fig.subplots())
-    except ValueError:
+        hist = results.read_history(folder, trial)
+    except FileNotFoundError:
         return
-    out = folder / f"training_trl{trial}.png"
-    fig.savefig(out, dpi=100)
+    except results.DamagedArtifact as exc:
+        print(f"warning: {exc}; no training plot (`topodnn run` rewrites it from the checkpoint)")
+        return
+    fig = Figure(figsize=(6.4, 4.8))
+    plot_training(hist, ax=fig.subplots())
+    out = results.save_figure(fig, results.training_plot_path(folder, trial))
     print(f"wrote {out}")
 
 

@@ -65,6 +65,8 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from . import results
+
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
@@ -509,54 +511,6 @@ def leave_one_run_out(
 _CKPT_RE = re.compile(r"ckpt_trl(\d+)_epc(\d+)\.pt$")
 
 
-def _history_accuracy(history: Any, epoch: int) -> tuple[float, float]:
-    """(train_acc, test_acc) at ``epoch`` from a training history, in accuracy points (0-100)."""
-    if history is None:
-        raise ValueError("checkpoint has no training history (train/test accuracy per epoch)")
-
-    def pick(keys: Sequence[str]) -> Optional[float]:
-        for key in keys:
-            if isinstance(history, Mapping) and key in history:
-                seq = history[key]
-                if isinstance(seq, Mapping):
-                    val = seq.get(epoch, seq.get(str(epoch)))
-                    return None if val is None else float(val)
-                epochs = history.get("epoch", history.get("epochs"))
-                if epochs is not None and epoch in list(epochs):
-                    return float(seq[list(epochs).index(epoch)])
-                if 0 <= epoch < len(seq):
-                    return float(seq[epoch])
-        if isinstance(history, Sequence):
-            for rec in history:
-                if isinstance(rec, Mapping) and int(rec.get("epoch", -1)) == epoch:
-                    for key in keys:
-                        if key in rec:
-                            return float(rec[key])
-        return None
-
-    train = pick(("train_acc", "train_accuracy"))
-    test = pick(("test_acc", "test_accuracy"))
-    if train is None or test is None:
-        raise ValueError(f"training history has no train/test accuracy for epoch {epoch}")
-    return train, test
-
-
-def _accuracy_scale(history: Any) -> float:
-    """1 if the history stores accuracy points (0-100), 100 if fractions (0-1)."""
-    vals: list[float] = []
-    if isinstance(history, Mapping):
-        for key in ("train_acc", "train_accuracy", "test_acc", "test_accuracy"):
-            seq = history.get(key)
-            if seq is not None:
-                vals.extend(float(v) for v in (seq.values() if isinstance(seq, Mapping) else seq))
-    elif isinstance(history, Sequence):
-        for rec in history:
-            for key in ("train_acc", "train_accuracy", "test_acc", "test_accuracy"):
-                if isinstance(rec, Mapping) and key in rec:
-                    vals.append(float(rec[key]))
-    return 100.0 if vals and max(vals) <= 1.0 else 1.0
-
-
 def training_reference(ckpt: Mapping[str, Any]) -> dict[str, Any]:
     """Which training data a checkpoint was trained on (dataset, data_dir, n_train, seed).
 
@@ -822,9 +776,11 @@ def collect_observations(
             p, n_samples=n_samples, max_dim=max_dim, max_epsilon=max_epsilon,
             min_persistence=min_persistence, data_dir=data_dir, cache=cache, data_cache=data_cache,
         )
-        history = ckpt.get("history")
-        scale = _accuracy_scale(history)
-        test_acc = _history_accuracy(history, int(ckpt.get("epoch", epoch)))[1] * scale
+        try:  # the history records fractions; the gap model works in accuracy points (0-100)
+            history = results.history_from_mapping(ckpt.get("history"))
+            test_acc = 100.0 * history.accuracy(int(ckpt.get("epoch", epoch)))[1]
+        except (ValueError, KeyError) as exc:
+            raise ValueError(f"{p}: {exc.args[0]}") from None
         ref = training_reference(ckpt)
         out.append(
             Observation(

@@ -16,7 +16,8 @@ IEEE-754 ``float64`` ('<f8'). Word 0 is the magic number 8067171840, word 1 the 
 Every reader first validates the file with the compiled engine, so a bad file raises
 :class:`ValueError` with exactly the one-line text ``"<path>: <problem>"`` that the ``dipha``
 executable prints after ``"dipha: error: "``. Writers check their arguments, write the file and
-validate the result the same way (removing the file if it is invalid).
+validate the result the same way before it takes its name: files are written atomically
+(:func:`topodnn.results.atomic_write`), so an invalid or interrupted write leaves what was there.
 
 Conventions of diagrams: filtration values are in the units of the input (for distance matrices
 DIPHA uses *half* distances). A finite pair has ``dim >= 0``; an essential class of homological
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Union
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -52,6 +53,7 @@ __all__ = [
     "file_type",
     "validate_file",
     "read_diagram",
+    "records_from_pairs",
     "write_diagram",
     "read_distance_matrix",
     "write_distance_matrix",
@@ -121,15 +123,26 @@ def _words(path: PathLike, dtype: str, offset_words: int, count: int) -> np.ndar
 
 
 def _write_validated(path: PathLike, chunks: list) -> None:
+    """Write ``chunks`` to ``path`` atomically, validating the file before it takes the name.
+
+    An invalid result raises the validator's ``"<path>: <problem>"`` and leaves whatever was at
+    ``path`` before untouched (see :func:`topodnn.results.atomic_write`).
+    """
+    from .results import atomic_write
+
     p = os.fspath(path)
-    with open(p, "wb") as f:
+
+    def write(handle) -> None:
         for c in chunks:
-            f.write(np.ascontiguousarray(c).tobytes())
-    try:
-        validate_file(p)
-    except ValueError:
-        os.remove(p)
-        raise
+            handle.write(np.ascontiguousarray(c).tobytes())
+
+    def verify(tmp) -> None:
+        try:
+            validate_file(tmp)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace(os.fspath(tmp), p)) from None
+
+    atomic_write(p, write, verify=verify)
 
 
 def _header(type_id: int, *words: int) -> np.ndarray:
@@ -184,6 +197,52 @@ def _pairs_from_records(rec: np.ndarray) -> dict:
     return out
 
 
+def records_from_pairs(
+    diagrams: Union[Sequence[np.ndarray], Mapping[int, np.ndarray]], essential_death: float
+) -> np.ndarray:
+    """DIPHA type-2 records of per-dimension persistence pairs: the one builder in Python.
+
+    Parameters
+    ----------
+    diagrams : sequence or mapping of (k, 2) arrays
+        ``diagrams[q]`` = the ``(birth, death)`` pairs of H_q (a list indexed by dimension, or a
+        mapping ``q -> pairs``); ``death = inf`` marks an essential class.
+    essential_death : float
+        Death stored for essential classes. DIPHA stores the largest filtration value of the
+        complex (for a distance matrix: half its largest distance within the threshold).
+
+    Returns
+    -------
+    numpy.ndarray
+        Structured array of :data:`RECORD_DTYPE`, sorted by ``(dim, birth, death)``: a finite
+        pair of H_q as ``(q, birth, death)``, an essential class of H_q as
+        ``(-q-1, birth, essential_death)``. Every pair given is kept (DIPHA itself writes no pair
+        of zero persistence; the engine returns none either).
+
+    Notes
+    -----
+    The C++ engine builds the same records for the ``dipha`` executable: for a distance matrix
+    ``D``, ``records_from_pairs(persistence(D / 2, max_dim=u - 1), D.max() / 2)`` written with
+    :func:`write_diagram` equals byte for byte ``dipha --upper_dim u`` on ``D``
+    (``tests/test_io.py`` checks it).
+    """
+    items = sorted(diagrams.items()) if isinstance(diagrams, Mapping) else list(enumerate(diagrams))
+    parts = []
+    for q, pairs in items:
+        q = int(q)
+        if q < 0:
+            raise ValueError(f"homological dimension must be >= 0, got {q}")
+        a = np.asarray(pairs, dtype=np.float64).reshape(-1, 2)
+        part = np.empty(len(a), dtype=RECORD_DTYPE)
+        essential = np.isinf(a[:, 1])
+        part["dim"] = np.where(essential, -q - 1, q)
+        part["birth"] = a[:, 0]
+        part["death"] = np.where(essential, float(essential_death), a[:, 1])
+        parts.append(part)
+    rec = np.concatenate(parts) if parts else np.empty(0, dtype=RECORD_DTYPE)
+    return np.sort(rec, order=["dim", "birth", "death"])
+
+
 def read_diagram(path: PathLike) -> Diagram:
     """Read a persistence diagram file (type 2).
 
@@ -218,20 +277,12 @@ def write_diagram(
     if isinstance(diagram, Diagram):
         rec = diagram.records
     elif isinstance(diagram, Mapping):
-        rows = []
-        finite = [
-            v for a in diagram.values() for v in np.asarray(a, dtype=np.float64).ravel()
-            if np.isfinite(v)
-        ]
-        mv = float(max_value) if max_value is not None else (max(finite) if finite else 0.0)
-        for q, arr in diagram.items():
-            a = np.asarray(arr, dtype=np.float64).reshape(-1, 2)
-            for b, d in a:
-                if np.isinf(d):
-                    rows.append((-int(q) - 1, b, mv))
-                else:
-                    rows.append((int(q), b, d))
-        rec = np.array(rows, dtype=RECORD_DTYPE)
+        if max_value is None:
+            finite = [np.asarray(a, dtype=np.float64).ravel() for a in diagram.values()]
+            finite = np.concatenate(finite) if finite else np.zeros(0)
+            finite = finite[np.isfinite(finite)]
+            max_value = float(finite.max()) if finite.size else 0.0
+        rec = records_from_pairs(diagram, max_value)
     else:
         arr = np.asarray(diagram)
         if arr.dtype.names is not None:

@@ -244,59 +244,35 @@ def plot_diagram(
     return ax
 
 
-def _history_columns(history: Any) -> tuple[list, list, list]:
-    """(epochs, train accuracies, test accuracies) from a history dict or list of records."""
-    train_keys = ("train_acc", "train_accuracy", "acc_train")
-    test_keys = ("test_acc", "test_accuracy", "acc_test")
-    epoch_keys = ("epoch", "epochs")
-
-    def pick(d: Mapping, keys: Sequence[str], what: str) -> Any:
-        for k in keys:
-            if k in d:
-                return d[k]
-        raise ValueError(f"history has no {what} (looked for {', '.join(keys)}); keys: {sorted(d)}")
-
-    if isinstance(history, Mapping):
-        if "epochs" in history and isinstance(history["epochs"], (list, tuple)) and history[
-            "epochs"
-        ] and isinstance(history["epochs"][0], Mapping):
-            history = history["epochs"]
-        else:
-            train = list(pick(history, train_keys, "train accuracy"))
-            test = list(pick(history, test_keys, "test accuracy"))
-            try:
-                epochs = list(pick(history, epoch_keys, "epochs"))
-            except ValueError:
-                epochs = list(range(len(train)))
-            return epochs, train, test
-    records = list(history)
-    epochs = [r.get("epoch", i) for i, r in enumerate(records)]
-    train = [pick(r, train_keys, "train accuracy") for r in records]
-    test = [pick(r, test_keys, "test accuracy") for r in records]
-    return epochs, train, test
-
-
 def plot_training(history: Any, ax: Optional["Axes"] = None) -> "Axes":
     """Train and test accuracy against the epoch.
 
     Parameters
     ----------
-    history : dict or list of dicts
-        A dict of per-epoch lists (keys ``epoch``, ``train_acc``, ``test_acc``) or a list of
-        per-epoch records with those keys (as :func:`topodnn.training.train` records them).
-        Accuracies are drawn as given (fractions or percent).
+    history : History, dict or list of dicts
+        A :class:`topodnn.results.History` (as :func:`topodnn.results.read_history` returns), or
+        what :func:`topodnn.training.train` returns: a dict of per-epoch lists (keys ``epoch``,
+        ``train_acc``, ``test_acc``), or the same as a list of per-epoch records. Read with
+        :func:`topodnn.results.history_from_mapping`: accuracies are fractions in [0, 1].
     ax : matplotlib Axes, optional
 
     Returns
     -------
     Axes
         Two lines: ``train`` and ``test``.
+
+    Raises
+    ------
+    ValueError
+        ``history`` is not a training history (a missing series, accuracies outside [0, 1]).
     """
+    from .results import history_from_mapping
+
+    hist = history_from_mapping(history)
     if ax is None:
         ax = _new_axes()
-    epochs, train, test = _history_columns(history)
-    ax.plot(epochs, train, marker=".", label="train")
-    ax.plot(epochs, test, marker=".", label="test")
+    ax.plot(hist.epochs, hist.train_acc, marker=".", label="train")
+    ax.plot(hist.epochs, hist.test_acc, marker=".", label="test")
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy")
     ax.set_title("training")

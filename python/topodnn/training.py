@@ -18,17 +18,21 @@ What the original lacked and this module adds:
 * **Atomic writes.** Checkpoints and the JSON history are written to a
   temporary file in the same folder and renamed, so an interrupted write never
   leaves a truncated file behind.
+* **Damage is repaired.** When the latest checkpoint is truncated or corrupt,
+  it is moved aside (``<name>.damaged``, with a warning on stderr naming it)
+  and training resumes from the last good one; a scheduled checkpoint moved
+  aside is written again when training passes its epoch. The result is the
+  same, bit for bit, as an uninterrupted run.
 * **Clear errors** for a missing, corrupt, foreign or too new checkpoint, and
   for a checkpoint of another network than expected.
 
-Layout of the results folder ``<save_path>/<net>_<dataset>/``:
-
-* ``ckpt_trl<T>_epc<E>.pt``: checkpoint of trial ``T`` after epoch ``E``
-  (epoch 0 = initial weights);
-* ``resume_trl<T>.pt``: state after the latest finished epoch when that epoch
-  is not on the checkpoint schedule (deleted when the next scheduled
-  checkpoint is written);
-* ``history_trl<T>.json``: per-epoch losses and accuracies.
+The files live in ``<save_path>/<net>_<dataset>/``, whose layout belongs to
+:mod:`topodnn.results`: ``ckpt_trl<T>_epc<E>.pt`` (checkpoint of trial ``T``
+after epoch ``E``; epoch 0 = initial weights), ``resume_trl<T>.pt`` (state after
+the latest finished epoch when that epoch is not on the checkpoint schedule;
+deleted when the next scheduled checkpoint is written) and
+``history_trl<T>.json`` (per-epoch losses and accuracies, read with
+:func:`topodnn.results.read_history`).
 
 Units and conventions: losses are mean negative log-likelihoods (nats per
 sample); accuracies are fractions in [0, 1]. The training loss and accuracy of
@@ -43,21 +47,22 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from . import results
 from .datasets import canonical_name as _canonical_dataset
 from .datasets import load_dataset
 from .networks import canonical_name, get_network
+from .results import (FORMAT_VERSION, CheckpointError, CheckpointNotFoundError, checkpoint_path, history_path,
+                      list_checkpoints, results_dir)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -76,68 +81,10 @@ __all__ = [
     "model_from_checkpoint",
 ]
 
-#: Version of the checkpoint layout written by :func:`train`.
-FORMAT_VERSION = 1
-
-_CKPT_RE = re.compile(r"^ckpt_trl(\d+)_epc(\d+)\.pt$")
-_REQUIRED_KEYS = ("format_version", "net", "dataset", "dataset_info", "epoch", "trial", "model_state",
-                  "model_kwargs", "optimizer_state", "scheduler_state", "rng", "history", "args")
 _HISTORY_SERIES = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time_s")
 # Arguments that must match for a run to be resumed from a checkpoint.
 _RESUME_KEYS = ("lr", "permute_labels", "seed", "n_train", "n_test", "batch_size")
 _LABEL_SEED_OFFSET = 0x5EED
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is unreadable, foreign, too new, or does not match the request."""
-
-
-class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
-    """A checkpoint file does not exist."""
-
-
-# ----------------------------------------------------------------------------- paths
-
-
-def results_dir(save_path: Union[str, os.PathLike], net: str, dataset: str) -> Path:
-    """Folder of the results of one network on one dataset: ``<save_path>/<net>_<dataset>``.
-
-    Network and dataset names are canonicalised (``"vgg"`` becomes ``"vgg16"``).
-    """
-    return Path(save_path) / f"{canonical_name(net)}_{_canonical_dataset(dataset)}"
-
-
-def checkpoint_path(folder: Union[str, os.PathLike], trial: int, epoch: int) -> Path:
-    """Path of the checkpoint of ``trial`` after ``epoch`` in a results folder."""
-    return Path(folder) / f"ckpt_trl{int(trial)}_epc{int(epoch)}.pt"
-
-
-def history_path(folder: Union[str, os.PathLike], trial: int) -> Path:
-    """Path of the JSON history of ``trial`` in a results folder."""
-    return Path(folder) / f"history_trl{int(trial)}.json"
-
-
-def _resume_path(folder: Path, trial: int) -> Path:
-    return folder / f"resume_trl{int(trial)}.pt"
-
-
-def list_checkpoints(folder: Union[str, os.PathLike], trial: int) -> Dict[int, Path]:
-    """Scheduled checkpoints of one trial in a results folder.
-
-    Returns
-    -------
-    dict
-        ``{epoch: path}`` sorted by epoch; empty if there are none (or no
-        folder). The rolling ``resume_trl<T>.pt`` file is not listed.
-    """
-    folder = Path(folder)
-    found: Dict[int, Path] = {}
-    if folder.is_dir():
-        for entry in folder.iterdir():
-            match = _CKPT_RE.match(entry.name)
-            if match and int(match.group(1)) == int(trial) and entry.is_file():
-                found[int(match.group(2))] = entry
-    return dict(sorted(found.items()))
 
 
 def save_schedule(n_epochs: int, save_every: int = 1) -> set:
@@ -150,34 +97,7 @@ def save_schedule(n_epochs: int, save_every: int = 1) -> set:
     return epochs
 
 
-# ----------------------------------------------------------------------------- atomic IO
-
-
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Write ``path`` through a temporary file in the same folder, then rename it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _save_torch(obj: Any, path: Path) -> None:
-    _atomic_write(path, lambda handle: torch.save(obj, handle))
-
-
-def _save_json(obj: Any, path: Path) -> None:
-    text = json.dumps(obj, indent=1, allow_nan=True).encode("utf-8")
-    _atomic_write(path, lambda handle: handle.write(text))
+# ----------------------------------------------------------------------------- state
 
 
 def _to_cpu(obj: Any) -> Any:
@@ -207,26 +127,11 @@ def load_checkpoint(path: Union[str, os.PathLike]) -> dict:
         The file does not exist (a :class:`FileNotFoundError` and a
         :class:`ValueError`).
     CheckpointError
-        The file is corrupt, is not a topodnn checkpoint, or has an unknown
-        ``format_version`` (a :class:`ValueError`).
+        The file is corrupt (:class:`topodnn.results.DamagedCheckpoint`, also a
+        :class:`topodnn.results.DamagedArtifact`), is not a topodnn checkpoint,
+        or has an unknown ``format_version`` (a :class:`ValueError`).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointNotFoundError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types on corrupt input
-        raise CheckpointError(f"corrupt or unreadable checkpoint {path}: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(ckpt, dict) or "format_version" not in ckpt:
-        raise CheckpointError(f"{path} is not a topodnn checkpoint (no format_version)")
-    version = ckpt["format_version"]
-    if version != FORMAT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint format_version {version!r}; this version of topodnn "
-                              f"reads format_version {FORMAT_VERSION} (upgrade topodnn to read it)")
-    missing = [key for key in _REQUIRED_KEYS if key not in ckpt]
-    if missing:
-        raise CheckpointError(f"corrupt checkpoint {path}: missing entries {missing}")
-    return ckpt
+    return results.read_checkpoint(path)
 
 
 def model_from_checkpoint(path: Union[str, os.PathLike], *, expect_net: Optional[str] = None
@@ -378,23 +283,35 @@ def _restore_rng(state: dict, generator: torch.Generator, device: torch.device) 
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _latest_state(folder: Path, trial: int) -> Optional[Path]:
-    candidates = list(list_checkpoints(folder, trial).items())
-    resume = _resume_path(folder, trial)
-    if resume.is_file():
-        candidates.append((load_checkpoint(resume)["epoch"], resume))
-    if not candidates:
-        return None
-    return max(candidates, key=lambda item: item[0])[1]
+def _latest_state(folder: Path, trial: int) -> Optional[Tuple[Path, dict]]:
+    """The latest good state of ``trial``; damaged ones are moved aside with a warning on stderr."""
+    damaged = []
+    found = results.latest_checkpoint(folder, trial, on_damaged=lambda exc, moved: damaged.append((exc, moved)))
+    if damaged:
+        resume_from = f"epoch {found[1]['epoch']} ({found[0].name})" if found else "the start"
+        for exc, moved in damaged:
+            print(f"warning: {exc}; moved aside to {moved.name}; training resumes from {resume_from}",
+                  file=sys.stderr, flush=True)
+    return found
 
 
-def _delete_trial(folder: Path, trial: int) -> None:
-    for path in list(list_checkpoints(folder, trial).values()) + [_resume_path(folder, trial),
-                                                                  history_path(folder, trial)]:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
+def _sync_history_file(folder: Path, trial: int, history: dict) -> None:
+    """Make ``history_trl<T>.json`` say what the checkpoint says (the checkpoint is the reference).
+
+    A crash between the checkpoint's write and the JSON's leaves the JSON behind; a damaged JSON
+    is moved aside before it is rewritten.
+    """
+    try:
+        on_disk = results.read_history(folder, trial)
+    except FileNotFoundError:
+        on_disk = None
+    except results.DamagedArtifact as exc:
+        moved = results.move_aside(exc.path)
+        print(f"warning: {exc}; moved aside to {moved.name}; rewritten from the checkpoint", file=sys.stderr,
+              flush=True)
+        on_disk = None
+    if on_disk != results.history_from_mapping(history):
+        results.write_history(folder, trial, history)
 
 
 def _nonnegative_int(label: str, value: Any, minimum: int = 0) -> int:
@@ -530,14 +447,14 @@ def train(net: str, dataset: str, *, trial: int = 0, lr: float = 0.0005, n_epoch
 
     def save(epoch: int, force: bool = False) -> None:
         state = snapshot(epoch)
-        resume_file = _resume_path(folder, trial)
+        resume_file = results.resume_path(folder, trial)
         if force or epoch in schedule:
-            _save_torch(state, checkpoint_path(folder, trial, epoch))
+            results.save_checkpoint(checkpoint_path(folder, trial, epoch), state)
             if resume_file.exists():
                 resume_file.unlink()
         else:
-            _save_torch(state, resume_file)
-        _save_json(history, history_path(folder, trial))
+            results.save_checkpoint(resume_file, state)
+        results.write_history(folder, trial, history)
 
     def stop_requested(epoch: int) -> bool:
         if callback is None:
@@ -547,11 +464,11 @@ def train(net: str, dataset: str, *, trial: int = 0, lr: float = 0.0005, n_epoch
             return True
         return False
 
-    latest = _latest_state(folder, trial) if resume else None
+    found = _latest_state(folder, trial) if resume else None
     if not resume:
-        _delete_trial(folder, trial)
-    if latest is not None:
-        ckpt = load_checkpoint(latest)
+        results.remove_training_files(folder, trial)
+    if found is not None:
+        latest, ckpt = found
         if canonical_name(str(ckpt["net"])) != net_name or ckpt["dataset"] != dataset_name \
                 or int(ckpt["trial"]) != trial:
             raise CheckpointError(f"{latest} is a checkpoint of {ckpt['net']!r} on {ckpt['dataset']!r} trial "
@@ -568,11 +485,10 @@ def train(net: str, dataset: str, *, trial: int = 0, lr: float = 0.0005, n_epoch
         _restore_rng(ckpt["rng"], generator, device)
         history = ckpt["history"]
         start = int(ckpt["epoch"]) + 1
-        # The checkpoint is the reference: a crash between its write and the JSON's leaves the JSON behind.
-        _save_json(history, history_path(folder, trial))
+        _sync_history_file(folder, trial, history)
         if history.get("stopped_at") is not None:
             return history
-        if start - 1 == n_epochs and latest == _resume_path(folder, trial):
+        if start - 1 == n_epochs and latest == results.resume_path(folder, trial):
             # Finished by a run with another schedule: keep the last epoch as a checkpoint.
             save(n_epochs, force=True)
     else:
