@@ -62,7 +62,8 @@ SCHEMA = 1
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
-CACHE = BENCH_DIR / ".cache"
+# built workloads and graphs (not committed); TOPODNN_BENCH_CACHE moves it (e.g. for tests)
+CACHE = Path(os.environ.get("TOPODNN_BENCH_CACHE") or BENCH_DIR / ".cache")
 RESULT_PREFIX = "BENCH_RESULT "
 MIB = 2.0**20
 # distributions whose versions every record names (read from their metadata: nothing is imported)

@@ -9,7 +9,8 @@ Workload A: threshold 0.3 (|corr| >= 0.4, the original's cut); workload B: thres
 H0..H2. Workload ``tiny`` (for checking the benchmark scripts, not for measuring): the same
 distance between 200 synthetic units (tanh of 20 shared factors plus noise, 1000 samples, seed
 0), threshold 0.38, H0..H2. Each matrix is built once, in its own process (training and torch
-must not stay in anyone's peak memory), and cached in benchmarks/.cache/.
+must not stay in anyone's peak memory), and cached in benchmarks/.cache/ (or
+``$TOPODNN_BENCH_CACHE``).
 
 ``python benchmarks/workloads.py`` prints the edge counts; ``--describe NAME`` prints one
 ``BENCH_RESULT`` line (size, edges, threshold, what it is); ``--dipha-file NAME PATH`` writes the
@@ -28,7 +29,10 @@ import subprocess
 import sys
 from typing import Any, Dict, List, Tuple
 
-CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".cache")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402  (no numpy: safe in a benchmark parent)
+
+CACHE = str(harness.CACHE)
 EPOCHS = 5
 WORKLOADS = {"A": 0.3, "B": 0.42, "tiny": 0.38}
 MAX_DIM = {"A": 2, "B": 2, "tiny": 2}
@@ -129,7 +133,7 @@ def describe(name: str) -> Dict[str, Any]:
     iu = np.triu_indices(len(D), 1)
     return {"workload": name, "n": int(len(D)), "threshold": thr, "max_dim": MAX_DIM[name],
             "edges": int((D[iu] <= thr).sum()), "pairs_of_units": int(len(iu[0])),
-            "matrix_file": os.path.relpath(matrix_path(name), os.path.dirname(CACHE)),
+            "matrix_file": matrix_path(name),
             "source": SOURCES[name]}
 
 
@@ -155,9 +159,6 @@ def main() -> None:
     ap.add_argument("--describe", metavar="WORKLOAD")
     ap.add_argument("--build", metavar="WORKLOAD", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import harness
-
     if args.build:
         check_name(args.build)
         harness.emit({"workload": args.build, "built": build(args.build)})

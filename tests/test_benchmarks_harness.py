@@ -355,10 +355,12 @@ def test_committed_results_md_is_what_the_committed_files_give():
 def test_a_real_tiny_run_goes_through_the_generator(tmp_path):
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO / "python") + os.pathsep + env.get("PYTHONPATH", "")
+    env["TOPODNN_BENCH_CACHE"] = str(tmp_path / "cache")
     proc = subprocess.run([sys.executable, str(BENCH / "bench_persistence.py"), "tiny", "--repeat", "1",
                            "--engines", "ours-r1,ours-r2,gph-t1", "--results-dir", str(tmp_path)],
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "cache" / "tiny_random_200_units.npy").is_file()
     files = list(tmp_path.glob("persistence_*.json"))
     assert len(files) == 1
     rec = json.loads(files[0].read_text())
