@@ -1,43 +1,53 @@
-"""Big networks end to end: VGG16 and ResNet18 functional graphs and their persistence to H1.
+"""Big networks: H0..H1 of the ResNet18 and VGG16 functional graphs, topodnn against giotto-ph.
 
 For each network (32x32 single-channel inputs: the embedded MNIST digits zero-padded from 28x28,
-the classic LeNet-5 input size): train ``--epochs`` epochs on the 4,000 training digits (0 keeps
-the random initialisation), build the functional graph of the first 1000 test digits with
-``topodnn.functional_graph(..., threshold=0.6)`` (every unit its own node, no grouping; block-wise
-sparse construction), halve it to the original's eps = (1 - |corr|) / 2 and compute H0..H1 with
-``topodnn.persistence(max_dim=1, threshold=0.3)``. Each network runs in its own process, so the
-reported peak RSS (``ru_maxrss``) is that network's alone. Results are printed and recorded in
-benchmarks/.cache/big_results.json and the "## Big networks" section of benchmarks/RESULTS.md.
+the classic LeNet-5 input size), in order, each step its own fresh process started by this
+script (which only orchestrates, see benchmarks/harness.py):
 
-    PYTHONPATH=python .venv/bin/python benchmarks/bench_big.py resnet18 vgg16 --epochs 1
-    PYTHONPATH=python .venv/bin/python benchmarks/bench_big.py resnet18 --epochs 1 --peer-only
+1. build: train ``--epochs`` epochs on the 4,000 training digits (0 keeps the random
+   initialisation), build the functional graph of the first 1000 test digits with
+   ``topodnn.functional_graph(..., threshold=0.6)`` (every unit its own node, no grouping;
+   block-wise sparse construction), halve it to the original's eps = (1 - |corr|) / 2 and save
+   it to ``benchmarks/.cache/<net>_epochs<E>_graph.npz`` (``--reuse-graph`` takes a saved one);
+2. ours: ``topodnn.persistence(G, max_dim=1, threshold=0.3)`` on the saved graph, under
+   ``mpirun -n P`` for each P of ``--ranks`` (``comm=MPI.COMM_WORLD``);
+3. giotto-ph: ``gph.ripser_parallel(G, metric="precomputed", maxdim=1, thresh=0.3,
+   n_threads=T)`` on the same file, for each T of ``--gph-threads``; a crash (giotto-ph
+   segfaults on the VGG16 graph) is recorded with its signal.
 
-``--peer`` / ``--peer-only`` add giotto-ph (one thread) on the same graph, in its own process.
+Every engine child runs under an address-space limit (``--memory-limit-gib``, default 20 GiB on
+this 24 GiB machine) so that a runaway peer cannot take the machine down; the limit is recorded.
+Diagrams are compared once every child has finished (harness.RULES). One JSON file per run in
+benchmarks/results/.
+
+    PYTHONPATH=python python benchmarks/bench_big.py resnet18 vgg16 --epochs 1
+    PYTHONPATH=python python benchmarks/bench_big.py lenet --epochs 0 --timeout 600  # checks the script
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
-import resource
-import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any, Dict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CACHE = os.path.join(HERE, ".cache")
-RESULTS_JSON = os.path.join(CACHE, "big_results.json")
-SECTION = "## Big networks"
-
 sys.path.insert(0, HERE)
-from _results import replace_section  # noqa: E402
+import harness  # noqa: E402
+
+MAX_DIM = 1
+THRESHOLD = 0.3  # eps = (1 - |corr|) / 2 <= 0.3, i.e. |corr| >= 0.4
+GRAPH_THRESHOLD = 0.6  # functional_graph's 1 - |corr| cut, twice THRESHOLD
 
 
-def peak_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0**2
+def graph_path(net: str, epochs: int) -> Path:
+    return harness.CACHE / f"{net}_epochs{epochs}_graph.npz"
+
+
+# ----------------------------------------------------------------------------------------------
+# Children
 
 
 def padded_mnist():
@@ -54,8 +64,10 @@ def padded_mnist():
     return (pad(train.tensors[0]), train.tensors[1]), (pad(test.tensors[0]), test.tensors[1])
 
 
-def run_one(net: str, epochs: int, threads: int) -> dict:
+def child_build(net: str, epochs: int, threads: int, out: str) -> None:
+    """Train, build the functional graph, save it (eps units); one result line."""
     import numpy as np
+    import scipy.sparse as sp
     import torch
 
     import topodnn
@@ -67,6 +79,7 @@ def run_one(net: str, epochs: int, threads: int) -> dict:
     model = networks.get_network(net, in_channels=1, input_size=32)
     n_nodes = sum(networks.count_nodes(model, (1, 32, 32)).values())
     t0 = time.perf_counter()
+    loss = None
     if epochs:
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
         g = torch.Generator().manual_seed(0)
@@ -81,145 +94,200 @@ def run_one(net: str, epochs: int, threads: int) -> dict:
                 opt.step()
             print(f"{net}: epoch {ep + 1}/{epochs} loss {loss.item():.3f} "
                   f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
-    t_train = time.perf_counter() - t0
+    train_s = time.perf_counter() - t0
     model.eval()
     with torch.no_grad():
-        acc = float(sum((model(xte[i:i + 100]).argmax(1) == yte[i:i + 100]).sum() for i in range(0, len(yte), 100))) / len(yte)
+        correct = sum(int((model(xte[i:i + 100]).argmax(1) == yte[i:i + 100]).sum())
+                      for i in range(0, len(yte), 100))
     t0 = time.perf_counter()
-    G = topodnn.functional_graph(model, xte, n_samples=1000, threshold=0.6, progress=True)
-    t_graph = time.perf_counter() - t0
-    peak_graph = peak_gib()
-    edges = G.nnz // 2  # symmetric, no diagonal
+    G = topodnn.functional_graph(model, xte, n_samples=1000, threshold=GRAPH_THRESHOLD, progress=True)
+    graph_s = time.perf_counter() - t0
+    peak_graph = harness.self_peak()["ru_maxrss_mib"]
     G.data *= 0.5
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    tmp = f"{out}.{os.getpid()}.tmp.npz"
+    sp.save_npz(tmp, G, compressed=False)
+    os.replace(tmp, out)
+    harness.emit({"net": net, "epochs": epochs, "units": int(n_nodes), "graph_nodes": int(G.shape[0]),
+                  "edges": int(G.nnz // 2), "test_acc": correct / len(yte), "train_s": train_s,
+                  "graph_s": graph_s, "torch_threads": threads, "peak_after_graph_mib": peak_graph,
+                  "peak_mib": harness.self_peak()["ru_maxrss_mib"], "graph_file": out,
+                  "last_loss": None if loss is None else float(loss.item()),
+                  "max_eps": float(np.max(G.data)) if G.nnz else None})
+
+
+def child_describe(path: str) -> None:
     import scipy.sparse as sp
 
-    os.makedirs(CACHE, exist_ok=True)  # kept for re-running the engine alone (eps units)
-    sp.save_npz(os.path.join(CACHE, f"{net}_epochs{epochs}_graph.npz"), G, compressed=False)
-    t0 = time.perf_counter()
-    dgms = topodnn.persistence(G, max_dim=1, threshold=0.3, verbose=True)
-    t_pers = time.perf_counter() - t0
-    np.savez(os.path.join(CACHE, f"{net}_epochs{epochs}_ours.npz"), *dgms)
-    return {
-        "net": net, "nodes": int(n_nodes), "graph_nodes": int(G.shape[0]), "edges": int(edges),
-        "density": edges / (G.shape[0] * (G.shape[0] - 1) / 2), "epochs": epochs, "test_acc": acc,
-        "train_s": t_train, "graph_s": t_graph, "persistence_s": t_pers,
-        "peak_graph_gib": peak_graph, "peak_gib": peak_gib(),
-        "pairs": [int(len(d)) for d in dgms],
-        "essential": [int(np.isinf(d[:, 1]).sum()) for d in dgms],
-        "threads": threads, "machine": f"{platform.machine()} {os.cpu_count()} cores",
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "load1": os.getloadavg()[0],
-    }
+    G = sp.load_npz(path)
+    n = int(G.shape[0])
+    harness.emit({"graph_nodes": n, "edges": int(G.nnz // 2),
+                  "density": (G.nnz / 2) / (n * (n - 1) / 2) if n > 1 else 0.0,
+                  "max_eps": float(G.data.max()) if G.nnz else None})
 
 
-def run_peer(net: str, epochs: int) -> dict:
-    """giotto-ph (1 thread) on the graph that run_one saved; compares with our diagrams."""
+def child_engine(engine: str, workers: int, path: str, out: str) -> None:
+    """ours (under mpirun, ``workers`` ranks) or giotto-ph (``workers`` threads) on the saved
+    graph: import, one call; one result line."""
     import numpy as np
     import scipy.sparse as sp
-    from gph import ripser_parallel
 
-    G = sp.load_npz(os.path.join(CACHE, f"{net}_epochs{epochs}_graph.npz")).tocoo()
+    G = sp.load_npz(path)
+    comm = None
+    if engine == "giotto-ph":
+        G = G.tocoo()
     t0 = time.perf_counter()
-    ref = ripser_parallel(G, metric="precomputed", maxdim=1, thresh=0.3, n_threads=1)["dgms"]
-    t = time.perf_counter() - t0
-    ours = os.path.join(CACHE, f"{net}_epochs{epochs}_ours.npz")
-    if not os.path.exists(ours):
-        return {"peer_s": t, "peer_peak_gib": peak_gib(), "peer_agree": None}
-    agree = True
-    with np.load(ours) as z:
-        for q, b in enumerate(ref):
-            a = z[f"arr_{q}"].astype(np.float32)  # giotto-ph computes in float32
-            b = b[b[:, 1] > b[:, 0]].astype(np.float32)
-            a = a[np.lexsort((a[:, 1], a[:, 0]))]
-            b = b[np.lexsort((b[:, 1], b[:, 0]))]
-            agree &= a.shape == b.shape and np.array_equal(a, b)
-    return {"peer_s": t, "peer_peak_gib": peak_gib(), "peer_agree": bool(agree)}
+    if engine == "ours":
+        from mpi4py import MPI
+
+        comm = MPI.COMM_WORLD
+        if comm.size != workers:
+            raise SystemExit(f"ours-r{workers} needs {workers} ranks, got {comm.size}")
+        import topodnn
+
+        module = {"name": "topodnn", "version": topodnn.__version__,
+                  "path": os.path.dirname(topodnn.__file__)}
+        import_s = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+        comm.Barrier()
+        t = time.perf_counter()
+        dgms = topodnn.persistence(G, max_dim=MAX_DIM, threshold=THRESHOLD, comm=comm, verbose=True)
+        call_s = comm.allreduce(time.perf_counter() - t, op=MPI.MAX)
+    else:
+        import gph
+
+        module = {"name": "gph", "version": gph.__version__, "path": os.path.dirname(gph.__file__)}
+        import_s = time.perf_counter() - t0
+        t = time.perf_counter()
+        dgms = gph.ripser_parallel(G, metric="precomputed", maxdim=MAX_DIM, thresh=THRESHOLD,
+                                   n_threads=workers)["dgms"]
+        call_s = time.perf_counter() - t
+    peaks = harness.mpi_peaks(comm)
+    if comm is None or comm.rank == 0:
+        harness.save_diagrams(out, dgms)
+        harness.emit({"engine": engine, "workers": workers, "ranks": peaks["ranks"], "module": module,
+                      "import_s": import_s, "first_call_s": call_s,
+                      "import_plus_first_call_s": import_s + call_s,
+                      "pairs": [int(len(d)) for d in dgms],
+                      "essential": [int(np.isinf(np.asarray(d)[:, 1]).sum()) if len(d) else 0 for d in dgms],
+                      **{k: peaks[k] for k in ("peak_total_mib", "peak_per_rank_mib", "vmhwm_total_mib")},
+                      "diagrams": out})
 
 
-def write_section(rows: list) -> None:
-    lines = [
-        SECTION,
-        "",
-        "`PYTHONPATH=python .venv/bin/python benchmarks/bench_big.py resnet18 vgg16 --epochs E` "
-        "(one process per network; 32x32 inputs: the embedded MNIST digits zero-padded; every unit "
-        "its own node; graph = `functional_graph(threshold=0.6)` over 1000 test digits, i.e. eps "
-        "<= 0.3; persistence = `topodnn.persistence(max_dim=1, threshold=0.3)`, one rank). "
-        "Peak = ru_maxrss of the process (interpreter, torch, the model and the graph included).",
-        "",
-        "giotto-ph (`--peer`): `ripser_parallel(maxdim=1, thresh=0.3, n_threads=1)` on the same saved "
-        "graph in a fresh process; 'agree' compares its diagrams with ours in float32.",
-        "",
-        "| net | trained epochs (test acc) | nodes | edges (density) | train s | graph s | H0..H1 s "
-        "| peak after graph GiB | peak GiB | pairs H0 / H1 | giotto-ph 1 thr s / peak GiB (agree) | load1 | date |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        if "peer_s" in r:
-            agree = {True: "yes", False: "NO", None: "not compared"}[r["peer_agree"]]
-            peer = f"{r['peer_s']:.1f} / {r['peer_peak_gib']:.2f} ({agree})"
-        else:
-            peer = r.get("peer_error", "not run")
-        lines.append(
-            f"| {r['net']} | {r['epochs']} ({100 * r['test_acc']:.1f} %) | {r['graph_nodes']:,} | {r['edges']:,} ({100 * r['density']:.1f} %) "
-            f"| {r['train_s']:.0f} | {r['graph_s']:.1f} | {r['persistence_s']:.1f} "
-            f"| {r['peak_graph_gib']:.2f} | {r['peak_gib']:.2f} | {r['pairs'][0]:,} / {r['pairs'][1]:,} "
-            f"| {peer} | {r['load1']:.1f} | {r['date']} |"
-        )
-    lines.append("")
-    replace_section(SECTION, "\n".join(lines))
+# ----------------------------------------------------------------------------------------------
+# Parent
+
+
+def int_list(text: str) -> list:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("nets", nargs="*", default=["resnet18", "vgg16"])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("nets", nargs="*", default=["resnet18", "vgg16"],
+                    help="topodnn.networks names (default resnet18 vgg16; lenet to check the script)")
     ap.add_argument("--epochs", type=int, default=1, help="training epochs before the graph (0: untrained)")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads")
-    ap.add_argument("--peer", action="store_true",
-                    help="also run giotto-ph on each network's graph (its own process, after ours)")
-    ap.add_argument("--peer-only", action="store_true",
-                    help="only giotto-ph, on the graphs and diagrams a previous run saved")
-    ap.add_argument("--one", help=argparse.SUPPRESS)
-    ap.add_argument("--one-peer", help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads of the build step")
+    ap.add_argument("--ranks", type=int_list, default=[1], help="our engine's rank counts, e.g. 1,2")
+    ap.add_argument("--gph-threads", type=int_list, default=[1], help="giotto-ph's thread counts, e.g. 1,2")
+    ap.add_argument("--no-gph", action="store_true", help="our engine only")
+    ap.add_argument("--reuse-graph", action="store_true",
+                    help="take the saved graph of an earlier build if there is one (its build is not "
+                    "part of this run's record then)")
+    ap.add_argument("--memory-limit-gib", type=float, default=20.0,
+                    help="address-space limit of every engine child (0: none)")
+    ap.add_argument("--timeout", type=float, default=7200.0, help="seconds per child process")
+    ap.add_argument("--results-dir", default=str(harness.RESULTS_DIR),
+                    help="folder of the JSON file (default benchmarks/results; a scratch folder for checks)")
+    ap.add_argument("--child-build", nargs=4, metavar=("NET", "EPOCHS", "THREADS", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--child-describe", metavar="GRAPH", help=argparse.SUPPRESS)
+    ap.add_argument("--child-engine", nargs=4, metavar=("ENGINE", "WORKERS", "GRAPH", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.one:
-        print("RESULT " + json.dumps(run_one(args.one, args.epochs, args.threads)), flush=True)
+    if args.child_build:
+        net, epochs, threads, out = args.child_build
+        child_build(net, int(epochs), int(threads), out)
         return
-    if args.one_peer:
-        print("RESULT " + json.dumps(run_peer(args.one_peer, args.epochs)), flush=True)
+    if args.child_describe:
+        child_describe(args.child_describe)
         return
-    os.makedirs(CACHE, exist_ok=True)
-    old = json.load(open(RESULTS_JSON)) if os.path.exists(RESULTS_JSON) else []
-    def measure(flag: str, net: str) -> dict:
-        t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, __file__, flag, net, "--epochs", str(args.epochs),
-                               "--threads", str(args.threads)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-        sys.stderr.write(proc.stderr)
-        res = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-        if proc.returncode != 0 or not res:
-            how = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
-                   else f"exit {proc.returncode}")
-            last = (proc.stderr.strip().splitlines() or [how])[-1][:200]
-            if flag == "--one-peer":  # the peer failing is a result too
-                return {"peer_error": f"failed after {time.perf_counter() - t0:.0f} s ({how}): {last}"}
-            sys.exit(f"{net}: the measurement ({flag}) failed (exit {proc.returncode}): {last}")
-        return json.loads(res[-1][7:])
+    if args.child_engine:
+        engine, workers, path, out = args.child_engine
+        child_engine(engine, int(workers), path, out)
+        return
 
+    if args.epochs < 0:
+        raise SystemExit("--epochs must be >= 0")
+    harness.require_topodnn()
+    env = harness.mpi_environment()
+    me = os.path.abspath(__file__)
+    limit = args.memory_limit_gib or None
+    run = harness.BenchmarkRun("big", settings={
+        "nets": args.nets, "epochs": args.epochs, "torch_threads": args.threads, "ranks": args.ranks,
+        "gph_threads": [] if args.no_gph else args.gph_threads, "reuse_graph": args.reuse_graph,
+        "memory_limit_gib": limit, "timeout_s": args.timeout, "max_dim": MAX_DIM,
+        "threshold": THRESHOLD, "graph_threshold": GRAPH_THRESHOLD, "rules": harness.RULES},
+        results_dir=Path(args.results_dir))
+    run.record["graphs"] = {}
     for net in args.nets:
-        if args.peer_only:
-            rows = [r for r in old if r["net"] == net and r["epochs"] == args.epochs]
-            if not rows:
-                sys.exit(f"{net}: no earlier run with --epochs {args.epochs} to compare with")
-            row = {**rows[-1], **measure("--one-peer", net)}
+        gp = graph_path(net, args.epochs)
+        info: Dict[str, Any] = {"file": os.path.relpath(gp, harness.REPO)}
+        if args.reuse_graph and gp.exists():
+            info["built_in_this_run"] = False
+            run.notes.append(f"{net}: graph {info['file']} reused from an earlier build; its "
+                             "training and graph times are not part of this record")
         else:
-            row = measure("--one", net)
-            if args.peer:
-                row.update(measure("--one-peer", net))
-        print(json.dumps(row, indent=1))
-        old = [r for r in old if not (r["net"] == net and r["epochs"] == row["epochs"])] + [row]
-        with open(RESULTS_JSON, "w") as fh:
-            json.dump(old, fh, indent=1)
-    write_section(sorted(old, key=lambda r: (r["net"], r["epochs"])))
+            build = run.child(harness.python_child(me, "--child-build", net, args.epochs, args.threads, gp),
+                              label=f"{net}: train {args.epochs} epoch(s) + functional graph",
+                              timeout_s=args.timeout, env=env, meta={"kind": "build", "net": net})
+            info["built_in_this_run"] = True
+            if not build["ok"]:
+                run.notes.append(f"{net}: the graph could not be built ({build['failure']})")
+                run.record["graphs"][net] = info
+                continue
+        info["fingerprint"] = harness.file_fingerprint(gp)
+        desc = run.child(harness.python_child(me, "--child-describe", gp), label=f"{net}: describe graph",
+                         timeout_s=args.timeout, env=env, meta={"kind": "describe", "net": net})
+        if desc["ok"]:
+            info.update(desc["result"])
+        run.record["graphs"][net] = info
+        plan = [("ours", p) for p in args.ranks] + ([] if args.no_gph else
+                                                     [("giotto-ph", t) for t in args.gph_threads])
+        for engine, workers in plan:
+            label = f"ours-r{workers}" if engine == "ours" else f"gph-t{workers}"
+            out = run.tmp / f"{net}_{label}.npz"
+            argv = harness.python_child(me, "--child-engine", engine, workers, gp, out)
+            if engine == "ours":
+                argv = harness.mpirun(workers) + argv
+            run.child(argv, label=f"{net}: {label}", timeout_s=args.timeout, env=env,
+                      memory_limit_gib=limit,
+                      meta={"kind": "engine", "net": net, "engine": engine, "workers": workers,
+                            "engine_label": label, "rule": "exact" if engine == "ours" else "float32"})
+
+    # every child has finished: compare the diagrams
+    for net in args.nets:
+        done = {r["meta"]["engine_label"]: r for r in run.runs
+                if r["meta"].get("kind") == "engine" and r["meta"]["net"] == net and r["ok"]}
+        ref_label = next((k for k in sorted(done) if k.startswith("ours")), None)
+        if ref_label is None:
+            continue
+        ref = harness.load_diagrams(done[ref_label]["result"]["diagrams"])
+        for label, rec in done.items():
+            other = harness.load_diagrams(rec["result"]["diagrams"])
+            cmp = harness.compare_diagrams(ref, other, rec["meta"]["rule"])
+            run.comparisons.append({"net": net, "reference": ref_label, "other": label,
+                                    "digest_other": harness.diagram_digest(other), **cmp})
+    path = run.write()
+    run.cleanup()
+    import report
+
+    print(report.render_big(run.record, link=False))
+    print(f"raw results: {path}")
 
 
 if __name__ == "__main__":

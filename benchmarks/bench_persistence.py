@@ -1,197 +1,240 @@
-"""Benchmark of topodnn.persistence against ripser.py and giotto-ph on the LeNet functional graph.
+"""Vietoris-Rips persistence of the LeNet functional graph: topodnn against giotto-ph and ripser.py.
 
-Run under MPI, e.g.::
+Every engine runs in its own fresh process, one after another, started by this script, which
+only orchestrates (it never imports an engine nor loads the matrix, see benchmarks/harness.py):
 
-    mpirun -n 1 python benchmarks/bench_persistence.py A B
-    mpirun -n 2 python benchmarks/bench_persistence.py A B --no-peers
+* ``ours-r1``, ``ours-r2``: ``mpirun -n P python bench_persistence.py --child ...`` with
+  ``topodnn.persistence(D, max_dim, threshold, comm=MPI.COMM_WORLD)`` on P ranks;
+* ``ours-t1``, ``ours-t2``: ``topodnn.persistence(..., n_threads=T)`` in one process, run only if
+  ``topodnn.persistence`` has an ``n_threads`` parameter (``inspect.signature``, in a child);
+* ``gph-t1``, ``gph-t2``: ``gph.ripser_parallel(D, metric="precomputed", maxdim, thresh,
+  n_threads=T)``;
+* ``ripser``: ``ripser.ripser(D, maxdim, thresh, distance_matrix=True)``.
 
-Every rank computes its share; rank 0 then runs each peer in a fresh subprocess (own peak
-memory) on the same matrix while the other ranks wait without spinning, checks that the
-diagrams agree, prints one table and records the rows in benchmarks/.cache/persistence_results.json,
-from which the "## Vietoris–Rips persistence" section of benchmarks/RESULTS.md is regenerated.
+Each child loads the cached matrix (numpy and the matrix are not timed), then times the import
+of its engine, the first call, and R further calls (``--repeat``); it reports the peak memory of
+each rank (``ru_maxrss``; the run's figure is the sum over ranks) and the pairs per dimension,
+and writes its diagrams to a temporary ``.npz``. Once every child has finished, the diagrams are
+compared with ``ours-r1``'s (exact for our engine, float32 rule for the peers: harness.RULES).
+One JSON file per run goes to benchmarks/results/; ``python benchmarks/report.py`` rebuilds
+RESULTS.md from those files.
+
+    PYTHONPATH=python python benchmarks/bench_persistence.py A B --repeat 3
+    PYTHONPATH=python python benchmarks/bench_persistence.py tiny --repeat 1   # checks the script
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import resource
-import subprocess
 import sys
-import tempfile
 import time
-
-import numpy as np
+from pathlib import Path
+from typing import Any, Dict, List
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import harness  # noqa: E402
 import workloads  # noqa: E402
-from _results import RESULTS_MD, replace_section  # noqa: E402
 
-RESULTS_JSON = os.path.join(workloads.CACHE, "persistence_results.json")
-SECTION = "## Vietoris–Rips persistence"
-MAX_DIM = 2
+ENGINES = ("ours-r1", "ours-r2", "ours-t1", "ours-t2", "gph-t1", "gph-t2", "ripser")
+REFERENCE = "ours-r1"
 
 
-def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+def engine_spec(label: str) -> Dict[str, Any]:
+    """What ``label`` runs: engine family, how the workers are made, how many, agreement rule."""
+    if label.startswith("ours-r"):
+        return {"engine": "ours", "mode": "ranks", "workers": int(label[6:]), "rule": "exact"}
+    if label.startswith("ours-t"):
+        return {"engine": "ours", "mode": "threads", "workers": int(label[6:]), "rule": "exact"}
+    if label.startswith("gph-t"):
+        return {"engine": "giotto-ph", "mode": "threads", "workers": int(label[5:]), "rule": "float32"}
+    if label == "ripser":
+        return {"engine": "ripser.py", "mode": "serial", "workers": 1, "rule": "float32"}
+    raise SystemExit(f"unknown engine {label!r}; choose from {', '.join(ENGINES)}")
 
 
-def run_peer(kind: str, name: str, out: str, repeat: str = "1") -> None:
-    """Child process: one peer on workload `name`, best of `repeat` calls; writes time, peak
-    memory and diagrams."""
-    D, thr = workloads.load(name)
-    if kind == "ripser":
-        from ripser import ripser
+# ----------------------------------------------------------------------------------------------
+# Children
 
-        def call():
-            return ripser(D, maxdim=MAX_DIM, thresh=thr, distance_matrix=True)["dgms"]
-    else:
+
+def child_probe() -> None:
+    """Does topodnn.persistence accept n_threads? (imports topodnn.engine only: numpy, no _core)"""
+    import inspect
+
+    import topodnn
+    from topodnn.engine import persistence
+
+    harness.emit({"n_threads": "n_threads" in inspect.signature(persistence).parameters,
+                  "topodnn": topodnn.__version__, "topodnn_path": os.path.dirname(topodnn.__file__)})
+
+
+def child_engine(label: str, matrix: str, threshold: float, max_dim: int, repeat: int, out: str) -> None:
+    """One engine on one matrix: import, first call, ``repeat`` more calls; one result line."""
+    import numpy as np
+
+    spec = engine_spec(label)
+    D = np.load(matrix)
+    comm = None
+    t0 = time.perf_counter()
+    if spec["engine"] == "ours":
+        if spec["mode"] == "ranks":
+            from mpi4py import MPI
+
+            comm = MPI.COMM_WORLD
+            if comm.size != spec["workers"]:
+                raise SystemExit(f"{label} needs {spec['workers']} ranks, got {comm.size}")
+        import topodnn
+        from topodnn import persistence
+
+        module = {"name": "topodnn", "version": topodnn.__version__,
+                  "path": os.path.dirname(topodnn.__file__)}
+        if spec["mode"] == "ranks":
+            def call():
+                return persistence(D, max_dim, threshold, comm=comm)
+        else:
+            def call():
+                return persistence(D, max_dim, threshold, n_threads=spec["workers"])
+    elif spec["engine"] == "giotto-ph":
         import gph
 
-        threads = int(kind[len("gph"):])
+        module = {"name": "gph", "version": gph.__version__, "path": os.path.dirname(gph.__file__)}
 
         def call():
-            return gph.ripser_parallel(D, metric="precomputed", maxdim=MAX_DIM, thresh=thr,
-                                       n_threads=threads)["dgms"]
-    dt = np.inf
-    for _ in range(int(repeat)):
+            return gph.ripser_parallel(D, metric="precomputed", maxdim=max_dim, thresh=threshold,
+                                       n_threads=spec["workers"])["dgms"]
+    else:
+        import ripser
+
+        module = {"name": "ripser", "version": ripser.__version__,
+                  "path": os.path.dirname(ripser.__file__)}
+
+        def call():
+            return ripser.ripser(D, maxdim=max_dim, thresh=threshold, distance_matrix=True)["dgms"]
+    import_s = time.perf_counter() - t0
+
+    def timed():
+        if comm is not None:
+            comm.Barrier()
         t = time.perf_counter()
-        dgms = call()
-        dt = min(dt, time.perf_counter() - t)
-    np.savez(out, time=dt, peak=peak_mib(), *[np.asarray(a, dtype=np.float64) for a in dgms])
+        result = call()
+        dt = time.perf_counter() - t
+        return result, (dt if comm is None else comm.allreduce(dt, op=MPI.MAX))
+
+    if comm is not None:
+        import_s = comm.allreduce(import_s, op=MPI.MAX)
+    dgms, first_s = timed()
+    repeat_s: List[float] = [timed()[1] for _ in range(repeat)]
+    peaks = harness.mpi_peaks(comm)
+    if comm is None or comm.rank == 0:
+        harness.save_diagrams(out, dgms)
+        harness.emit({
+            **spec, "label": label, "ranks": peaks["ranks"], "module": module,
+            "import_s": import_s, "first_call_s": first_s, "import_plus_first_call_s": import_s + first_s,
+            "repeat_s": repeat_s, "best_s": min(repeat_s) if repeat_s else None,
+            "pairs": [int(len(d)) for d in dgms],
+            "essential": [int(np.isinf(np.asarray(d)[:, 1]).sum()) if len(d) else 0 for d in dgms],
+            **{k: peaks[k] for k in ("peak_total_mib", "peak_per_rank_mib", "vmhwm_total_mib")},
+            "diagrams": out,
+        })
 
 
-def clean(a: np.ndarray) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 2)
-    a = a[a[:, 0] != a[:, 1]]
-    return a[np.lexsort((a[:, 1], a[:, 0]))]
-
-
-def agree(ours: list, theirs: list) -> str:
-    """'yes' if every dimension has the same pairs (up to float32 rounding of the peers)."""
-    for q, (a, b) in enumerate(zip(ours, theirs)):
-        a, b = clean(a), clean(b)
-        if a.shape != b.shape:
-            return f"no (H{q}: {len(a)} vs {len(b)} pairs)"
-        fa, fb = np.isfinite(a), np.isfinite(b)
-        if not np.array_equal(fa, fb) or not np.allclose(a[fa], b[fb], rtol=1e-6, atol=1e-7):
-            return f"no (H{q} values)"
-    return "yes"
-
-
-def wait_quietly(comm) -> None:
-    req = comm.Ibarrier()
-    while not req.Test():
-        time.sleep(0.05)
-
-
-def write_section(rows: list) -> None:
-    lines = [
-        SECTION,
-        "",
-        "`mpirun -n P python benchmarks/bench_persistence.py A B [--repeat R]` (H0..H2 of the 1820-unit",
-        "LeNet functional graph on 1000 held-out MNIST digits (benchmarks/workloads.py), distance",
-        "(1 - |corr|) / 2; A: threshold 0.3, B: 0.42). Time = wall time of the call on the same matrix",
-        "in the same run, best of R calls (column 'best of') for us and for each peer; peak = ru_maxrss per",
-        "process (ours: max over ranks; peers: each in a fresh subprocess). Ratio < 1: we are faster.",
-        "",
-        "| workload | edges | ranks | best of | ours (s) | ripser.py (s) | giotto-ph 1 thr (s) | giotto-ph 2 thr (s) "
-        "| ours / gph-1 | ours / gph-2 | peak ours / rank (MiB) | peak gph-1 (MiB) | peak gph-2 (MiB) | agree | machine | date |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-
-    def f(x, fmt="{:.2f}"):
-        return "–" if x is None else fmt.format(x)
-
-    for r in sorted(rows, key=lambda r: (r["workload"], r["ranks"])):
-        g1, g2 = r.get("gph1"), r.get("gph2")
-        lines.append(
-            f"| {r['workload']} (thr {r['threshold']}) | {r['edges']} | {r['ranks']} | {r.get('repeat', 1)} | {f(r['ours'])} | "
-            f"{f(r.get('ripser'))} | {f(g1)} | {f(g2)} | "
-            f"{f(r['ours'] / g1 if g1 else None)} | {f(r['ours'] / g2 if g2 else None)} | "
-            f"{f(r['peak_ours'], '{:.0f}')} | {f(r.get('peak_gph1'), '{:.0f}')} | {f(r.get('peak_gph2'), '{:.0f}')} | "
-            f"{r['agree']} | {r['machine']} | {r['date']} |"
-        )
-    lines.append("")
-    replace_section(SECTION, "\n".join(lines))
+# ----------------------------------------------------------------------------------------------
+# Parent
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("workloads", nargs="*", default=["A", "B"])
-    ap.add_argument("--no-peers", action="store_true", help="time topodnn only")
-    ap.add_argument("--peers", default="ripser,gph1,gph2", help="comma-separated subset of ripser,gph1,gph2")
-    ap.add_argument("--peer-timeout", type=float, default=600.0)
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="time ours and each peer this many times, keep the best of each")
-    ap.add_argument("--peer", nargs=4, metavar=("KIND", "WORKLOAD", "OUT", "REPEAT"), help=argparse.SUPPRESS)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("workloads", nargs="*", default=["A", "B"], help="A, B or tiny (default A B)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="calls after the first in each process; 'best' is the fastest of them")
+    ap.add_argument("--engines", default=",".join(ENGINES),
+                    help=f"comma-separated subset of {','.join(ENGINES)}")
+    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per child process")
+    ap.add_argument("--results-dir", default=str(harness.RESULTS_DIR),
+                    help="folder of the JSON file (default benchmarks/results; a scratch folder for checks)")
+    ap.add_argument("--child", nargs=6, metavar=("ENGINE", "MATRIX", "THRESHOLD", "MAX_DIM", "REPEAT", "OUT"),
+                    help=argparse.SUPPRESS)
+    ap.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.peer:
-        run_peer(*args.peer)
+    if args.probe:
+        child_probe()
+        return
+    if args.child:
+        label, matrix, thr, max_dim, repeat, out = args.child
+        child_engine(label, matrix, float(thr), int(max_dim), int(repeat), out)
         return
 
-    from mpi4py import MPI
+    for w in args.workloads:
+        workloads.check_name(w)
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    for e in engines:
+        engine_spec(e)
+    if args.repeat < 0:
+        raise SystemExit("--repeat must be >= 0")
+    harness.require_topodnn()
+    env = harness.mpi_environment()
+    me = os.path.abspath(__file__)
+    run = harness.BenchmarkRun("persistence", settings={
+        "workloads": args.workloads, "engines": engines, "repeat": args.repeat,
+        "timeout_s": args.timeout, "reference": REFERENCE, "rules": harness.RULES},
+        results_dir=Path(args.results_dir))
 
-    from topodnn.engine import persistence
+    probe = run.child(harness.python_child(me, "--probe"), label="probe n_threads", timeout_s=300,
+                      env=env, meta={"kind": "probe"})
+    threads_ok = bool(probe["ok"] and probe["result"]["n_threads"])
+    run.record["ours_n_threads"] = threads_ok
+    if not threads_ok and any(engine_spec(e)["engine"] == "ours" and engine_spec(e)["mode"] == "threads"
+                              for e in engines):
+        why = ("topodnn.persistence has no n_threads parameter (inspect.signature)" if probe["ok"]
+               else f"the probe failed ({probe['failure']})")
+        run.notes.append(f"ours-t1/ours-t2 not run: {why}")
 
-    comm = MPI.COMM_WORLD
-    rows = []
-    for name in args.workloads:
-        D, thr = workloads.load(name)
-        edges = int((D[np.triu_indices(len(D), 1)] <= thr).sum())
-        best = np.inf
-        for _ in range(args.repeat):
-            comm.Barrier()
-            t = time.perf_counter()
-            ours = persistence(D, MAX_DIM, thr, comm=comm)
-            dt = comm.allreduce(time.perf_counter() - t, op=MPI.MAX)
-            best = min(best, dt)
-        peak = comm.allreduce(peak_mib(), op=MPI.MAX)
-        row = dict(workload=name, threshold=thr, edges=edges, ranks=comm.size, repeat=args.repeat, ours=best, peak_ours=peak,
-                   agree="not checked", machine=f"{platform.machine()} {os.cpu_count()} cores",
-                   date=time.strftime("%Y-%m-%d"))
-        if comm.rank == 0 and not args.no_peers:
-            verdicts = []
-            for kind in args.peers.split(","):
-                with tempfile.TemporaryDirectory() as tmp:
-                    out = os.path.join(tmp, "peer.npz")
-                    try:
-                        subprocess.run([sys.executable, __file__, "--peer", kind, name, out, str(args.repeat)], check=True,
-                                       timeout=args.peer_timeout)
-                    except subprocess.TimeoutExpired:
-                        verdicts.append(f"{kind}: timed out")
-                        continue
-                    z = np.load(out)
-                    row[kind] = float(z["time"])
-                    row["peak_" + kind] = float(z["peak"])
-                    theirs = [z[f"arr_{q}"] for q in range(MAX_DIM + 1)]
-                    verdicts.append(f"{kind}: {agree(ours, theirs)}")
-            row["agree"] = "; ".join(verdicts)
-        if not args.no_peers:
-            wait_quietly(comm)
-        rows.append(row)
-        if comm.rank == 0:
-            print(f"{name}: ranks {comm.size} ours {best:.3f}s peak/rank {peak:.0f} MiB "
-                  + " ".join(f"{k} {row[k]:.3f}s ({row['peak_' + k]:.0f} MiB)" for k in ("ripser", "gph1", "gph2") if k in row)
-                  + f" | {row['agree']} | pairs {[len(a) for a in ours]}", flush=True)
-    if comm.rank == 0:
-        os.makedirs(workloads.CACHE, exist_ok=True)
-        stored = json.load(open(RESULTS_JSON)) if os.path.exists(RESULTS_JSON) else []
-        for row in rows:
-            old = [r for r in stored if (r["workload"], r["ranks"]) == (row["workload"], row["ranks"])]
-            if args.no_peers and old:  # keep the peers' numbers of an earlier full run
-                for k in ("ripser", "gph1", "gph2", "peak_ripser", "peak_gph1", "peak_gph2"):
-                    if k in old[0]:
-                        row[k] = old[0][k]
-                row["agree"] = f"peers from an earlier run ({old[0].get('agree', '')})"
-            stored = [r for r in stored if (r["workload"], r["ranks"]) != (row["workload"], row["ranks"])] + [row]
-        with open(RESULTS_JSON, "w") as fh:
-            json.dump(stored, fh, indent=1)
-        write_section(stored)
-        print("\n".join(l for l in open(RESULTS_MD).read().split("\n") if l.startswith("|")))
+    for w in args.workloads:
+        if not workloads.is_built(w):
+            run.child(workloads.build_argv(w), label=f"{w}: build the matrix", timeout_s=args.timeout,
+                      env=env, meta={"kind": "build", "workload": w})
+        desc = run.child(harness.python_child(workloads.__file__, "--describe", w),
+                         label=f"{w}: describe", timeout_s=600, env=env,
+                         meta={"kind": "describe", "workload": w})
+        if not desc["ok"]:
+            run.notes.append(f"workload {w}: could not be loaded ({desc['failure']})")
+            continue
+        d = desc["result"]
+        for label in engines:
+            spec = engine_spec(label)
+            if spec["engine"] == "ours" and spec["mode"] == "threads" and not threads_ok:
+                continue
+            out = str(run.tmp / f"{w}_{label}.npz")
+            argv = harness.python_child(me, "--child", label, workloads.matrix_path(w), d["threshold"],
+                                        d["max_dim"], args.repeat, out)
+            if spec["mode"] == "ranks":
+                argv = harness.mpirun(spec["workers"]) + argv
+            run.child(argv, label=f"{w}: {label}", timeout_s=args.timeout, env=env,
+                      meta={"kind": "engine", "workload": w, **spec, "engine_label": label})
+
+    # every child has finished: only now may this process load diagrams (numpy)
+    for w in args.workloads:
+        done = {r["meta"]["engine_label"]: r for r in run.runs
+                if r["meta"].get("kind") == "engine" and r["meta"]["workload"] == w and r["ok"]}
+        ref_label = REFERENCE if REFERENCE in done else next(
+            (k for k in done if engine_spec(k)["engine"] == "ours"), None)
+        if ref_label is None:
+            run.notes.append(f"workload {w}: no run of our engine finished, diagrams not compared")
+            continue
+        ref = harness.load_diagrams(done[ref_label]["result"]["diagrams"])
+        for label, rec in done.items():
+            other = harness.load_diagrams(rec["result"]["diagrams"])
+            cmp = harness.compare_diagrams(ref, other, engine_spec(label)["rule"])
+            run.comparisons.append({"workload": w, "reference": ref_label, "other": label,
+                                    "digest_other": harness.diagram_digest(other), **cmp})
+    path = run.write()
+    run.cleanup()
+    import report
+
+    print(report.render_persistence(run.record, link=False))
+    print(f"raw results: {path}")
 
 
 if __name__ == "__main__":
