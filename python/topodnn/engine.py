@@ -11,23 +11,10 @@ from typing import Any, List, Optional
 
 import numpy as np
 
+from ._agreement import agree_on, check_comm
 from ._arrays import as_numpy, check_exact_integers, is_scipy_sparse, real_dtype, real_scalar
 
 __all__ = ["persistence"]
-
-
-def _check_comm(comm: Any) -> None:
-    if comm is None:
-        return
-    from mpi4py import MPI
-
-    if not isinstance(comm, MPI.Comm) or isinstance(comm, MPI.Intercomm):
-        raise ValueError(
-            f"comm must be an mpi4py intracommunicator (e.g. mpi4py.MPI.COMM_WORLD) or None, "
-            f"got {type(comm).__name__}"
-        )
-    if comm == MPI.COMM_NULL:
-        raise ValueError("comm is MPI.COMM_NULL; pass a valid communicator or None")
 
 
 #: Highest homology dimension the engine supports (simplices of up to 63 vertices).
@@ -331,6 +318,13 @@ def persistence(
     affect the diagrams. Coefficients are in Z/2 only; no representative cycles are computed.
     The triangle inequality is not assumed.
 
+    Under MPI, every rank validates its own arguments, then the ranks exchange their verdicts
+    (one small allgather on ``comm``) before the engine's first collective: bad input on any
+    rank is the same ValueError on every rank, with that rank's message and
+    ``"(on rank r of P)"``. The engine compares a fingerprint of the input across ranks. What
+    cannot be detected: a rank that never calls (or passes another communicator); the others
+    wait for it forever.
+
     Memory: the thresholded graph (about 40 bytes per edge), the columns of the top dimension,
     and one working column at a time. A column whose working coboundary outgrows 1 GiB
     (typically the cocycle of an essential class in a dense graph) is reduced window by window
@@ -353,7 +347,12 @@ def persistence(
 
     from . import _core
 
-    md, thr = _check_max_dim(max_dim), _check_threshold(threshold)
-    _check_comm(comm)
-    dense, indptr, indices, values, n = _prepare(distances)
+    check_comm(comm)
+
+    def check() -> tuple:
+        md, thr = _check_max_dim(max_dim), _check_threshold(threshold)
+        return (md, thr, _prepare(distances)), {}
+
+    # every rank validates, then one allgather of the verdicts, before the engine's collectives
+    md, thr, (dense, indptr, indices, values, n) = agree_on(comm, check, call="persistence")
     return _core._rips_persistence(dense, indptr, indices, values, n, md, thr, comm, bool(verbose))
