@@ -1,5 +1,5 @@
 """What the Python entry points accept and refuse: rounding-level asymmetry, sparse duplicates,
-value types, torch tensors (half, bfloat16, sparse, meta), array layouts.
+value types, torch tensors (half, bfloat16, sparse, meta), array layouts, model input dtypes.
 
 Each test is named after the behaviour it pins; results are compared with ripser and gudhi."""
 
@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from torch import nn
 
 import mpi4py.MPI  # noqa: F401  (MPI before the compiled core)
 from topodnn.engine import MAX_DIM, ROUNDING_ULPS, persistence
+from topodnn.graph import collect_activations, correlation_distances, functional_graph, topology
 
 gudhi = pytest.importorskip("gudhi")
 ripser = pytest.importorskip("ripser")
@@ -307,6 +309,11 @@ def test_meta_tensor_is_refused_as_having_no_data():
     with pytest.raises(ValueError, match="meta device, which holds no data") as exc:
         persistence(torch.empty(4, 4, device="meta"))
     assert ".cpu()" not in str(exc.value)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
+    with pytest.raises(ValueError, match="meta device"):
+        functional_graph(model, torch.empty(10, 3, device="meta"), layers=["1"], progress=False)
+    with pytest.raises(ValueError, match="meta device"):
+        functional_graph(model.to("meta"), torch.randn(10, 3), layers=["1"], progress=False)
 
 
 def test_torch_tensors_with_grad_and_complex_tensors():
@@ -346,3 +353,121 @@ def test_array_layouts_and_forms_are_accepted(tmp_path):
         persistence(np.zeros((2, 2, 2)))
     with pytest.raises(ValueError, match="wider than float64"):
         persistence(D.astype(np.longdouble))
+
+
+# ------------------------------------------------------------------------- model inputs
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(6, 12)
+        self.act = nn.Tanh()
+        self.functional_layers = ["act"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.fc(x))
+
+
+@pytest.fixture
+def net() -> Net:
+    torch.manual_seed(0)
+    return Net()
+
+
+def test_float64_data_is_cast_to_the_model_dtype(net):
+    x64 = np.random.default_rng(0).normal(size=(40, 6))  # numpy's default dtype
+    want = functional_graph(net, torch.from_numpy(x64).float(), progress=False)
+    np.testing.assert_array_equal(functional_graph(net, x64, progress=False), want)
+    np.testing.assert_array_equal(functional_graph(net, torch.from_numpy(x64), progress=False), want)
+    # and the other way round: a float64 model gets float32 inputs widened
+    net64 = Net().double()
+    net64.load_state_dict({k: v.double() for k, v in net.state_dict().items()})
+    x32 = torch.from_numpy(x64).float()
+    X, _, _ = collect_activations(net64, x32, dtype=np.float64, progress=False)
+    with torch.no_grad():
+        np.testing.assert_array_equal(X, net64(x32.double()).numpy())
+
+
+def test_non_floating_inputs_the_model_cannot_take_are_one_clear_error(net):
+    x = torch.randint(0, 255, (20, 6), dtype=torch.uint8)
+    with pytest.raises(ValueError, match=r"model failed on a batch of 20 inputs of shape \(20, 6\) "
+                                         r"and dtype torch.uint8.*convert other inputs explicitly"):
+        functional_graph(net, x, progress=False)
+    # integer inputs a model can take (an embedding) pass as they are
+    emb = nn.Sequential(nn.Embedding(10, 4), nn.Flatten())
+    X, _, sizes = collect_activations(emb, torch.randint(0, 10, (15, 3)), layers=["1"], progress=False)
+    assert sizes == [12] and X.shape == (15, 12)
+
+
+def test_wrong_shape_data_is_one_clear_error(net):
+    with pytest.raises(ValueError, match=r"model failed on a batch of 30 inputs of shape \(30, 7\)"):
+        functional_graph(net, np.zeros((30, 7)), progress=False)
+    with pytest.raises(ValueError, match="not a rectangular array"):
+        functional_graph(net, [[0.0] * 6, [0.0] * 5], progress=False)
+    with pytest.raises(ValueError, match="complex"):
+        functional_graph(net, np.zeros((30, 6), dtype=complex), progress=False)
+    with pytest.raises(ValueError, match="must be numbers"):
+        functional_graph(net, np.array([["a"] * 6] * 4), progress=False)
+    with pytest.raises(ValueError, match="torch.nn.Module"):
+        functional_graph(lambda x: x, np.zeros((30, 6)), layers=["a"], progress=False)
+    with pytest.raises(ValueError, match="sparse"):
+        functional_graph(net, torch.zeros(30, 6).to_sparse(), progress=False)
+
+
+def test_data_layouts_and_forms_give_the_same_graph(net, tmp_path):
+    pd = pytest.importorskip("pandas")
+    x = np.random.default_rng(1).normal(size=(40, 6)).astype(np.float32)
+    want = functional_graph(net, torch.from_numpy(x), progress=False)
+    ro = x.copy()
+    ro.flags.writeable = False
+    np.save(tmp_path / "x.npy", x)
+    big = np.zeros((80, 12), dtype=np.float32)
+    big[::2, ::2] = x
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)  # numpy on np.matrix itself
+        matrix = np.matrix(x)
+    forms = [np.asfortranarray(x), big[::2, ::2], ro,
+             np.load(tmp_path / "x.npy", mmap_mode="r"), matrix, x.tolist(),
+             pd.DataFrame(x), [tuple(r) for r in x.tolist()], x.astype(np.float64),
+             [torch.from_numpy(x[:25]), torch.from_numpy(x[25:])],  # a list of batches
+             np.ascontiguousarray(x[::-1])[::-1]]  # negative strides
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. torch's warning on non-writable arrays
+        for k, f in enumerate(forms):
+            got = functional_graph(net, f, batch_size=7, progress=False)
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12, err_msg=str(k))
+
+
+def test_graph_arguments_are_validated(net):
+    x = torch.randn(20, 6)
+    with pytest.raises(ValueError, match="threshold must be a number"):
+        functional_graph(net, x, threshold="0.5", progress=False)
+    with pytest.raises(ValueError, match="block_size"):
+        functional_graph(net, x, threshold=0.5, block_size=0, progress=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        functional_graph(net, x, batch_size=2.0, progress=False)
+    with pytest.raises(ValueError, match="dtype"):
+        functional_graph(net, x, dtype="no such type", progress=False)
+    with pytest.raises(ValueError, match="device"):
+        functional_graph(net, x, device="nowhere", progress=False)
+    with pytest.raises(ValueError, match="max_epsilon must be a number"):
+        topology(net, x, max_epsilon="0.3", progress=False)
+    with pytest.raises(ValueError, match=r"max_dim must lie in \[0, 61\]"):
+        topology(net, x, max_dim=62, progress=False)
+    with pytest.raises(ValueError, match="unexpected keyword"):
+        topology(net, x, batchsize=3, progress=False)
+
+
+def test_correlation_distances_reads_tensors_and_read_only_arrays():
+    X = np.random.default_rng(2).normal(size=(30, 9))
+    want = correlation_distances(X, progress=False)
+    ro = X.copy()
+    ro.flags.writeable = False
+    np.testing.assert_array_equal(correlation_distances(ro, copy=False, progress=False), want)
+    np.testing.assert_array_equal(correlation_distances(torch.from_numpy(X).requires_grad_(),
+                                                        progress=False), want)
+    with pytest.raises(ValueError, match="bool"):
+        correlation_distances(X > 0, progress=False)
+    with pytest.raises(ValueError, match="dense"):
+        correlation_distances(sp.csr_matrix(X), progress=False)
