@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import mpi4py.MPI  # noqa: F401  (MPI before the compiled core)
@@ -158,6 +160,24 @@ def test_rounding_asymmetry_uses_the_lower_triangle():
     assert_same(persistence(noisy, max_dim=2), gudhi_diagrams(lower_symmetrised(noisy), 2))
     S = sp.csr_matrix(noisy)
     assert_same(persistence(S, max_dim=2), gudhi_diagrams(lower_symmetrised(noisy), 2))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 20), ulps=st.integers(1, 4),
+       dtype=st.sampled_from([np.float64, np.float32]), ties=st.booleans())
+def test_rounding_noise_on_random_matrices_equals_gudhi_on_the_lower_triangle(seed, n, ulps, dtype,
+                                                                               ties):
+    rng = np.random.default_rng(seed)
+    A = rng.integers(1, 5, size=(n, n)).astype(dtype) if ties else rng.random((n, n)).astype(dtype)
+    D = np.triu(A, 1) + np.triu(A, 1).T
+    noise = rng.integers(-ulps, ulps + 1, size=D.shape).astype(dtype) * np.spacing(D.max())
+    noisy = (D + noise).astype(dtype)  # both triangles and the diagonal, up to 4 ulps of the max
+    noisy = np.where(noisy < 0, dtype(0), noisy)
+    ref = gudhi_diagrams(lower_symmetrised(noisy).astype(np.float64), 2)
+    assert_same(persistence(noisy, max_dim=2), ref)
+    off = ~np.eye(n, dtype=bool)
+    S = sp.csr_matrix((noisy[off], np.nonzero(off)), shape=(n, n))
+    assert_same(persistence(S, max_dim=2), ref)
 
 
 def test_real_asymmetry_is_refused_naming_the_largest_difference():
