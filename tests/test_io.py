@@ -260,3 +260,49 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
     assert str(info.value).startswith(f"{matrix}: ")
     assert matrix.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.diagram", "m.bin"]
+
+
+def _dipha_pairs(dims: np.ndarray, births: np.ndarray, deaths: np.ndarray, max_dim: int) -> list:
+    """DIPHA records as per-dimension (birth, death) arrays in full (not halved) distances:
+    DIPHA halves every value and stores an essential class of dimension q as dim -q-1 with death
+    the largest value; here its death is inf. Pairs of zero length are dropped."""
+    out = []
+    for q in range(max_dim + 1):
+        fin = dims == q
+        ess = dims == -q - 1
+        a = np.concatenate([np.c_[births[fin], deaths[fin]], np.c_[births[ess], np.full(ess.sum(), np.inf)]])
+        a = 2 * a[a[:, 0] != a[:, 1]]
+        out.append(a[np.lexsort((a[:, 1], a[:, 0]))])
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sparse_file_whose_rows_disagree_reads_as_dipha_does(tmp_path, seed):
+    """DIPHA takes the weight of {i, j} from row max(i, j): the reader returns that value in both
+    entries, and persistence of the result is dipha's diagram of the file."""
+    import mpi4py.MPI  # noqa: F401
+    from topodnn import _core
+    from topodnn.engine import persistence
+
+    rng = np.random.default_rng(seed)
+    n = 18
+    X = rng.normal(size=(n, 3))
+    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    keep = (D < np.quantile(D, 0.6)) & ~np.eye(n, dtype=bool)
+    stored = np.where(np.tril(np.ones((n, n), dtype=bool)), D, rng.uniform(0.1, 3.0, (n, n)))
+    rows, cols = np.nonzero(keep)
+    M = sp.csr_matrix((stored[rows, cols], (rows, cols)), shape=(n, n))  # rows disagree
+    path = tmp_path / "rows_disagree.complex"
+    io.write_sparse_distance_matrix(path, M)  # a valid file: the pattern is symmetric
+    raw = io.read_sparse_distance_matrix(path, raw=True)
+    assert (raw != raw.T).nnz > 0 and np.array_equal(raw.toarray(), M.toarray())
+    got = io.read_sparse_distance_matrix(path)
+    assert (got != got.T).nnz == 0 and got.nnz == M.nnz
+    lower = sp.tril(M, -1).toarray()
+    np.testing.assert_array_equal(got.toarray(), lower + lower.T)
+    ours = persistence(got, max_dim=2)
+    dims, births, deaths = _core.compute_diagram(str(path), upper_dim=3)
+    for q, (a, b) in enumerate(zip(ours, _dipha_pairs(dims, births, deaths, 2))):
+        a = a[np.lexsort((a[:, 1], a[:, 0]))]
+        assert a.shape == b.shape, f"H{q}"
+        np.testing.assert_array_equal(a, b, err_msg=f"H{q}")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -94,9 +91,9 @@ def test_model_topology_hands_halved_graph_to_engine(
         calls.append((distances.copy(), max_dim, threshold, comm))
         return [np.zeros((0, 2))] * (max_dim + 1)
 
-    fake = types.ModuleType("topodnn.engine")
-    fake.persistence = fake_persistence
-    monkeypatch.setitem(sys.modules, "topodnn.engine", fake)
+    from topodnn import engine
+
+    monkeypatch.setattr(engine, "persistence", fake_persistence)
     out = model_topology(small_model, images, max_dim=2, max_epsilon=0.25, dtype=np.float64,
                          block_size=40, progress=False)
     assert len(out.diagrams) == 3 and len(calls) == 1

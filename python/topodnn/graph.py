@@ -32,14 +32,20 @@ units) is never written or even formed on the way to a sparse graph.
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 import numpy as np
 import scipy.sparse as sp
+
+from ._agreement import agree_on, check_comm, comm_size, digest, on_rank
+from ._arrays import as_numpy, is_torch_tensor, real_dtype, real_scalar
+from .engine import _check_max_dim
 
 __all__ = [
     "collect_activations",
@@ -56,6 +62,7 @@ DIPHA_SPARSE_DISTANCE_MATRIX = 8
 
 #: Default number of nodes per row block of the thresholded correlation product.
 DEFAULT_BLOCK_SIZE = 2048
+
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,13 +115,10 @@ def _report(msg: str, progress: bool) -> None:
         print(f"topodnn.graph: {msg}", file=sys.stderr)
 
 
-def _check_threshold(threshold: Optional[float]) -> Optional[float]:
+def _check_threshold(threshold: Any) -> Optional[float]:
     if threshold is None:
         return None
-    try:
-        t = float(threshold)
-    except (TypeError, ValueError):
-        raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}") from None
+    t = real_scalar(threshold, "threshold", "a number in (0, 1] or None")
     if not (0.0 < t <= 1.0):
         raise ValueError(
             f"threshold must lie in (0, 1] (a distance 1 - |corr|), got {threshold!r}; "
@@ -124,10 +128,19 @@ def _check_threshold(threshold: Optional[float]) -> Optional[float]:
 
 
 def _check_dtype(dtype: Any) -> np.dtype:
-    dt = np.dtype(dtype)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be float32 or float64, got {dt}")
     return dt
+
+
+def _check_count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,25 +148,113 @@ def _check_dtype(dtype: Any) -> np.dtype:
 # --------------------------------------------------------------------------------------------
 
 
+def _numeric_inputs(a: np.ndarray, what: str) -> np.ndarray:
+    """``a`` as an input array the model may take (numbers; the model decides which)."""
+    a = np.asarray(a)  # np.matrix and memory maps as plain arrays
+    if a.dtype.kind not in "biuf":
+        if a.dtype.kind == "c":
+            raise ValueError(f"{what} must be real, got dtype {a.dtype}")
+        raise ValueError(
+            f"{what} must be numbers, got dtype {a.dtype} (an object or string array, e.g. a "
+            "DataFrame with non-numeric columns); pass a numeric array"
+        )
+    if a.ndim == 0:
+        raise ValueError(f"{what} is a single number; expected samples along dimension 0")
+    return a
+
+
+def _nested_numbers(x: Any) -> bool:
+    """A list/tuple whose first leaf, followed through first elements, is a plain number."""
+    while isinstance(x, (list, tuple)) and x:
+        x = x[0]
+    return isinstance(x, numbers.Number) and not is_torch_tensor(x)
+
+
+def _as_inputs(data: Any) -> Any:
+    """``data`` normalised: a tensor or ndarray of inputs, or a Dataset / iterable of batches.
+
+    Raises ValueError (one line) for what cannot be inputs: a tensor without data (meta
+    device), a sparse or complex tensor, a non-numeric array or DataFrame, ragged nested lists,
+    strings, mappings and non-iterables.
+    """
+    import torch
+
+    if isinstance(data, torch.Tensor):
+        if data.device.type == "meta":
+            raise ValueError(
+                "data is a tensor on the meta device, which holds no data (only a shape and a "
+                "dtype); pass real inputs"
+            )
+        if data.layout != torch.strided:
+            raise ValueError(f"data is a {data.layout} tensor; pass dense inputs (e.g. .to_dense())")
+        if data.is_complex():
+            raise ValueError(f"data must be real, got a complex tensor ({data.dtype})")
+        if data.dim() == 0:
+            raise ValueError("data is a 0-d tensor; expected samples along dimension 0")
+        return data
+    if isinstance(data, np.ndarray):
+        return _numeric_inputs(data, "data")
+    if type(data).__module__.startswith("pandas") and hasattr(data, "to_numpy"):
+        return _numeric_inputs(data.to_numpy(), "data (a pandas object)")
+    if isinstance(data, (list, tuple)) and _nested_numbers(data):
+        try:
+            a = np.asarray(data)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"data (nested lists of numbers) is not a rectangular array: {exc}") from None
+        return _numeric_inputs(a, "data (nested lists)")
+    if isinstance(data, (str, bytes, Mapping)) or not hasattr(data, "__iter__") and not hasattr(
+        data, "__getitem__"
+    ):
+        raise ValueError(
+            "data must be a tensor/array of inputs, a DataLoader or a Dataset, "
+            f"got {type(data).__name__}"
+        )
+    return data
+
+
+def _array_tensor(a: np.ndarray):
+    """A tensor sharing ``a``'s memory when torch can (else of a copy: read-only arrays, negative
+    strides), so that no warning is raised and nothing is written through it."""
+    import torch
+
+    a = np.asarray(a)
+    if not a.flags.writeable or any(st < 0 for st in a.strides):
+        a = np.array(a)
+    return torch.from_numpy(a)
+
+
+def _batch_tensor(x: Any, where: str):
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        return _array_tensor(_numeric_inputs(x, where))
+    try:
+        return _array_tensor(_numeric_inputs(np.asarray(x), where))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{where} is a {type(x).__name__} that is not a tensor of inputs: {exc}") from None
+
+
 def _input_batches(data: Any, n_samples: int, batch_size: int):
     """Yield input tensors (first dimension = samples) until ``n_samples`` have been produced.
 
-    ``data`` is a tensor or array of inputs, a DataLoader (or any iterable of batches; the first
-    element of a tuple/list batch is the input), or a map-style Dataset (``item[0]`` for
-    tuple/list items, the item itself otherwise; items are stacked ``batch_size`` at a time).
+    ``data`` (normalised by :func:`_as_inputs`) is a tensor or array of inputs, a DataLoader (or
+    any iterable of batches; the first element of a tuple/list batch is the input), or a
+    map-style Dataset (``item[0]`` for tuple/list items, the item itself otherwise; items are
+    stacked ``batch_size`` at a time).
     """
     import torch
     from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
-    if isinstance(data, np.ndarray):
-        data = torch.from_numpy(data)
     if isinstance(data, TensorDataset):
         data = data.tensors[0]
-    if isinstance(data, torch.Tensor):
-        if data.dim() == 0 or data.shape[0] == 0:
+    if isinstance(data, (torch.Tensor, np.ndarray)):
+        if data.shape[0] == 0:
             raise ValueError("data is empty: the input tensor has no samples along dimension 0")
         for start in range(0, min(n_samples, data.shape[0]), batch_size):
-            yield data[start : min(start + batch_size, n_samples)]
+            batch = data[start : min(start + batch_size, n_samples)]
+            yield batch if isinstance(batch, torch.Tensor) else _array_tensor(batch)
         return
 
     def first(x: Any) -> Any:
@@ -169,22 +270,19 @@ def _input_batches(data: Any, n_samples: int, batch_size: int):
             raise ValueError("data is empty: the Dataset has length 0")
         stop = min(n, n_samples)
         for start in range(0, stop, batch_size):
-            items = [first(data[i]) for i in range(start, min(start + batch_size, stop))]
-            items = [torch.as_tensor(x) for x in items]
+            items = [_batch_tensor(first(data[i]), f"data[{i}]")
+                     for i in range(start, min(start + batch_size, stop))]
+            shapes = {tuple(x.shape) for x in items}
+            if len(shapes) > 1:
+                raise ValueError(f"the Dataset's items have different shapes {sorted(shapes)}; "
+                                 "every input must have the same shape")
             yield torch.stack(items)
         return
 
-    if isinstance(data, (str, bytes, Mapping)) or not hasattr(data, "__iter__"):
-        raise ValueError(
-            "data must be a tensor/array of inputs, a DataLoader or a Dataset, "
-            f"got {type(data).__name__}"
-        )
     produced = 0
     any_batch = False
-    for batch in data:
-        x = first(batch)
-        if not isinstance(x, torch.Tensor):
-            x = torch.as_tensor(x)
+    for k, batch in enumerate(data):
+        x = _batch_tensor(first(batch), f"batch {k} of data")
         if x.dim() == 0:
             raise ValueError("data yields 0-d batches; expected a batch dimension first")
         if x.shape[0] == 0:
@@ -232,75 +330,115 @@ def _resolve_layers(model: Any, layers: Optional[Sequence[str]]) -> list[str]:
     return layers
 
 
-def collect_activations(
-    model: Any,
-    data: Any,
-    *,
-    layers: Optional[Sequence[str]] = None,
-    n_samples: int = 1000,
-    batch_size: int = 100,
-    dtype: Any = np.float32,
-    device: Any = None,
-    progress: bool = True,
-) -> tuple[np.ndarray, list[str], list[int]]:
-    """Record the outputs of named modules over the first ``n_samples`` inputs.
+@dataclass
+class _Activations:
+    """A validated request for activations (see :func:`collect_activations`)."""
 
-    The model runs in eval mode under ``torch.no_grad()``; forward hooks capture the outputs and
-    are removed afterwards (also when the forward pass raises); the model's train/eval mode is
-    restored. Nothing else about the model changes.
+    model: Any
+    data: Any
+    layers: list[str]
+    n_samples: int
+    batch_size: int
+    dtype: np.dtype
+    device: Any
+    input_dtype: Any  # torch dtype floating inputs are cast to, or None
 
-    Parameters
-    ----------
-    model : torch.nn.Module
-    data : tensor, ndarray, DataLoader, Dataset or TensorDataset
-        Inputs in order; from a DataLoader the first element of each batch, from a Dataset
-        ``item[0]``. If fewer than ``n_samples`` are available, all are used.
-    layers : list of str, optional
-        Module names as in ``model.named_modules()``; default ``model.functional_layers``.
-        Each module must be called exactly once per forward pass and return a tensor whose
-        first dimension is the batch.
-    n_samples : int
-        Number of inputs (the original pipeline: the first 1000 test images).
-    batch_size : int
-        Batch size of the forward pass for tensor and Dataset inputs (a DataLoader keeps its own).
-    dtype : float32 or float64
-        Storage type of the activation matrix.
-    device : torch device, optional
-        Where the inputs go; default: the device of the model's first parameter (or CPU).
-    progress : bool
-        tqdm bar on stderr (only when stderr is a terminal).
 
-    Returns
-    -------
-    activations : ndarray, shape (n_used, n_nodes)
-        Row = sample, column = unit; units layer by layer in ``layers`` order, each layer's output
-        flattened per sample in C order (channel x position).
-    layers : list of str
-        The layer names used.
-    sizes : list of int
-        Number of units of each layer.
-    """
+def _activations_request(
+    model: Any, data: Any, layers: Optional[Sequence[str]], n_samples: Any, batch_size: Any,
+    dtype: Any, device: Any,
+) -> _Activations:
     import torch
 
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
-        raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}")
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    n_samples = int(n_samples)
-    batch_size = int(batch_size)
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    n_samples = _check_count(n_samples, "n_samples")
+    batch_size = _check_count(batch_size, "batch_size")
     dt = _check_dtype(dtype)
     names = _resolve_layers(model, layers)
-    modules = dict(model.named_modules())
-
+    tensors = list(model.parameters()) + list(model.buffers())
+    if any(t.device.type == "meta" for t in tensors):
+        raise ValueError("the model has parameters on the meta device, which hold no data; load "
+                         "its weights (e.g. model.to_empty(device='cpu') and a state dict) first")
+    floating = [t.dtype for t in tensors if t.is_floating_point()]
     if device is None:
-        try:
-            device = next(model.parameters()).device
-        except StopIteration:
-            device = torch.device("cpu")
-    device = torch.device(device)
+        device = tensors[0].device if tensors else torch.device("cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device {device!r} is not a torch device: {exc}") from None
+    return _Activations(model, _as_inputs(data), names, n_samples, batch_size, dt, device,
+                        floating[0] if floating else None)
 
+
+def _hash_tensor(h: Any, t: Any) -> None:
+    import torch
+
+    t = t.detach()
+    h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+    t = t.to("cpu").contiguous().reshape(-1)
+    if t.numel():
+        h.update(t.view(torch.uint8).numpy())
+
+
+def _activations_facts(req: _Activations) -> dict[str, Any]:
+    """What must agree across ranks: the arguments and content hashes of model and inputs."""
+    h = digest()
+    for name, t in list(req.model.named_parameters()) + list(req.model.named_buffers()):
+        h.update(name.encode())
+        _hash_tensor(h, t)
+    facts: dict[str, Any] = {
+        "n_samples": req.n_samples, "batch_size": req.batch_size, "dtype": str(req.dtype),
+        "layers": list(req.layers), "model parameters and buffers": f"hash {h.hexdigest()}",
+    }
+    data = req.data
+    if isinstance(data, np.ndarray) or is_torch_tensor(data):
+        h = digest()
+        head = data[: req.n_samples]
+        if isinstance(head, np.ndarray):
+            h.update(f"{head.dtype}{head.shape}".encode())
+            h.update(np.ascontiguousarray(head))
+        else:
+            _hash_tensor(h, head)
+        facts["data"] = (f"{type(data).__name__} {tuple(data.shape)}, first {len(head)} "
+                         f"samples hash {h.hexdigest()}")
+    else:
+        facts["data"] = f"a {type(data).__name__} (contents not compared)"
+    return facts
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    return "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
+
+
+def _forward(model: Any, xb: Any, req: _Activations) -> None:
+    """Run the model on one batch (cast/moved as documented); its failures as one ValueError."""
+    if xb.is_complex():
+        raise ValueError(f"data must be real, got a batch of dtype {xb.dtype}")
+    cast = req.input_dtype if xb.is_floating_point() and req.input_dtype is not None else None
+    x = xb.to(device=req.device, dtype=cast) if cast is not None else xb.to(req.device)
+    try:
+        model(x)
+    except (RuntimeError, TypeError, ValueError, IndexError, NotImplementedError) as exc:
+        if _is_out_of_memory(exc):
+            raise
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        hint = ("" if xb.is_floating_point() else
+                "; only floating-point inputs are cast to the model's parameter dtype: convert "
+                "other inputs explicitly (e.g. x.float() / 255 for 8-bit images)")
+        raise ValueError(
+            f"the model failed on a batch of {x.shape[0]} inputs of shape {tuple(x.shape)} and "
+            f"dtype {x.dtype} ({type(exc).__name__}: {line}); data must hold the model's "
+            f"inputs with the samples along dimension 0{hint}"
+        ) from exc
+
+
+def _collect(req: _Activations, progress: bool) -> tuple[np.ndarray, list[str], list[int]]:
+    """Run the model over the inputs of a validated request; see :func:`collect_activations`."""
+    import torch
+
+    model, names, n_samples = req.model, req.layers, req.n_samples
+    modules = dict(model.named_modules())
     captured: dict[str, list] = {name: [] for name in names}
 
     def make_hook(name: str):
@@ -314,17 +452,17 @@ def collect_activations(
     offsets: list[int] = []
     filled = 0
     modes = [(mod, mod.training) for mod in model.modules()]  # restored one by one
-    torch_dtype = torch.float64 if dt == np.float64 else torch.float32
+    torch_dtype = torch.float64 if req.dtype == np.float64 else torch.float32
     handles = [modules[name].register_forward_hook(make_hook(name)) for name in names]
     bar = _progress_bar(n_samples, "activations", "sample", progress)
     try:
         model.eval()
         with torch.no_grad():
-            for xb in _input_batches(data, n_samples, batch_size):
+            for xb in _input_batches(req.data, n_samples, req.batch_size):
                 for name in names:
                     captured[name].clear()
                 nb = int(xb.shape[0])
-                model(xb.to(device))
+                _forward(model, xb, req)
                 outs = []
                 for name in names:
                     got = captured[name]
@@ -345,6 +483,8 @@ def collect_activations(
                             f"layer {name!r} output has shape {tuple(out.shape)}; expected the "
                             f"batch ({nb}) as its first dimension"
                         )
+                    if out.is_complex():
+                        raise ValueError(f"layer {name!r} returned complex values ({out.dtype})")
                     out = out.detach().reshape(nb, -1)
                     if not bool(torch.isfinite(out).all()):
                         raise ValueError(f"layer {name!r} produced NaN or inf activations")
@@ -352,7 +492,7 @@ def collect_activations(
                 if X is None:
                     sizes = [int(o.shape[1]) for o in outs]
                     offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
-                    X = np.empty((n_samples, offsets[-1]), dtype=dt)
+                    X = np.empty((n_samples, offsets[-1]), dtype=req.dtype)
                 for name, out, size, off in zip(names, outs, sizes, offsets):
                     if out.shape[1] != size:
                         raise ValueError(
@@ -377,6 +517,73 @@ def collect_activations(
     if filled < X.shape[0]:
         X = X[:filled]
     return X, names, sizes
+
+
+def collect_activations(
+    model: Any,
+    data: Any,
+    *,
+    layers: Optional[Sequence[str]] = None,
+    n_samples: int = 1000,
+    batch_size: int = 100,
+    dtype: Any = np.float32,
+    device: Any = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, list[str], list[int]]:
+    """Record the outputs of named modules over the first ``n_samples`` inputs.
+
+    The model runs in eval mode under ``torch.no_grad()``; forward hooks capture the outputs and
+    are removed afterwards (also when the forward pass raises); the model's train/eval mode is
+    restored. Nothing else about the model changes.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    data : tensor, array-like, DataLoader, Dataset or TensorDataset
+        Inputs in order, samples along dimension 0: a torch tensor, a numpy array of any layout
+        (read-only and memory-mapped ones included), a pandas DataFrame, nested lists of
+        numbers; or a DataLoader or any iterable of batches (the first element of a tuple/list
+        batch is the input), or a Dataset (``item[0]`` of tuple/list items). A list is read as
+        an array of samples when its elements are numbers or lists of numbers, as batches
+        otherwise. If fewer than ``n_samples`` are available, all are used. Floating-point
+        inputs are cast to the model's parameter dtype (that of its first floating-point
+        parameter or buffer; no cast for a model without any) and moved to ``device``; other
+        inputs (integers, bool) are passed as they are, and a model that cannot take them is a
+        ValueError.
+    layers : list of str, optional
+        Module names as in ``model.named_modules()``; default ``model.functional_layers``.
+        Each module must be called exactly once per forward pass and return a tensor whose
+        first dimension is the batch.
+    n_samples : int
+        Number of inputs (the original pipeline: the first 1000 test images).
+    batch_size : int
+        Batch size of the forward pass for tensor and Dataset inputs (a DataLoader keeps its own).
+    dtype : float32 or float64
+        Storage type of the activation matrix.
+    device : torch device, optional
+        Where the inputs go; default: the device of the model's first parameter (or CPU).
+    progress : bool
+        tqdm bar on stderr (only when stderr is a terminal).
+
+    Returns
+    -------
+    activations : ndarray, shape (n_used, n_nodes)
+        Row = sample, column = unit; units layer by layer in ``layers`` order, each layer's output
+        flattened per sample in C order (channel x position).
+    layers : list of str
+        The layer names used.
+    sizes : list of int
+        Number of units of each layer.
+
+    Raises
+    ------
+    ValueError
+        On bad arguments or data (one line naming the problem), a layer called other than once
+        or producing NaN/inf, or a forward pass that fails on the inputs (wrong shape or dtype
+        for the model: the message gives the batch's shape and dtype and the model's error).
+    """
+    req = _activations_request(model, data, layers, n_samples, batch_size, dtype, device)
+    return _collect(req, progress)
 
 
 # --------------------------------------------------------------------------------------------
@@ -586,8 +793,10 @@ def correlation_distances(
 
     Parameters
     ----------
-    activations : ndarray, shape (n_samples, n_nodes)
-        Row = sample, column = unit. Must be finite, with at least 2 samples.
+    activations : array-like or torch.Tensor, shape (n_samples, n_nodes)
+        Row = sample, column = unit (numpy array of any layout, CPU tensor, DataFrame...).
+        Real numbers (integers are read as float64; bool and complex are refused), finite,
+        with at least 2 samples.
     threshold : float in (0, 1], optional
         None: the dense matrix. A number: the sparse graph of the edges with distance
         ``<= threshold`` (the original pipeline: ``2 * MAX_EPSILON = 0.6``).
@@ -604,12 +813,15 @@ def correlation_distances(
     comm : mpi4py communicator, optional
         Sparse path only: the row blocks are shared out among the ranks and the edge lists
         all-gathered, so every rank returns the full graph. Every rank must pass the same
-        activations.
+        activations and arguments: the ranks first exchange their verdicts on the arguments
+        and a content hash of the activations (one small allgather); a bad argument on any
+        rank, or arguments that differ, is the same ValueError on every rank. A rank that
+        never calls cannot be detected: the others wait for it.
     progress : bool
         tqdm bar over the blocks (stderr terminals only, rank 0 only).
     copy : bool
         False lets the function standardise ``activations`` in place (saves one copy of the
-        matrix when it already has the working dtype).
+        matrix when it already has the working dtype and is writeable).
     return_constant : bool
         Also return the boolean mask of constant (zero-variance) units.
 
@@ -632,8 +844,29 @@ def correlation_distances(
     of the whole process at VGG16 size (1000 x 36,864 float32, 26.0 M edges = 3.8 % of the pairs
     at threshold 0.6): 1.74 GiB; ResNet18 size (1000 x 25,600, 12.5 M edges): 0.89 GiB.
     """
-    thr = _check_threshold(threshold)
-    A = np.asarray(activations)
+    check_comm(comm)
+
+    def check() -> tuple:
+        thr = _check_threshold(threshold)
+        A, dt = _check_activations(activations, dtype)
+        bs = _check_count(block_size, "block_size")
+        facts = {}
+        if comm_size(comm) > 1:
+            h = digest()
+            h.update(np.ascontiguousarray(A))
+            facts = {"threshold": thr, "dtype": str(dt), "block_size": bs,
+                     "activations": f"{A.dtype} {A.shape} hash {h.hexdigest()}"}
+        return (thr, A, dt, bs), facts
+
+    thr, A, dt, bs = agree_on(comm, check, call="correlation_distances")
+    return _correlations(A, thr, dt, bs, comm, progress, copy, return_constant)
+
+
+def _check_activations(activations: Any, dtype: Any) -> tuple[np.ndarray, np.dtype]:
+    """The activation matrix as a real 2-D array with at least 2 samples, and the working dtype."""
+    A, _ = as_numpy(activations, "activations")
+    if sp.issparse(A):
+        raise ValueError("activations must be a dense (n_samples, n_nodes) array, got a sparse matrix")
     if A.ndim != 2:
         raise ValueError(f"activations must be 2-D (n_samples, n_nodes), got shape {A.shape}")
     m, n = A.shape
@@ -641,18 +874,26 @@ def correlation_distances(
         raise ValueError(f"need at least 2 samples to correlate, got {m}")
     if n < 1:
         raise ValueError("activations has no units (0 columns)")
+    working, _ = real_dtype(A.dtype, "activations")
     if dtype is None:
-        dtype = A.dtype if A.dtype in (np.float32, np.float64) else np.float64
+        dtype = A.dtype if A.dtype in (np.float32, np.float64) else working
     dt = _check_dtype(dtype)
-    if not np.issubdtype(A.dtype, np.number) or np.iscomplexobj(A):
-        raise ValueError(f"activations must be real numbers, got dtype {A.dtype}")
     if not np.isfinite(A).all():
         bad = np.flatnonzero(~np.isfinite(A).all(axis=0))
         raise ValueError(f"activations contain NaN or inf (units {bad[:10].tolist()} ...)")
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
-        raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
+    return A, dt
 
-    Z = np.array(A, dtype=dt, order="C", copy=True) if copy else np.ascontiguousarray(A, dtype=dt)
+
+def _correlations(
+    A: np.ndarray, thr: Optional[float], dt: np.dtype, block_size: int, comm: Any,
+    progress: bool, copy: bool, return_constant: bool,
+):
+    """The work of :func:`correlation_distances` on validated arguments (agreed across ranks)."""
+    n = A.shape[1]
+    if copy or not A.flags.writeable:
+        Z = np.array(A, dtype=dt, order="C", copy=True)
+    else:
+        Z = np.ascontiguousarray(A, dtype=dt)
     norms = _standardise_(Z)
     constant = norms == 0
     rank, size = _rank_size(comm)
@@ -723,8 +964,10 @@ def functional_graph(
     ----------
     model : torch.nn.Module
         Run in eval mode without gradients; hooks are removed and the mode restored afterwards.
-    data : tensor, ndarray, DataLoader, Dataset or TensorDataset
-        Inputs, in order (DataLoader: first element of each batch; Dataset: ``item[0]``).
+    data : tensor, array-like, DataLoader, Dataset or TensorDataset
+        Inputs, in order (DataLoader: first element of each batch; Dataset: ``item[0]``); the
+        forms accepted are those of :func:`collect_activations`. Inputs are cast to the model's
+        parameter dtype (floating-point inputs; others are passed as they are).
     layers : list of str, optional
         Module names as in ``model.named_modules()``.
     n_samples : int
@@ -751,7 +994,16 @@ def functional_graph(
         Nodes per row block of the thresholded product.
     comm : mpi4py communicator, optional
         Rank 0 runs the model and broadcasts the activations; the ranks share the correlation
-        blocks and all-gather the edges. Every rank returns the same graph.
+        blocks and all-gather the edges. Every rank returns the same graph. Every rank must
+        pass the same model, data and arguments: before any other collective the ranks
+        exchange, in one small allgather, their verdict on their own arguments and what must
+        agree (``n_samples``, ``threshold``, ``dtype``, ``block_size``, ``batch_size``, the
+        layer names, a content hash of the model's parameters and buffers and, for a tensor or
+        array, of the inputs used; the contents of a DataLoader or Dataset are not compared).
+        Bad arguments on any rank, or arguments that differ, are the same ValueError on every
+        rank, naming the failing rank (``"(on rank r of P)"``) or what differs and where. A
+        failure of the forward pass on rank 0 is broadcast and raised on every rank too. What
+        cannot be detected: a rank that never calls (the others wait for it forever).
 
     Returns
     -------
@@ -764,23 +1016,47 @@ def functional_graph(
     result is ``8 n^2`` bytes (10.9 GB for VGG16; use a threshold); the thresholded graph of a
     VGG16-sized layer set at threshold 0.6 peaked at 1.74 GiB RSS.
     """
+    check_comm(comm)
+    size = comm_size(comm)
+
+    def check() -> tuple:
+        req, thr, bs = _graph_request(model, data, layers, n_samples, threshold, batch_size,
+                                      dtype, device, block_size)
+        return (req, thr, bs), (_graph_facts(req, thr, bs) if size > 1 else {})
+
+    req, thr, bs = agree_on(comm, check, call="functional_graph")
+    return _functional_graph(req, thr, bs, comm, progress, return_info)
+
+
+def _graph_request(
+    model: Any, data: Any, layers: Any, n_samples: Any, threshold: Any, batch_size: Any,
+    dtype: Any, device: Any, block_size: Any,
+) -> tuple[_Activations, Optional[float], int]:
+    """Validated arguments of :func:`functional_graph` (this rank's view)."""
     thr = _check_threshold(threshold)
     if dtype is None:
         dtype = np.float64 if thr is None else np.float32
-    dt = _check_dtype(dtype)
+    bs = _check_count(block_size, "block_size")
+    req = _activations_request(model, data, layers, n_samples, batch_size, dtype, device)
+    return req, thr, bs
+
+
+def _graph_facts(req: _Activations, thr: Optional[float], block_size: int) -> dict[str, Any]:
+    return {"threshold": thr, "block_size": block_size, **_activations_facts(req)}
+
+
+def _functional_graph(
+    req: _Activations, thr: Optional[float], block_size: int, comm: Any, progress: bool,
+    return_info: bool,
+):
+    """The work of :func:`functional_graph` once the ranks agree on the arguments."""
+    n_samples, dt = req.n_samples, req.dtype
     rank, size = _rank_size(comm)
     t0 = time.perf_counter()
-
     if size > 1:
-        X, names, sizes = _collect_on_root(
-            comm, model, data, layers=layers, n_samples=n_samples, batch_size=batch_size,
-            dtype=dt, device=device, progress=progress and rank == 0,
-        )
+        X, names, sizes = _collect_on_root(comm, req, progress=progress and rank == 0)
     else:
-        X, names, sizes = collect_activations(
-            model, data, layers=layers, n_samples=n_samples, batch_size=batch_size,
-            dtype=dt, device=device, progress=progress,
-        )
+        X, names, sizes = _collect(req, progress)
     t1 = time.perf_counter()
     m, n = X.shape
     if m < 2:
@@ -789,9 +1065,8 @@ def functional_graph(
         )
     if m < n_samples and rank == 0:
         _report(f"data has only {m} samples (n_samples={n_samples}); using all {m}", progress)
-    out, constant = correlation_distances(
-        X, thr, dtype=dt, block_size=block_size, comm=comm,
-        progress=progress and rank == 0, copy=False, return_constant=True,
+    out, constant = _correlations(  # the activations are the same on every rank: no re-check
+        X, thr, dt, block_size, comm, progress and rank == 0, copy=False, return_constant=True,
     )
     t2 = time.perf_counter()
     del X
@@ -831,26 +1106,26 @@ def functional_graph(
     return out, info
 
 
-def _collect_on_root(comm: Any, model: Any, data: Any, **kw: Any):
+def _collect_on_root(comm: Any, req: _Activations, progress: bool):
     """Rank 0 runs the model; every rank gets the activations or the same ValueError."""
     from mpi4py import MPI
 
-    rank = comm.Get_rank()
+    rank, size = _rank_size(comm)
     result = None
     failure: Optional[BaseException] = None
     if rank == 0:
         try:
-            result = collect_activations(model, data, **kw)
+            result = _collect(req, progress)
         except Exception as exc:  # every rank must learn of it, or the others hang in bcast
             failure = exc
     verdict = comm.bcast(
         None if failure is None else (isinstance(failure, ValueError), str(failure)), root=0
     )
     if verdict is not None:
-        if failure is not None:
-            raise failure
         is_value_error, msg = verdict
-        raise (ValueError if is_value_error else RuntimeError)(f"on rank 0: {msg}")
+        if not is_value_error and failure is not None:
+            raise failure  # not bad input (out of memory, say): rank 0 keeps its exception
+        raise (ValueError if is_value_error else RuntimeError)(on_rank(msg, 0, size)) from failure
     if rank == 0:
         X, names, sizes = result
         header = (X.shape, X.dtype.str, names, sizes)

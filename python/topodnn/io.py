@@ -319,14 +319,28 @@ def write_distance_matrix(path: PathLike, D: np.ndarray) -> None:
     _write_validated(path, [_header(DISTANCE_MATRIX, A.shape[0]), A])
 
 
-def read_sparse_distance_matrix(path: PathLike):
-    """Read a sparse distance matrix file (type 8).
+def read_sparse_distance_matrix(path: PathLike, *, raw: bool = False):
+    """Read a sparse distance matrix file (type 8) as DIPHA interprets it.
+
+    A type-8 file stores each edge {i, j} twice, in row i and in row j, and the two stored
+    values may differ; DIPHA takes the weight of {i, j} from row ``max(i, j)`` (the strict lower
+    triangle, as for a full matrix). The matrix returned holds that value in both entries, so
+    it is symmetric and gives the same diagrams as ``dipha`` on the file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        File to read (validated first: the pattern of a valid file is symmetric).
+    raw : bool, default False
+        True returns the values exactly as stored in each row instead (then ``M[i, j]`` with
+        ``i < j`` is what row ``i`` stores, which DIPHA ignores).
 
     Returns
     -------
     scipy.sparse.csr_matrix
-        ``(n, n)`` matrix whose stored entries are the edges (explicit zeros are kept: a stored
-        zero is an edge of length 0). Rows are sorted; the pattern is symmetric.
+        ``(n, n)`` float64 matrix whose stored entries are the edges (explicit zeros are kept: a
+        stored zero is an edge of length 0). Rows are sorted; the pattern is symmetric, and so
+        are the values unless ``raw``.
     """
     import scipy.sparse as sp
 
@@ -337,7 +351,16 @@ def read_sparse_distance_matrix(path: PathLike):
     np.cumsum(counts, out=indptr[1:])
     indices = _words(path, "<i8", 3 + n, E)
     values = _words(path, "<f8", 3 + n + E, E)
-    return sp.csr_matrix((values, indices, indptr), shape=(n, n))
+    M = sp.csr_matrix((values, indices, indptr), shape=(n, n))
+    if raw:
+        return M
+    # rows strictly ascending and the pattern symmetric (validated): the transpose has the same
+    # layout, and its value at the position of (i, j) is the one stored in row j
+    T = M.transpose().tocsr()
+    T.sort_indices()
+    row_of = np.repeat(np.arange(n, dtype=np.int64), counts)
+    M.data = np.where(indices < row_of, values, T.data)  # the value of row max(i, j)
+    return M
 
 
 def write_sparse_distance_matrix(path: PathLike, csr) -> None:

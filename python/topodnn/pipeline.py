@@ -53,13 +53,14 @@ def distance_of_epsilon(epsilon: float) -> float:
     return float(epsilon) / EPSILON_PER_DISTANCE
 
 
+#: Keyword arguments :func:`model_topology` passes on to :func:`topodnn.functional_graph`.
+GRAPH_ARGS = frozenset({"batch_size", "dtype", "device", "block_size"})
+
+
 def _check_max_epsilon(max_epsilon: Any) -> float:
-    if isinstance(max_epsilon, (str, bytes)):
-        raise ValueError(f"max_epsilon must be a number in (0, 0.5], got the string {max_epsilon!r}")
-    try:
-        eps = float(max_epsilon)
-    except (TypeError, ValueError):
-        raise ValueError(f"max_epsilon must be a number in (0, 0.5], got {max_epsilon!r}") from None
+    from ._arrays import real_scalar
+
+    eps = real_scalar(max_epsilon, "max_epsilon", "a number in (0, 0.5]")
     if not (0.0 < eps <= 0.5):
         raise ValueError(
             f"max_epsilon must lie in (0, 0.5] (ε = (1 − |corr|) / 2), got {max_epsilon!r}"
@@ -67,10 +68,31 @@ def _check_max_epsilon(max_epsilon: Any) -> float:
     return eps
 
 
-def _check_max_dim(max_dim: Any) -> int:
-    if isinstance(max_dim, bool) or not isinstance(max_dim, (int, np.integer)) or max_dim < 0:
-        raise ValueError(f"max_dim must be an integer >= 0, got {max_dim!r}")
-    return int(max_dim)
+def _checked(comm: Any, call: str, max_dim: Any, max_epsilon: Any,
+             graph_kw: Optional[dict] = None) -> tuple[int, float]:
+    """(max_dim, max_epsilon) validated, the verdict and the values agreed across ``comm``'s
+    ranks before any collective: a bad or differing argument is the same ValueError on every
+    rank."""
+    from ._agreement import agree_on, check_comm
+    from .engine import _check_max_dim
+
+    check_comm(comm)
+
+    def check() -> tuple:
+        eps = _check_max_epsilon(max_epsilon)
+        md = _check_max_dim(max_dim)
+        for bad in ("threshold", "return_info"):
+            if bad in (graph_kw or {}):
+                raise ValueError(f"{call}() sets {bad} itself; pass max_epsilon instead")
+        unknown = sorted(set(graph_kw or {}) - GRAPH_ARGS)
+        if unknown:
+            raise ValueError(
+                f"{call}() got unexpected keyword arguments {unknown}; it passes on "
+                f"{sorted(GRAPH_ARGS)} to functional_graph"
+            )
+        return (md, eps), {"max_dim": md, "max_epsilon": eps}
+
+    return agree_on(comm, check, call=call)
 
 
 @dataclass
@@ -152,12 +174,11 @@ def graph_topology(
 
     from .engine import persistence
 
-    eps = _check_max_epsilon(max_epsilon)
-    md = _check_max_dim(max_dim)
-    if not sp.issparse(graph):
+    if not sp.issparse(graph):  # the same on every rank for the same call site
         raise ValueError(
             f"graph must be a scipy.sparse distance matrix (1 - |corr|), got {type(graph).__name__}"
         )
+    md, eps = _checked(comm, "graph_topology", max_dim, max_epsilon)
     halved = sp.csr_matrix(graph, dtype=np.float64, copy=copy)
     halved.data *= EPSILON_PER_DISTANCE  # ε = (1 − |corr|) / 2; explicit zeros stay stored
     return persistence(halved, max_dim=md, threshold=eps, comm=comm, verbose=verbose)
@@ -197,6 +218,10 @@ def model_topology(
         Recorded modules; default ``model.functional_layers``.
     comm : mpi4py communicator, optional
         Shared graph construction and distributed persistence; every rank gets the result.
+        The ranks agree on ``max_dim`` and ``max_epsilon`` first, then on everything
+        :func:`topodnn.functional_graph` compares (model and input hashes included): a bad or
+        differing argument is the same ValueError on every rank. A rank that never calls
+        cannot be detected (the others wait for it).
     progress : bool
         Progress bars of the graph builder.
     **graph_kw
@@ -207,13 +232,16 @@ def model_topology(
     -------
     ModelTopology
     """
+    return _model_topology("model_topology", model, inputs, max_dim, max_epsilon, n_samples,
+                           layers, comm, progress, graph_kw)
+
+
+def _model_topology(call: str, model: Any, inputs: Any, max_dim: Any, max_epsilon: Any,
+                    n_samples: int, layers: Optional[Sequence[str]], comm: Any, progress: bool,
+                    graph_kw: dict) -> ModelTopology:
     from .graph import functional_graph
 
-    eps = _check_max_epsilon(max_epsilon)
-    md = _check_max_dim(max_dim)
-    for bad in ("threshold", "return_info"):
-        if bad in graph_kw:
-            raise ValueError(f"model_topology() sets {bad} itself; pass max_epsilon instead")
+    md, eps = _checked(comm, call, max_dim, max_epsilon, graph_kw)
     t0 = time.perf_counter()
     graph, info = functional_graph(
         model, inputs, layers=layers, n_samples=n_samples, threshold=distance_of_epsilon(eps),
@@ -249,7 +277,5 @@ def topology(
         One (birth, death) array per dimension 0..max_dim, in ε units; classes alive at
         ``max_epsilon`` have death ``inf``.
     """
-    return model_topology(
-        model, data, layers=layers, max_dim=max_dim, max_epsilon=max_epsilon,
-        n_samples=n_samples, comm=comm, progress=progress, **kw,
-    ).diagrams
+    return _model_topology("topology", model, data, max_dim, max_epsilon, n_samples, layers,
+                           comm, progress, kw).diagrams
