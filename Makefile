@@ -12,7 +12,13 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 
+# torch is pinned here, not in the package (which takes any torch >= 2.1, e.g. a site's own build):
+# this machine's CPU build goes in first, so that resolving the range installs nothing more (with
+# no torch present, the range pulls the multi-GB CUDA build). `make install TORCH=` skips it.
+TORCH ?= torch==2.13.0
+
 install: $(PY)
+	$(if $(TORCH),$(PY) -m pip install "$(TORCH)")
 	$(PY) -m pip install ".[test]"
 
 test: install

@@ -11,6 +11,9 @@ compiled engine are loaded only when first used):
   behind (layout, atomic writes, verified reads); :mod:`topodnn.summaries` — Betti curves, life,
   midlife; :mod:`topodnn.plots`; :mod:`topodnn.training`, :mod:`topodnn.networks`,
   :mod:`topodnn.datasets`; :mod:`topodnn.early_stopping`, :mod:`topodnn.gap`.
+- :func:`topodnn.init_mpi` — initialise MPI with the package's fast start-up defaults (one
+  machine; the user's MCA settings win) and return :mod:`mpi4py.MPI`: call it instead of
+  importing ``mpi4py.MPI`` first in a script that passes ``comm=``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ _LAZY = {
     "save_dipha": "topodnn.graph",
     "betti_curve": "topodnn.summaries",
     "summarise_diagrams": "topodnn.summaries",
+    "init_mpi": "topodnn._mpi",
 }
 _SUBMODULES = (
     "cli", "datasets", "early_stopping", "engine", "gap", "graph", "io", "networks", "pipeline",

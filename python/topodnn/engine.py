@@ -343,7 +343,7 @@ def persistence(
         If memory runs out during the computation nevertheless (the message names the phase,
         the dimension and the peak); under MPI every rank raises it.
     """
-    from mpi4py import MPI  # noqa: F401  (initialises MPI before the engine runs)
+    from ._mpi import MPI  # noqa: F401  (initialises MPI, start-up defaults: see _mpi)
 
     from . import _core
 

@@ -67,8 +67,8 @@ __all__ = [
 
 
 def _core():
-    # mpi4py must initialise MPI before the extension (which links libmpi) is used.
-    import mpi4py.MPI  # noqa: F401
+    # MPI must be initialised before the extension (which links libmpi) is used.
+    from ._mpi import MPI  # noqa: F401  (start-up defaults: see _mpi)
 
     from topodnn import _core as core
 

@@ -5,8 +5,10 @@
 #include <exception>
 
 #include "dipha/engine.hpp"
+#include "dipha/mpi_defaults.hpp"
 
 int main(int argc, char** argv) {
+  dipha::mpi_defaults();  // fast start-up on one node; the user's MCA settings win
   MPI_Init(&argc, &argv);
   int rc = 1;
   try {
