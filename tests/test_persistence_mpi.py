@@ -106,6 +106,7 @@ OUT_OF_MEMORY = textwrap.dedent(
     comm = MPI.COMM_WORLD
     rng = np.random.default_rng(0)
     A = rng.random((70, 70)); D = A + A.T; np.fill_diagonal(D, 0)
+    import scipy.sparse  # noqa: F401  (imported by persistence(); must not run out of memory itself)
     # 16 MiB of address space left: the estimate passes (the machine has the memory), the
     # reduction of dimension 4 does not fit
     vm = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()

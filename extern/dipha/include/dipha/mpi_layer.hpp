@@ -139,6 +139,12 @@ void agree_inputs(MPI_Comm comm, const std::string& who, const std::vector<Field
 // ---------------------------------------------------------------------------------------------
 // Collectives with agreed sizes.
 
+/// Values that may travel as bytes (std::pair<double, double> qualifies; it is not trivially
+/// copyable only because of its assignment operator).
+template <class T>
+struct is_plain
+    : std::integral_constant<bool, std::is_trivially_copy_constructible<T>::value && std::is_trivially_destructible<T>::value> {};
+
 class Comm {
  public:
   explicit Comm(MPI_Comm comm, OomMessage oom = default_oom_message);
@@ -158,7 +164,7 @@ class Comm {
   /// Every rank's `value` (trivially copyable), in rank order.
   template <class T>
   std::vector<T> allgather(const Phase& ph, const T& value) {
-    static_assert(std::is_trivially_copyable<T>::value, "trivially copyable values only");
+    static_assert(is_plain<T>::value, "plain values only (copied byte for byte)");
     std::vector<T> out;
     run(ph, [&] { out.resize(static_cast<size_t>(size_)); });
     check(MPI_Allgather(&value, sizeof(T), MPI_BYTE, out.data(), sizeof(T), MPI_BYTE, comm_), "MPI_Allgather");
@@ -169,7 +175,7 @@ class Comm {
   /// element count.
   template <class T>
   std::vector<T> allgatherv(const Phase& ph, const std::vector<T>& mine, std::vector<int64_t>* counts = nullptr) {
-    static_assert(std::is_trivially_copyable<T>::value, "trivially copyable values only");
+    static_assert(is_plain<T>::value, "plain values only (copied byte for byte)");
     std::vector<int64_t> cnt = exchange_counts(static_cast<int64_t>(mine.size()));
     std::vector<T> out;
     std::vector<int> rc, rd;
@@ -187,7 +193,7 @@ class Comm {
   /// All-to-all: send[p] goes to rank p; returns what every rank sent here, in rank order.
   template <class T>
   std::vector<T> alltoallv(const Phase& ph, const std::vector<std::vector<T>>& send) {
-    static_assert(std::is_trivially_copyable<T>::value, "trivially copyable values only");
+    static_assert(is_plain<T>::value, "plain values only (copied byte for byte)");
     std::vector<int64_t> sc(static_cast<size_t>(size_)), rcnt(static_cast<size_t>(size_));
     for (int p = 0; p < size_; ++p) sc[p] = static_cast<int64_t>(send[p].size());
     check(MPI_Alltoall(sc.data(), 1, MPI_INT64_T, rcnt.data(), 1, MPI_INT64_T, comm_), "MPI_Alltoall");
@@ -209,7 +215,7 @@ class Comm {
   /// Concatenation of every rank's `mine` on `root` (empty elsewhere).
   template <class T>
   std::vector<T> gatherv(const Phase& ph, const std::vector<T>& mine, int root) {
-    static_assert(std::is_trivially_copyable<T>::value, "trivially copyable values only");
+    static_assert(is_plain<T>::value, "plain values only (copied byte for byte)");
     std::vector<int64_t> cnt = exchange_counts(static_cast<int64_t>(mine.size()));
     std::vector<T> out;
     std::vector<int> rc, rd;
@@ -226,7 +232,7 @@ class Comm {
   /// `v` of `root` on every rank.
   template <class T>
   void bcast(const Phase& ph, std::vector<T>& v, int root) {
-    static_assert(std::is_trivially_copyable<T>::value, "trivially copyable values only");
+    static_assert(is_plain<T>::value, "plain values only (copied byte for byte)");
     int64_t n = static_cast<int64_t>(v.size());
     check(MPI_Bcast(&n, 1, MPI_INT64_T, root, comm_), "MPI_Bcast");
     run(ph, [&] {
