@@ -233,7 +233,8 @@ Field choice_field(const std::string& name, int64_t v, std::vector<std::string> 
 
 void agree_inputs(MPI_Comm comm, const std::string& who, const std::vector<Field>& fields, const std::string& advice) {
   constexpr size_t kMax = 16;
-  if (fields.size() > kMax) throw Error(who + ": too many input fields to compare across ranks");
+  const std::string prefix = who.empty() ? "" : who + ": ";
+  if (fields.size() > kMax) throw Error(prefix + "too many input fields to compare across ranks");
   int P = 1;
   MPI_Comm_size(comm, &P);
   if (P == 1) return;
@@ -250,7 +251,7 @@ void agree_inputs(MPI_Comm comm, const std::string& who, const std::vector<Field
   auto at = [&](int r, size_t i) { return all[static_cast<size_t>(r) * (kMax + 1) + i]; };
   for (int r = 1; r < P; ++r) {
     if (at(r, 0) != at(0, 0)) {
-      throw Error(who + ": ranks called the engine differently (different entry points or kinds of input); " + advice);
+      throw Error(prefix + "ranks called the engine differently (different entry points or kinds of input); " + advice);
     }
   }
   std::vector<std::string> primary, secondary;
@@ -277,7 +278,7 @@ void agree_inputs(MPI_Comm comm, const std::string& who, const std::vector<Field
   }
   const std::vector<std::string>& diff = primary.empty() ? secondary : primary;
   if (diff.empty()) return;
-  std::string msg = who + ": ranks were given different inputs: ";
+  std::string msg = prefix + "ranks were given different inputs: ";
   for (size_t k = 0; k < diff.size(); ++k) msg += (k ? "; " : "") + diff[k];
   throw Error(msg + "; " + advice);
 }

@@ -61,29 +61,4 @@ int run_dipha_cli(int argc, char** argv, MPI_Comm comm);
 int run_dualize_cli(int argc, char** argv, MPI_Comm comm);
 int run_full_to_sparse_cli(int argc, char** argv, MPI_Comm comm);
 
-/// Runs `fn` on every rank; if it throws dipha::Error (or std::exception) on any rank, every
-/// rank throws dipha::Error with the message of the lowest failing rank.
-template <class Fn>
-void collective_try(MPI_Comm comm, Fn&& fn);
-
-namespace detail {
-void agree_on_error(MPI_Comm comm, bool failed, const std::string& message);
-}
-
-template <class Fn>
-void collective_try(MPI_Comm comm, Fn&& fn) {
-  bool failed = false;
-  std::string message;
-  try {
-    fn();
-  } catch (const std::bad_alloc&) {
-    failed = true;
-    message = "out of memory";
-  } catch (const std::exception& e) {
-    failed = true;
-    message = e.what();
-  }
-  detail::agree_on_error(comm, failed, message);
-}
-
 }  // namespace dipha

@@ -133,7 +133,8 @@ Field choice_field(const std::string& name, int64_t v, std::vector<std::string> 
 
 /// Collective: compares `fields` (at most 16, the same names in the same order on every rank)
 /// across ranks. On a mismatch every rank throws
-/// "<who>: ranks were given different inputs: <name> <a> on ranks 0, 2 but <b> on rank 1; <advice>".
+/// "<who>: ranks were given different inputs: <name> <a> on ranks 0, 2 but <b> on rank 1; <advice>"
+/// (no "<who>: " when `who` is empty).
 void agree_inputs(MPI_Comm comm, const std::string& who, const std::vector<Field>& fields, const std::string& advice);
 
 // ---------------------------------------------------------------------------------------------
