@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "comm.hpp"
+#include "dipha/mpi_layer.hpp"
 #include "dipha/rips.hpp"
 
 namespace py = pybind11;
@@ -49,6 +50,19 @@ dipha::rips::DistanceView view_of(const py::array& a, py::object indptr, py::obj
   return v;
 }
 
+// The view, or why the buffers cannot be viewed: under MPI the verdict of one rank is agreed with
+// the others (dipha::mpi::agree) before the engine runs, so that no rank is left waiting.
+std::string view_or_error(const py::array& a, py::object indptr, py::object indices, py::object values, int64_t n,
+                          std::vector<py::array>& keep, dipha::rips::DistanceView& v) {
+  try {
+    v = view_of(a, indptr, indices, values, n, keep);
+  } catch (const std::exception& e) {
+    v = dipha::rips::DistanceView();
+    return e.what();
+  }
+  return std::string();
+}
+
 // Out of memory during the computation -> MemoryError; anything else the engine reports is bad input.
 [[noreturn]] void raise_engine_error(const std::string& err) {
   if (err.rfind("rips: out of memory", 0) == 0) {
@@ -61,9 +75,10 @@ dipha::rips::DistanceView view_of(const py::array& a, py::object indptr, py::obj
 py::list rips_persistence(py::array dense, py::object indptr, py::object indices, py::object values, int64_t n,
                           int max_dim, double threshold, py::object comm, bool verbose,
                           int64_t dense_lookup_bytes, int64_t working_bytes) {
+  topodnn::CommDup guard(comm, MPI_COMM_SELF);  // collective: before anything can fail on one rank only
   std::vector<py::array> keep;
-  dipha::rips::DistanceView v = view_of(dense, indptr, indices, values, n, keep);
-  topodnn::CommDup guard(comm, MPI_COMM_SELF);
+  dipha::rips::DistanceView v;
+  const std::string bad = view_or_error(dense, indptr, indices, values, n, keep, v);
   dipha::rips::Options opt;
   opt.max_dim = max_dim;
   opt.threshold = threshold;
@@ -75,6 +90,7 @@ py::list rips_persistence(py::array dense, py::object indptr, py::object indices
   {
     py::gil_scoped_release release;
     try {
+      dipha::mpi::agree(guard.get(), !bad.empty(), bad);
       pairs = dipha::rips::persistence(v, opt, guard.get());
     } catch (const dipha::Error& e) {
       err = e.what();
@@ -93,14 +109,16 @@ py::list rips_persistence(py::array dense, py::object indptr, py::object indices
 
 py::tuple dipha_diagram_from_matrix(py::array dense, py::object indptr, py::object indices, py::object values,
                                     int64_t n, int64_t upper_dim, py::object comm) {
-  std::vector<py::array> keep;
-  dipha::rips::DistanceView v = view_of(dense, indptr, indices, values, n, keep);
   topodnn::CommDup guard(comm, MPI_COMM_SELF);
+  std::vector<py::array> keep;
+  dipha::rips::DistanceView v;
+  const std::string bad = view_or_error(dense, indptr, indices, values, n, keep, v);
   dipha::Diagram d;
   std::string err;
   {
     py::gil_scoped_release release;
     try {
+      dipha::mpi::agree(guard.get(), !bad.empty(), bad);
       d = dipha::rips::dipha_diagram(v, upper_dim, guard.get());
     } catch (const dipha::Error& e) {
       err = e.what();

@@ -1099,13 +1099,62 @@ Pairs compute(const DistanceView& d, const Options& opt, MPI_Comm comm, bool cla
   if (d.n == 0) return Pairs(opt.max_dim + 1);
   return eng->run();
 }
+
+// Collective, before any work: the input as given (n, layout, entries, a hash of the buffers)
+// and the parameters, compared across ranks; a mismatch is an Error on every rank.
+void agree_on_input(const DistanceView& d, const std::string& dim_name, int64_t dim, const std::vector<mpi::Field>& extra,
+                    const std::string& advice, MPI_Comm comm) {
+  const int64_t no_edges = -1;
+  mpi::Comm mc(comm, rips_oom(d.n, &no_edges));
+  int64_t layout = 0, entries = 0;
+  uint64_t hash = 0;
+  mc.run({"rips.fingerprint", "fingerprinting the input"}, [&] {
+    if (d.n < 0) throw Error("rips: negative number of points");
+    int layouts = (d.dense64 != nullptr) + (d.dense32 != nullptr) + (d.indptr != nullptr);
+    if (layouts != 1 && d.n > 0) throw Error("rips: exactly one distance layout (dense64, dense32, CSR) must be given");
+    if (d.indptr && (!d.indices || !d.values)) throw Error("rips: CSR layout needs indptr, indices and values");
+    if (d.n > INT32_MAX) throw Error("rips: at most 2^31-1 points are supported");
+    mpi::Hasher h;
+    const size_t n = static_cast<size_t>(d.n);
+    if (d.dense64) {
+      layout = 1;
+      entries = d.n * d.n;
+      h.update(d.dense64, 8 * n * n);
+    } else if (d.dense32) {
+      layout = 2;
+      entries = d.n * d.n;
+      h.update(d.dense32, 4 * n * n);
+    } else if (d.indptr) {
+      layout = 3;
+      entries = d.indptr[d.n];
+      if (d.indptr[0] != 0 || entries < 0) throw Error("rips: CSR indptr must start at 0 and end at the number of entries");
+      h.update(d.indptr, 8 * (n + 1));
+      h.update(d.indices, 8 * static_cast<size_t>(entries));
+      h.update(d.values, 8 * static_cast<size_t>(entries));
+    }
+    hash = h.digest();
+  });
+  std::vector<mpi::Field> fields = {
+      mpi::int_field("n", d.n),
+      mpi::choice_field("layout", layout, {"empty", "dense float64", "dense float32", "CSR"}),
+      mpi::int_field("stored entries", entries),
+      mpi::int_field(dim_name, dim)};
+  fields.insert(fields.end(), extra.begin(), extra.end());
+  fields.push_back(mpi::hash_field("distance matrix hash", hash));
+  mpi::agree_inputs(comm, "rips", fields, advice);
+}
+
 }  // namespace detail
 
 Pairs persistence(const DistanceView& d, const Options& opt, MPI_Comm comm) {
+  detail::agree_on_input(d, "max_dim", opt.max_dim, {mpi::real_field("threshold", opt.threshold)},
+                         "every rank must pass the same distance matrix, max_dim and threshold", comm);
   return detail::compute(d, opt, comm, /*clamp_negative=*/false, nullptr);
 }
 
 Diagram dipha_diagram(const DistanceView& d, int64_t upper_dim, MPI_Comm comm, bool verbose) {
+  detail::agree_on_input(d, "upper_dim", upper_dim, {}, "every rank must pass the same distance matrix and upper_dim",
+                         comm);
   if (upper_dim < 0) throw Error("rips: upper_dim must be >= 0");
   Diagram out;
   if (upper_dim == 0) return out;  // only vertices; top-dimension essentials are not reported
