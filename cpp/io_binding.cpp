@@ -65,6 +65,7 @@ void register_io(py::module_& m) {
       "dualize",
       [](const std::string& in, const std::string& out) {
         py::gil_scoped_release release;
+        dipha::check_not_same_file(in, out);
         dipha::check_output_writable(out);
         dipha::dualize_file(in, out);
       },
@@ -74,6 +75,7 @@ void register_io(py::module_& m) {
       "full_to_sparse",
       [](double upper_value, const std::string& in, const std::string& out) {
         py::gil_scoped_release release;
+        dipha::check_not_same_file(in, out);
         dipha::check_output_writable(out);
         dipha::full_to_sparse_file(upper_value, in, out);
       },

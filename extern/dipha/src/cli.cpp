@@ -188,6 +188,7 @@ int run_dipha_cli(int argc, char** argv, MPI_Comm comm) {
   try {
     // Phase "dipha.check": the file names, before anything is read or computed.
     mc.run({"dipha.check", "checking the file names"}, [&] {
+      check_not_same_file(input, output);  // every rank, before anything is read
       read_file_type(input);
       if (ctx.rank == 0) check_output_writable(output);
     });
@@ -244,6 +245,7 @@ int run_dualize_cli(int argc, char** argv, MPI_Comm comm) {
   try {
     // The transpose is computed by rank 0 (the input of dualize is a single explicit complex).
     mpi::Comm(comm).run({"dualize", "transposing " + input}, [&] {
+      check_not_same_file(input, output);
       if (ctx.rank == 0) {
         read_file_type(input);
         check_output_writable(output);
@@ -277,6 +279,7 @@ int run_full_to_sparse_cli(int argc, char** argv, MPI_Comm comm) {
   if (int rc = agree_on_command_line(ctx, comm, args, parse)) return rc < 0 ? 0 : rc;
   try {
     mpi::Comm(comm).run({"full_to_sparse", "converting " + args[1]}, [&] {
+      check_not_same_file(args[1], args[2]);
       if (ctx.rank == 0) {
         read_file_type(args[1]);
         check_output_writable(args[2]);

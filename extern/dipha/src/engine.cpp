@@ -426,6 +426,7 @@ void write_diagram(const std::string& path, const Diagram& diagram, MPI_Comm com
 }
 
 void dualize_file(const std::string& in, const std::string& out) {
+  check_not_same_file(in, out);
   ExplicitComplex c = read_explicit_complex(in);
   const int64_t N = c.size();
   std::vector<int64_t> cnt(static_cast<size_t>(N) + 1, 0);
@@ -446,6 +447,7 @@ void dualize_file(const std::string& in, const std::string& out) {
 }
 
 void full_to_sparse_file(double upper_value, const std::string& in, const std::string& out) {
+  check_not_same_file(in, out);
   DistanceMatrix m = read_distance_matrix(in);
   SparseDistanceMatrix s;
   s.n = m.n;

@@ -48,11 +48,13 @@ Diagram compute(const std::string& input_path, const Options& opt, MPI_Comm comm
 void write_diagram(const std::string& path, const Diagram& diagram, MPI_Comm comm);
 
 /// Transposes an explicit complex: boundary form <-> coboundary form. Lists are ascending.
+/// An output that is the input file (check_not_same_file) is refused before anything is read.
 void dualize_file(const std::string& in, const std::string& out);
 
 /// Keeps the entries d(i, j) <= 2 * upper_value (i != j) of a full distance matrix file, writing
 /// a sparse distance matrix file. The weight of {i, j} is taken from the lower triangle
-/// d(max(i,j), min(i,j)) for both rows, so the output is always symmetric.
+/// d(max(i,j), min(i,j)) for both rows, so the output is always symmetric. An output that is the
+/// input file is refused before anything is read.
 void full_to_sparse_file(double upper_value, const std::string& in, const std::string& out);
 
 /// The command lines; return the process exit status (0 or 1). Must be called by all ranks of
