@@ -32,6 +32,9 @@ const char* kDiphaUsage =
     "  --general       types 7/8: use the general engine (explicit enumeration of all simplices\n"
     "                  up to --upper_dim, distributed column reduction) instead of the fast\n"
     "                  Vietoris-Rips path; same output, more memory (extension, not in DIPHA)\n"
+    "  --max_work W    types 7/8, fast path: refuse a computation whose work estimate exceeds W\n"
+    "                  coface visits (default 5e11, roughly 40 min of one rank; inf: no limit);\n"
+    "                  above 1e11 a warning gives the estimate and a rough time (extension)\n"
     "  --help          print this text and exit\n"
     "\n"
     "Work split: every rank reads the whole input and builds the filtration; the columns of the\n"
@@ -93,7 +96,7 @@ bool parse_double(const std::string& s, double& out) {
 }
 
 bool is_option_name(const std::string& s) {
-  return s == "--upper_dim" || s == "--dual" || s == "--benchmark" || s == "--general";
+  return s == "--upper_dim" || s == "--dual" || s == "--benchmark" || s == "--general" || s == "--max_work";
 }
 
 void print_benchmark(const std::string& input, const Options& opt, int P, const RunStats& st, double total) {
@@ -166,6 +169,12 @@ int run_dipha_cli(int argc, char** argv, MPI_Comm comm) {
         if (!parse_int64(args[i + 1], opt.upper_dim)) return "--upper_dim value '" + args[i + 1] + "' is not an integer";
         if (opt.upper_dim < 0) return "--upper_dim must be >= 0, got " + args[i + 1];
         opt.upper_dim_given = true;
+        ++i;
+      } else if (a == "--max_work") {
+        if (i + 1 >= nopt) return "--max_work needs a number before the file names";
+        if (!parse_double(args[i + 1], opt.max_work) || opt.max_work < 0) {
+          return "--max_work value '" + args[i + 1] + "' is not a number >= 0 (or inf)";
+        }
         ++i;
       } else if (a == "--dual") {
         opt.dual = true;

@@ -350,6 +350,7 @@ Diagram compute(const std::string& input_path, const Options& opt, MPI_Comm comm
                 [](uint64_t b) { return static_cast<int64_t>(b) < 0 ? std::string("not given") : std::to_string(b); }};
   mpi::agree_inputs(comm, "", {mpi::int_field("input file size (bytes)", bytes), ud, mpi::bool_field("--dual", opt.dual),
                                mpi::bool_field("--general", opt.general), mpi::bool_field("--benchmark", stats != nullptr),
+                               mpi::real_field("--max_work", opt.max_work),
                                mpi::hash_field("input file hash", hash)},
                     "every rank must be given the same input file and options");
   PhaseTimer timer(comm, stats);
@@ -383,7 +384,7 @@ Diagram compute(const std::string& input_path, const Options& opt, MPI_Comm comm
       }
     });
     timer.end("load input");
-    Diagram d = rips::dipha_diagram(view, opt.upper_dim, comm, false);  // collective, agrees on its own
+    Diagram d = rips::dipha_diagram(view, opt.upper_dim, comm, false, opt.max_work);  // collective, agrees on its own
     timer.end("rips persistence");
     if (stats) stats->cells = -1;
     return d;

@@ -1029,7 +1029,32 @@ long double estimate_count(int64_t n, int k, double density) {
   return c * std::pow(static_cast<long double>(density), (k + 1) * k / 2.0L);
 }
 
+// "under a second", "40 s", "12 min", "3.5 h", "20 days", "4e+03 years".
+std::string rough_duration(double seconds) {
+  char buf[64];
+  if (seconds < 1) std::snprintf(buf, sizeof buf, "under a second");
+  else if (seconds < 120) std::snprintf(buf, sizeof buf, "%.0f s", seconds);
+  else if (seconds < 7200) std::snprintf(buf, sizeof buf, "%.0f min", seconds / 60);
+  else if (seconds < 3 * 86400) std::snprintf(buf, sizeof buf, "%.1f h", seconds / 3600);
+  else if (seconds < 365 * 86400.0) std::snprintf(buf, sizeof buf, "%.0f days", seconds / 86400);
+  else std::snprintf(buf, sizeof buf, "%.2g years", seconds / (365 * 86400.0));
+  return buf;
+}
+
 }  // namespace
+
+double work_estimate(int64_t n, int64_t edges, int max_dim) {
+  if (n < 2 || edges <= 0 || max_dim < 1) return 0;
+  const double pairs_total = static_cast<double>(n) * (n - 1) / 2;
+  const double rho = std::min(1.0, static_cast<double>(edges) / pairs_total);
+  const long double s = rho * (n - 1);
+  long double w = 0;
+  for (int q = 1; q <= max_dim; ++q) {
+    w += (q + 1) * estimate_count(n, q, rho) * s;
+    if (q >= 2) w += q * estimate_count(n, q - 1, rho) * s / 2;
+  }
+  return static_cast<double>(w);
+}
 
 namespace detail {
 Pairs compute(const DistanceView& d, const Options& opt, MPI_Comm comm, bool clamp_negative, double* max_edge) {
@@ -1088,6 +1113,28 @@ Pairs compute(const DistanceView& d, const Options& opt, MPI_Comm comm, bool cla
            << " need about " << human_bytes(static_cast<double>(bytes)) << " per rank, more than the "
            << human_bytes(static_cast<double>(phys)) << " of memory; lower max_dim or the threshold, or use more ranks";
         throw Error(os.str());
+      }
+    }
+    // work estimate: refused above the limit, one line of warning above kWarnWork
+    if (std::isnan(opt.max_work)) throw Error("rips: max_work must be a number (negative: the default limit; inf: none)");
+    const double limit = opt.max_work < 0 ? kDefaultMaxWork : opt.max_work;
+    const double work = work_estimate(d.n, static_cast<int64_t>(g.edges.size()), opt.max_dim);
+    if (work > limit || work > kWarnWork) {
+      const double pairs_total = static_cast<double>(d.n) * (d.n - 1) / 2;
+      std::ostringstream os;
+      os.precision(3);
+      os << "the computation is estimated at about " << work << " coface visits (n = " << d.n << " points, "
+         << g.edges.size() << " edges, edge density " << (pairs_total > 0 ? g.edges.size() / pairs_total : 0.0)
+         << ", max_dim " << opt.max_dim << "; roughly " << rough_duration(work / kVisitsPerSecond / P) << " on " << P
+         << (P == 1 ? " rank" : " ranks");
+      if (work > limit) {
+        os << "), above the limit of " << limit << "; lower max_dim or the threshold, or raise the limit with "
+           << "max_work (dipha: --max_work; inf for no limit)";
+        throw Error("rips: " + os.str());
+      }
+      if (mc.rank() == 0) {
+        std::fprintf(stderr, "rips: warning: %s)\n", os.str().c_str());
+        std::fflush(stderr);
       }
     }
     if (d.n > 0) eng.reset(new Engine(g, *C, opt.max_dim, comm, opt.verbose, opt.working_bytes));
@@ -1152,7 +1199,7 @@ Pairs persistence(const DistanceView& d, const Options& opt, MPI_Comm comm) {
   return detail::compute(d, opt, comm, /*clamp_negative=*/false, nullptr);
 }
 
-Diagram dipha_diagram(const DistanceView& d, int64_t upper_dim, MPI_Comm comm, bool verbose) {
+Diagram dipha_diagram(const DistanceView& d, int64_t upper_dim, MPI_Comm comm, bool verbose, double max_work) {
   detail::agree_on_input(d, "upper_dim", upper_dim, {}, "every rank must pass the same distance matrix and upper_dim",
                          comm);
   if (upper_dim < 0) throw Error("rips: upper_dim must be >= 0");
@@ -1161,6 +1208,7 @@ Diagram dipha_diagram(const DistanceView& d, int64_t upper_dim, MPI_Comm comm, b
   Options opt;
   opt.max_dim = static_cast<int>(std::min<int64_t>(upper_dim - 1, kMaxVerts - 3));
   opt.verbose = verbose;
+  opt.max_work = max_work;
   double max_edge = 0;
   Pairs p = detail::compute(d, opt, comm, /*clamp_negative=*/true, &max_edge);
   const double max_value = max_edge / 2;
