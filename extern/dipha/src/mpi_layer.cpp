@@ -6,7 +6,9 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <atomic>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -39,26 +41,32 @@ inline uint64_t avalanche(uint64_t x) {
   return x;
 }
 
-struct FaultSpec {
-  bool active = false;
+// DIPHA_FAULT_INJECT: a comma-separated list of <phase>:<rank>; each entry fires once.
+struct FaultEntry {
   std::string name;
-  int rank = -1;
+  int rank;
+  std::atomic<bool> fired{false};
+  FaultEntry(std::string n, int r) : name(std::move(n)), rank(r) {}
 };
 
-FaultSpec read_fault_spec() {
-  FaultSpec f;
+std::vector<std::unique_ptr<FaultEntry>> read_fault_spec() {
+  std::vector<std::unique_ptr<FaultEntry>> out;
   const char* env = std::getenv("DIPHA_FAULT_INJECT");
-  if (!env || !*env) return f;
-  std::string s(env);
-  size_t colon = s.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) return f;
-  char* end = nullptr;
-  long r = std::strtol(s.c_str() + colon + 1, &end, 10);
-  if (*end != '\0' || r < 0) return f;
-  f.active = true;
-  f.name = s.substr(0, colon);
-  f.rank = static_cast<int>(r);
-  return f;
+  if (!env) return out;
+  std::string all(env);
+  for (size_t start = 0; start <= all.size();) {
+    size_t comma = all.find(',', start);
+    if (comma == std::string::npos) comma = all.size();
+    std::string s = all.substr(start, comma - start);
+    start = comma + 1;
+    size_t colon = s.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) continue;
+    char* end = nullptr;
+    long r = std::strtol(s.c_str() + colon + 1, &end, 10);
+    if (*end != '\0' || r < 0) continue;
+    out.emplace_back(new FaultEntry(s.substr(0, colon), static_cast<int>(r)));
+  }
+  return out;
 }
 
 // "rank 3", "ranks 0, 2", "ranks 0-5, 7".
@@ -93,8 +101,10 @@ double peak_rss_mib() {
 }
 
 void inject_fault(const std::string& name, int rank) {
-  static const FaultSpec spec = read_fault_spec();
-  if (spec.active && spec.rank == rank && spec.name == name) throw std::bad_alloc();
+  static const std::vector<std::unique_ptr<FaultEntry>> spec = read_fault_spec();
+  for (const auto& f : spec) {
+    if (f->rank == rank && f->name == name && !f->fired.exchange(true)) throw std::bad_alloc();
+  }
 }
 
 void agree(MPI_Comm comm, bool failed, const std::string& message) {

@@ -29,9 +29,11 @@
 //  * inputs that differ only in what the fingerprint does not cover (a 64-bit hash collision,
 //    or memory changed by another thread during the call).
 //
-// Test hook: the environment variable DIPHA_FAULT_INJECT=<phase>:<rank> (read once per process)
-// makes the phase of that name throw std::bad_alloc on that rank (rank in the communicator of
-// the call), at the start of its local work and where it allocates a receive buffer. Phase
+// Test hook: the environment variable DIPHA_FAULT_INJECT=<phase>:<rank>[,<phase>:<rank>...]
+// (read once per process) makes the phase of that name throw std::bad_alloc on that rank (rank
+// in the communicator of the call), at the start of its local work or where it allocates a
+// receive buffer, whichever comes first. Each entry fires once, so that one process can fail
+// in several phases, one call after the other. Phase
 // names are listed where the phases are defined (rips.cpp, engine.cpp, cli.cpp), e.g.
 // "rips.columns.2", "rips.reduce.1.0", "dipha.write".
 #pragma once
@@ -69,8 +71,8 @@ std::string default_oom_message(const Phase& ph);
 /// Peak resident set size of this process in MiB.
 double peak_rss_mib();
 
-/// Test hook (see the header comment): throws std::bad_alloc when DIPHA_FAULT_INJECT names
-/// `name` and `rank`.
+/// Test hook (see the header comment): throws std::bad_alloc when an entry of
+/// DIPHA_FAULT_INJECT that has not fired yet names `name` and `rank`.
 void inject_fault(const std::string& name, int rank);
 
 /// The agreement. Collective: if any rank failed, every rank throws dipha::Error with the
