@@ -174,15 +174,19 @@ def _rips_phases(target: int):
     """(phase, what) in the order a call runs them, on rank `target` (max_dim 2)."""
     phases = [("rips.fingerprint", "fingerprinting the input"), ("rips.setup", "setting up the complex"),
               ("rips.h0", "computing H0")]
+    def local_and_receive(name, what):  # local work, then a collective's receive buffer
+        return [(name, what), (name + ".recv", "allocating the receive buffer for " + what)]
+
     for q in (1, 2):
-        phases += [(f"rips.columns.{q}", f"listing the columns of dimension {q}"),
-                   (f"rips.split.{q}", f"splitting the columns of dimension {q}"),
-                   (f"rips.exchange.{q}", f"routing the columns of dimension {q} to their ranks")]
+        phases.append((f"rips.columns.{q}", f"listing the columns of dimension {q}"))
+        phases += local_and_receive(f"rips.split.{q}", f"splitting the columns of dimension {q}")
+        phases += local_and_receive(f"rips.exchange.{q}", f"routing the columns of dimension {q} to their ranks")
         # round 0: own columns; rounds 1..target: the receive buffer of the predecessor's columns
         phases += [(f"rips.reduce.{q}.{t}", f"reducing dimension {q}") for t in range(target + 1)]
         if q == 1:
-            phases.append(("rips.clearing.1", "gathering the pivots of dimension 1 for clearing"))
-    phases.append(("rips.gather", "gathering the persistence pairs"))
+            phases += local_and_receive("rips.clearing.1", "gathering the pivots of dimension 1 for clearing")
+    phases += [("rips.gather.recv", "allocating the receive buffer for gathering the persistence pairs"),
+               ("rips.gather", "gathering the persistence pairs")]
     return phases
 
 
@@ -234,6 +238,7 @@ FAST = ["--upper_dim", "2"]
         (GENERAL, "dipha.reduce.2.0:1", "reducing dimension 2"),
         (GENERAL, "dipha.reduce.1.1:0", "reducing dimension 1"),  # rank 0's buffer for rank 1's columns
         (GENERAL, "dipha.gather:1", "gathering the persistence pairs"),
+        (GENERAL, "dipha.gather.recv:0", "allocating the receive buffer for gathering the persistence pairs"),
         (GENERAL, "dipha.write:0", "writing the diagram"),
         (FAST, "dipha.complex:1", "loading "),
         (FAST, "rips.columns.1:1", "listing the columns of dimension 1"),

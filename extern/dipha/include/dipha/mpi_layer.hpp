@@ -31,9 +31,10 @@
 //
 // Test hook: the environment variable DIPHA_FAULT_INJECT=<phase>:<rank>[,<phase>:<rank>...]
 // (read once per process) makes the phase of that name throw std::bad_alloc on that rank (rank
-// in the communicator of the call), at the start of its local work or where it allocates a
-// receive buffer, whichever comes first. Each entry fires once, so that one process can fail
-// in several phases, one call after the other. Phase
+// in the communicator of the call), at the start of its local work; "<phase>.recv" where a
+// collective of that phase allocates its receive buffer, and "<round>" where a pipeline round
+// allocates the buffer of its neighbour's message. Each entry fires once, so that one process
+// can fail in several phases, one call after the other. Phase
 // names are listed where the phases are defined (rips.cpp, engine.cpp, cli.cpp), e.g.
 // "rips.columns.2", "rips.reduce.1.0", "dipha.write".
 #pragma once
@@ -169,7 +170,7 @@ class Comm {
   std::vector<T> allgather(const Phase& ph, const T& value) {
     static_assert(is_plain<T>::value, "plain values only (copied byte for byte)");
     std::vector<T> out;
-    run(ph, [&] { out.resize(static_cast<size_t>(size_)); });
+    run(receiving(ph), [&] { out.resize(static_cast<size_t>(size_)); });
     check(MPI_Allgather(&value, sizeof(T), MPI_BYTE, out.data(), sizeof(T), MPI_BYTE, comm_), "MPI_Allgather");
     return out;
   }
@@ -182,7 +183,7 @@ class Comm {
     std::vector<int64_t> cnt = exchange_counts(static_cast<int64_t>(mine.size()));
     std::vector<T> out;
     std::vector<int> rc, rd;
-    run(ph, [&] {
+    run(receiving(ph), [&] {
       int64_t total = layout(cnt, rc, rd, ph);
       out.resize(static_cast<size_t>(total));
     });
@@ -202,7 +203,7 @@ class Comm {
     check(MPI_Alltoall(sc.data(), 1, MPI_INT64_T, rcnt.data(), 1, MPI_INT64_T, comm_), "MPI_Alltoall");
     std::vector<T> sbuf, rbuf;
     std::vector<int> s, sd, r, rd;
-    run(ph, [&] {
+    run(receiving(ph), [&] {
       int64_t stot = layout(sc, s, sd, ph);
       int64_t rtot = layout(rcnt, r, rd, ph);
       sbuf.reserve(static_cast<size_t>(stot));
@@ -222,7 +223,7 @@ class Comm {
     std::vector<int64_t> cnt = exchange_counts(static_cast<int64_t>(mine.size()));
     std::vector<T> out;
     std::vector<int> rc, rd;
-    run(ph, [&] {
+    run(receiving(ph), [&] {
       int64_t total = layout(cnt, rc, rd, ph);
       if (rank_ == root) out.resize(static_cast<size_t>(total));
     });
@@ -238,7 +239,7 @@ class Comm {
     static_assert(is_plain<T>::value, "plain values only (copied byte for byte)");
     int64_t n = static_cast<int64_t>(v.size());
     check(MPI_Bcast(&n, 1, MPI_INT64_T, root, comm_), "MPI_Bcast");
-    run(ph, [&] {
+    run(receiving(ph), [&] {
       if (rank_ != root) v.resize(static_cast<size_t>(n));
     });
     const int64_t per = std::max<int64_t>(1, kChunkBytes / static_cast<int64_t>(sizeof(T)));
@@ -250,6 +251,11 @@ class Comm {
   }
 
   static constexpr int64_t kChunkBytes = int64_t{8} << 20;  // largest single message
+
+  /// The allocation of a collective's buffers, a phase of its own ("<name>.recv").
+  static Phase receiving(const Phase& ph) {
+    return Phase{ph.name + ".recv", "allocating the receive buffer for " + ph.what};
+  }
 
  private:
   // RAII contiguous datatype of `bytes` bytes.
