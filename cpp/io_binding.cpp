@@ -65,6 +65,7 @@ void register_io(py::module_& m) {
       "dualize",
       [](const std::string& in, const std::string& out) {
         py::gil_scoped_release release;
+        dipha::check_not_same_file(in, out);
         dipha::check_output_writable(out);
         dipha::dualize_file(in, out);
       },
@@ -74,6 +75,7 @@ void register_io(py::module_& m) {
       "full_to_sparse",
       [](double upper_value, const std::string& in, const std::string& out) {
         py::gil_scoped_release release;
+        dipha::check_not_same_file(in, out);
         dipha::check_output_writable(out);
         dipha::full_to_sparse_file(upper_value, in, out);
       },
@@ -82,7 +84,7 @@ void register_io(py::module_& m) {
 
   m.def(
       "compute_diagram",
-      [](const std::string& path, py::object upper_dim, bool dual, bool general, py::object comm) {
+      [](const std::string& path, py::object upper_dim, bool dual, bool general, py::object comm, double max_work) {
         topodnn::CommDup dup(comm, MPI_COMM_WORLD);
         MPI_Comm c = dup.get();
         dipha::Options opt;
@@ -92,6 +94,7 @@ void register_io(py::module_& m) {
         }
         opt.dual = dual;
         opt.general = general;
+        opt.max_work = max_work;
         dipha::Diagram d;
         {
           py::gil_scoped_release release;
@@ -111,10 +114,11 @@ void register_io(py::module_& m) {
         return py::make_tuple(dims, births, deaths);
       },
       py::arg("path"), py::arg("upper_dim") = py::none(), py::arg("dual") = false, py::arg("general") = false,
-      py::arg("comm") = py::none(),
+      py::arg("comm") = py::none(), py::arg("max_work") = -1.0,
       "DIPHA diagram of an input file, collective over the communicator (an mpi4py Comm or its "
       "Fortran handle Comm.py2f(); default MPI_COMM_WORLD). Returns (dims, births, deaths) sorted as "
-      "in a diagram file.");
+      "in a diagram file. max_work: as dipha's --max_work (types 7/8 without general; -1: the default "
+      "limit, inf: none).");
 
   m.def(
       "run_dipha", [](const std::vector<std::string>& argv, py::object comm) { return run_cli(dipha::run_dipha_cli, argv, comm); },

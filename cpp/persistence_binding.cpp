@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "comm.hpp"
+#include "dipha/mpi_layer.hpp"
 #include "dipha/rips.hpp"
 
 namespace py = pybind11;
@@ -49,6 +50,19 @@ dipha::rips::DistanceView view_of(const py::array& a, py::object indptr, py::obj
   return v;
 }
 
+// The view, or why the buffers cannot be viewed: under MPI the verdict of one rank is agreed with
+// the others (dipha::mpi::agree) before the engine runs, so that no rank is left waiting.
+std::string view_or_error(const py::array& a, py::object indptr, py::object indices, py::object values, int64_t n,
+                          std::vector<py::array>& keep, dipha::rips::DistanceView& v) {
+  try {
+    v = view_of(a, indptr, indices, values, n, keep);
+  } catch (const std::exception& e) {
+    v = dipha::rips::DistanceView();
+    return e.what();
+  }
+  return std::string();
+}
+
 // Out of memory during the computation -> MemoryError; anything else the engine reports is bad input.
 [[noreturn]] void raise_engine_error(const std::string& err) {
   if (err.rfind("rips: out of memory", 0) == 0) {
@@ -60,21 +74,24 @@ dipha::rips::DistanceView view_of(const py::array& a, py::object indptr, py::obj
 
 py::list rips_persistence(py::array dense, py::object indptr, py::object indices, py::object values, int64_t n,
                           int max_dim, double threshold, py::object comm, bool verbose,
-                          int64_t dense_lookup_bytes, int64_t working_bytes) {
+                          int64_t dense_lookup_bytes, int64_t working_bytes, double max_work) {
+  topodnn::CommDup guard(comm, MPI_COMM_SELF);  // collective: before anything can fail on one rank only
   std::vector<py::array> keep;
-  dipha::rips::DistanceView v = view_of(dense, indptr, indices, values, n, keep);
-  topodnn::CommDup guard(comm, MPI_COMM_SELF);
+  dipha::rips::DistanceView v;
+  const std::string bad = view_or_error(dense, indptr, indices, values, n, keep, v);
   dipha::rips::Options opt;
   opt.max_dim = max_dim;
   opt.threshold = threshold;
   opt.verbose = verbose;
   opt.dense_lookup_bytes = dense_lookup_bytes;
   opt.working_bytes = working_bytes;
+  opt.max_work = max_work;
   dipha::rips::Pairs pairs;
   std::string err;
   {
     py::gil_scoped_release release;
     try {
+      dipha::mpi::agree(guard.get(), !bad.empty(), bad);
       pairs = dipha::rips::persistence(v, opt, guard.get());
     } catch (const dipha::Error& e) {
       err = e.what();
@@ -93,14 +110,16 @@ py::list rips_persistence(py::array dense, py::object indptr, py::object indices
 
 py::tuple dipha_diagram_from_matrix(py::array dense, py::object indptr, py::object indices, py::object values,
                                     int64_t n, int64_t upper_dim, py::object comm) {
-  std::vector<py::array> keep;
-  dipha::rips::DistanceView v = view_of(dense, indptr, indices, values, n, keep);
   topodnn::CommDup guard(comm, MPI_COMM_SELF);
+  std::vector<py::array> keep;
+  dipha::rips::DistanceView v;
+  const std::string bad = view_or_error(dense, indptr, indices, values, n, keep, v);
   dipha::Diagram d;
   std::string err;
   {
     py::gil_scoped_release release;
     try {
+      dipha::mpi::agree(guard.get(), !bad.empty(), bad);
       d = dipha::rips::dipha_diagram(v, upper_dim, guard.get());
     } catch (const dipha::Error& e) {
       err = e.what();
@@ -123,11 +142,17 @@ void register_persistence(py::module_& m) {
   m.def("_rips_persistence", &rips_persistence, py::arg("dense"), py::arg("indptr"), py::arg("indices"),
         py::arg("values"), py::arg("n"), py::arg("max_dim"), py::arg("threshold"), py::arg("comm"),
         py::arg("verbose"), py::arg("dense_lookup_bytes") = -1, py::arg("working_bytes") = -1,
+        py::arg("max_work") = -1.0,
         "Vietoris-Rips persistence pairs per dimension (see topodnn.engine.persistence). Either `dense` "
         "(square float32/float64) or the CSR triple (indptr, indices, values) with n vertices. "
         "dense_lookup_bytes: largest dense look-up matrix the engine may build (-1: its default, "
         "0: neighbour lists only). working_bytes: largest working coboundary of one column before it "
-        "is reduced window by window (-1: its default, 1 GiB).");
+        "is reduced window by window (-1: its default, 1 GiB). max_work: refusal limit of the engine's work "
+        "estimate, in coface visits (candidate vertices examined while enumerating cofaces; 1e8 to 1e9 per "
+        "second of one rank): a computation estimated above it raises ValueError naming the estimate "
+        "and the limit before any work; -1: the default limit (5e11), inf: no limit. Above 1e11 one line on rank "
+        "0's stderr gives the estimate and a rough time. Under MPI every rank must pass the same distance matrix, "
+        "max_dim and threshold (a fingerprint is compared; a mismatch raises ValueError on every rank).");
   m.def("_dipha_diagram_from_matrix", &dipha_diagram_from_matrix, py::arg("dense"), py::arg("indptr"),
         py::arg("indices"), py::arg("values"), py::arg("n"), py::arg("upper_dim"), py::arg("comm"),
         "DIPHA diagram records (dims, births, deaths) of a full (type 7) or sparse (type 8) distance matrix.");

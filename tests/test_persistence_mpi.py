@@ -106,6 +106,8 @@ OUT_OF_MEMORY = textwrap.dedent(
     comm = MPI.COMM_WORLD
     rng = np.random.default_rng(0)
     A = rng.random((70, 70)); D = A + A.T; np.fill_diagonal(D, 0)
+    import scipy.sparse  # noqa: F401  (loaded before the limit: an import must not be what fails)
+    persistence(np.zeros((3, 3)), max_dim=1, comm=comm)  # loads _core and starts MPI
     # 8 MiB of address space left: the estimate passes (the machine has the memory), the
     # reduction of dimension 4 does not fit, also when 2 ranks share it
     vm = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()

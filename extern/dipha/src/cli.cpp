@@ -11,6 +11,7 @@
 
 #include "dipha/engine.hpp"
 #include "dipha/io.hpp"
+#include "dipha/mpi_layer.hpp"
 
 namespace dipha {
 namespace {
@@ -31,6 +32,9 @@ const char* kDiphaUsage =
     "  --general       types 7/8: use the general engine (explicit enumeration of all simplices\n"
     "                  up to --upper_dim, distributed column reduction) instead of the fast\n"
     "                  Vietoris-Rips path; same output, more memory (extension, not in DIPHA)\n"
+    "  --max_work W    types 7/8, fast path: refuse a computation whose work estimate exceeds W\n"
+    "                  coface visits (default 5e11, roughly 40 min of one rank; inf: no limit);\n"
+    "                  above 1e11 a warning gives the estimate and a rough time (extension)\n"
     "  --help          print this text and exit\n"
     "\n"
     "Work split: every rank reads the whole input and builds the filtration; the columns of the\n"
@@ -69,15 +73,6 @@ struct Ctx {
     }
     return 1;
   }
-  bool help(const std::vector<std::string>& args) const {
-    for (const auto& a : args) {
-      if (a == "--help" || a == "-h") {
-        if (rank == 0) std::fputs(usage, stdout);
-        return true;
-      }
-    }
-    return false;
-  }
 };
 
 bool parse_int64(const std::string& s, int64_t& out) {
@@ -101,7 +96,7 @@ bool parse_double(const std::string& s, double& out) {
 }
 
 bool is_option_name(const std::string& s) {
-  return s == "--upper_dim" || s == "--dual" || s == "--benchmark" || s == "--general";
+  return s == "--upper_dim" || s == "--dual" || s == "--benchmark" || s == "--general" || s == "--max_work";
 }
 
 void print_benchmark(const std::string& input, const Options& opt, int P, const RunStats& st, double total) {
@@ -127,6 +122,30 @@ void print_benchmark(const std::string& input, const Options& opt, int P, const 
   std::fflush(stdout);
 }
 
+// Every rank parses its own command line (`parse` returns the usage problem or ""); the verdict
+// is agreed: -1 after --help (printed), 1 after a usage error (printed), 0 to go on. Ranks
+// given different command lines (MPMD launches) get an error instead of a hang.
+template <class Parse>
+int agree_on_command_line(const Ctx& ctx, MPI_Comm comm, const std::vector<std::string>& args, Parse&& parse) {
+  bool help = false;
+  for (const auto& a : args) help = help || a == "--help" || a == "-h";
+  std::string problem = help ? "" : parse();
+  try {
+    std::string line;
+    for (const auto& a : args) line += a + '\n';
+    mpi::agree_inputs(comm, "", {mpi::hash_field("command line", mpi::hash_bytes(line.data(), line.size()))},
+                      "every rank must be given the same command line");
+    mpi::agree(comm, !problem.empty(), problem);
+  } catch (const Error& e) {
+    return ctx.usage_error(e.what());
+  }
+  if (help) {
+    if (ctx.rank == 0) std::fputs(ctx.usage, stdout);
+    return -1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int run_dipha_cli(int argc, char** argv, MPI_Comm comm) {
@@ -137,38 +156,49 @@ int run_dipha_cli(int argc, char** argv, MPI_Comm comm) {
   ctx.prog = "dipha";
   ctx.usage = kDiphaUsage;
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (ctx.help(args)) return 0;
-  if (args.size() < 2) return ctx.usage_error("expected an input and an output file name");
   Options opt;
-  const size_t nopt = args.size() - 2;
-  for (size_t i = 0; i < nopt; ++i) {
-    const std::string& a = args[i];
-    if (a == "--upper_dim") {
-      if (i + 1 >= nopt) return ctx.usage_error("--upper_dim needs an integer value before the file names");
-      if (!parse_int64(args[i + 1], opt.upper_dim)) {
-        return ctx.usage_error("--upper_dim value '" + args[i + 1] + "' is not an integer");
+  std::string input, output;
+  // Each rank parses its own command line; the verdict is agreed before anything else.
+  auto parse = [&]() -> std::string {
+    if (args.size() < 2) return "expected an input and an output file name";
+    const size_t nopt = args.size() - 2;
+    for (size_t i = 0; i < nopt; ++i) {
+      const std::string& a = args[i];
+      if (a == "--upper_dim") {
+        if (i + 1 >= nopt) return "--upper_dim needs an integer value before the file names";
+        if (!parse_int64(args[i + 1], opt.upper_dim)) return "--upper_dim value '" + args[i + 1] + "' is not an integer";
+        if (opt.upper_dim < 0) return "--upper_dim must be >= 0, got " + args[i + 1];
+        opt.upper_dim_given = true;
+        ++i;
+      } else if (a == "--max_work") {
+        if (i + 1 >= nopt) return "--max_work needs a number before the file names";
+        if (!parse_double(args[i + 1], opt.max_work) || opt.max_work < 0) {
+          return "--max_work value '" + args[i + 1] + "' is not a number >= 0 (or inf)";
+        }
+        ++i;
+      } else if (a == "--dual") {
+        opt.dual = true;
+      } else if (a == "--benchmark") {
+        opt.benchmark = true;
+      } else if (a == "--general") {
+        opt.general = true;
+      } else {
+        return "unknown option '" + a + "'";
       }
-      if (opt.upper_dim < 0) return ctx.usage_error("--upper_dim must be >= 0, got " + args[i + 1]);
-      opt.upper_dim_given = true;
-      ++i;
-    } else if (a == "--dual") {
-      opt.dual = true;
-    } else if (a == "--benchmark") {
-      opt.benchmark = true;
-    } else if (a == "--general") {
-      opt.general = true;
-    } else {
-      return ctx.usage_error("unknown option '" + a + "'");
     }
-  }
-  const std::string input = args[nopt], output = args[nopt + 1];
-  if (is_option_name(input) || is_option_name(output)) {
-    return ctx.usage_error("expected an input and an output file name after the options");
-  }
+    input = args[nopt];
+    output = args[nopt + 1];
+    if (is_option_name(input) || is_option_name(output)) return "expected an input and an output file name after the options";
+    return "";
+  };
+  if (int rc = agree_on_command_line(ctx, comm, args, parse)) return rc < 0 ? 0 : rc;
   double t0 = MPI_Wtime();
+  mpi::Comm mc(comm);
   try {
-    collective_try(comm, [&] { read_file_type(input); });
-    collective_try(comm, [&] {
+    // Phase "dipha.check": the file names, before anything is read or computed.
+    mc.run({"dipha.check", "checking the file names"}, [&] {
+      check_not_same_file(input, output);  // every rank, before anything is read
+      read_file_type(input);
       if (ctx.rank == 0) check_output_writable(output);
     });
     RunStats stats;
@@ -188,12 +218,10 @@ int run_dipha_cli(int argc, char** argv, MPI_Comm comm) {
   } catch (const Error& e) {
     return ctx.error(e.what());
   } catch (const std::bad_alloc&) {
-    // The other ranks may be inside a collective operation: stop them all rather than hang.
-    struct rusage ru {};
-    getrusage(RUSAGE_SELF, &ru);
-    std::fprintf(stderr, "dipha: error: out of memory on rank %d while computing the persistence of %s (peak %ld MiB);"
-                 " lower --upper_dim, use a sparse input with a smaller upper value, or more ranks\n",
-                 ctx.rank, input.c_str(), static_cast<long>(ru.ru_maxrss / 1024));
+    // Every phase agrees on its failures, out of memory included; memory running out outside
+    // of one would leave the other ranks in a collective: stop them all rather than hang.
+    std::fprintf(stderr, "dipha: error: out of memory on rank %d outside of the engine's phases (peak %ld MiB)\n",
+                 ctx.rank, static_cast<long>(mpi::peak_rss_mib()));
     std::fflush(stderr);
     MPI_Abort(comm, 1);
   }
@@ -206,21 +234,27 @@ int run_dualize_cli(int argc, char** argv, MPI_Comm comm) {
   ctx.prog = "dualize";
   ctx.usage = kDualizeUsage;
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (ctx.help(args)) return 0;
-  if (args.size() < 2) return ctx.usage_error("expected an input and an output file name");
   bool bench = false;
-  for (size_t i = 0; i + 2 < args.size(); ++i) {
-    if (args[i] == "--benchmark") {
-      bench = true;
-    } else {
-      return ctx.usage_error("unknown option '" + args[i] + "'");
+  std::string input, output;
+  auto parse = [&]() -> std::string {
+    if (args.size() < 2) return "expected an input and an output file name";
+    for (size_t i = 0; i + 2 < args.size(); ++i) {
+      if (args[i] == "--benchmark") {
+        bench = true;
+      } else {
+        return "unknown option '" + args[i] + "'";
+      }
     }
-  }
-  const std::string input = args[args.size() - 2], output = args.back();
+    input = args[args.size() - 2];
+    output = args.back();
+    return "";
+  };
+  if (int rc = agree_on_command_line(ctx, comm, args, parse)) return rc < 0 ? 0 : rc;
   double t0 = MPI_Wtime();
   try {
     // The transpose is computed by rank 0 (the input of dualize is a single explicit complex).
-    collective_try(comm, [&] {
+    mpi::Comm(comm).run({"dualize", "transposing " + input}, [&] {
+      check_not_same_file(input, output);
       if (ctx.rank == 0) {
         read_file_type(input);
         check_output_writable(output);
@@ -245,12 +279,16 @@ int run_full_to_sparse_cli(int argc, char** argv, MPI_Comm comm) {
   ctx.prog = "full_to_sparse_distance_matrix";
   ctx.usage = kF2SUsage;
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (ctx.help(args)) return 0;
-  if (args.size() != 3) return ctx.usage_error("expected exactly 3 arguments, got " + std::to_string(args.size()));
   double u = 0;
-  if (!parse_double(args[0], u)) return ctx.usage_error("upper_value '" + args[0] + "' is not a number");
+  auto parse = [&]() -> std::string {
+    if (args.size() != 3) return "expected exactly 3 arguments, got " + std::to_string(args.size());
+    if (!parse_double(args[0], u)) return "upper_value '" + args[0] + "' is not a number";
+    return "";
+  };
+  if (int rc = agree_on_command_line(ctx, comm, args, parse)) return rc < 0 ? 0 : rc;
   try {
-    collective_try(comm, [&] {
+    mpi::Comm(comm).run({"full_to_sparse", "converting " + args[1]}, [&] {
+      check_not_same_file(args[1], args[2]);
       if (ctx.rank == 0) {
         read_file_type(args[1]);
         check_output_writable(args[2]);

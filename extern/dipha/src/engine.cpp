@@ -1,50 +1,51 @@
 // The general distributed engine: filtration, pipelined Z/2 reduction, diagram assembly.
 #include "dipha/engine.hpp"
 
-#include <sys/resource.h>
-
 #include <algorithm>
-#include <chrono>
-#include <thread>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <memory>
 
 #include "dipha/complex.hpp"
 #include "dipha/io.hpp"
+#include "dipha/mpi_layer.hpp"
 #include "dipha/rips.hpp"
 
 namespace dipha {
 
-namespace detail {
-
-void agree_on_error(MPI_Comm comm, bool failed, const std::string& message) {
-  int rank = 0, size = 1;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &size);
-  int mine = failed ? rank : size;
-  int first = size;
-  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
-  if (first == size) return;
-  int64_t len = rank == first ? static_cast<int64_t>(message.size()) : 0;
-  MPI_Bcast(&len, 1, MPI_INT64_T, first, comm);
-  std::string msg(static_cast<size_t>(len), '\0');
-  if (rank == first) msg = message;
-  if (len > 0) MPI_Bcast(&msg[0], static_cast<int>(len), MPI_CHAR, first, comm);
-  throw Error(msg);
-}
-
-}  // namespace detail
-
 namespace {
 
 constexpr int kTagColumns = 7311;
-constexpr int64_t kChunkWords = int64_t{1} << 20;  // 8 MiB per MPI message
 
-double peak_rss_mb() {
-  struct rusage ru {};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+// Out of memory in a phase of the general path.
+mpi::OomMessage dipha_oom(const std::string& input_path) {
+  return [input_path](const mpi::Phase& ph) {
+    return input_path + ": out of memory while " + ph.what + " (peak " +
+           std::to_string(static_cast<long>(mpi::peak_rss_mib())) +
+           " MiB on this rank); lower --upper_dim, use a sparse input with a smaller upper value, or more ranks";
+  };
+}
+
+// Size and 64-bit hash of a file's bytes (read in chunks of 8 MiB).
+uint64_t file_hash(const std::string& path, int64_t* bytes) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw Error(path + ": cannot open for reading: " + std::strerror(errno));
+  mpi::Hasher h;
+  std::vector<unsigned char> buf(size_t{8} << 20);
+  int64_t total = 0;
+  for (;;) {
+    size_t got = std::fread(buf.data(), 1, buf.size(), f);
+    h.update(buf.data(), got);
+    total += static_cast<int64_t>(got);
+    if (got < buf.size()) break;
+  }
+  const bool bad = std::ferror(f) != 0;
+  std::fclose(f);
+  if (bad) throw Error(path + ": read error");
+  *bytes = total;
+  return h.digest();
 }
 
 // Collects per-phase statistics (only when requested).
@@ -61,7 +62,7 @@ class PhaseTimer {
     if (!stats_) return;
     MPI_Barrier(comm_);
     double t = MPI_Wtime() - t0_;
-    double loc[2] = {t, peak_rss_mb()}, mx[2];
+    double loc[2] = {t, mpi::peak_rss_mib()}, mx[2];
     MPI_Allreduce(loc, mx, 2, MPI_DOUBLE, MPI_MAX, comm_);
     int64_t rec = 0;
     MPI_Allreduce(&received_, &rec, 1, MPI_INT64_T, MPI_SUM, comm_);
@@ -76,44 +77,6 @@ class PhaseTimer {
   double t0_ = 0;
   int64_t received_ = 0;
 };
-
-// Barrier that sleeps while waiting, so idle ranks leave their core to ranks still reducing.
-void polite_barrier(MPI_Comm comm) {
-  MPI_Request req;
-  MPI_Ibarrier(comm, &req);
-  for (int flag = 0;;) {
-    MPI_Test(&req, &flag, MPI_STATUS_IGNORE);
-    if (flag) break;
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
-}
-
-void send_words(const std::vector<int64_t>& v, int dest, MPI_Comm comm) {
-  int64_t n = static_cast<int64_t>(v.size());
-  MPI_Send(&n, 1, MPI_INT64_T, dest, kTagColumns, comm);
-  for (int64_t off = 0; off < n; off += kChunkWords) {
-    int cnt = static_cast<int>(std::min(kChunkWords, n - off));
-    MPI_Send(v.data() + off, cnt, MPI_INT64_T, dest, kTagColumns, comm);
-  }
-}
-
-void recv_words(std::vector<int64_t>& v, int src, MPI_Comm comm, int64_t* received) {
-  // Wait politely: the sender is usually still reducing, and a busy-polling receiver would take a
-  // core from it when ranks share cores.
-  for (int flag = 0;;) {
-    MPI_Iprobe(src, kTagColumns, comm, &flag, MPI_STATUS_IGNORE);
-    if (flag) break;
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
-  int64_t n = 0;
-  MPI_Recv(&n, 1, MPI_INT64_T, src, kTagColumns, comm, MPI_STATUS_IGNORE);
-  v.resize(static_cast<size_t>(n));
-  for (int64_t off = 0; off < n; off += kChunkWords) {
-    int cnt = static_cast<int>(std::min(kChunkWords, n - off));
-    MPI_Recv(v.data() + off, cnt, MPI_INT64_T, src, kTagColumns, comm, MPI_STATUS_IGNORE);
-  }
-  *received += 8 * (n + 1);
-}
 
 // Contiguous blocks of filtration positions, one per rank. The boundaries split the *columns*
 // (cells that are reduced in some pass) evenly rather than all positions: e.g. in dual Rips runs
@@ -235,27 +198,18 @@ void reduce_batch(const std::vector<int64_t>& in, ColumnStore& store, std::vecto
   }
 }
 
-void bcast_diagram(Diagram& d, int root, MPI_Comm comm) {
-  int64_t n = static_cast<int64_t>(d.size());
-  MPI_Bcast(&n, 1, MPI_INT64_T, root, comm);
-  d.resize(static_cast<size_t>(n));
-  const int64_t per = kChunkWords / 3;
-  for (int64_t off = 0; off < n; off += per) {
-    int cnt = static_cast<int>(std::min(per, n - off));
-    MPI_Bcast(reinterpret_cast<char*>(d.data() + off), cnt * 24, MPI_BYTE, root, comm);
-  }
-}
-
 bool record_less(const Record& a, const Record& b) {
   if (a.dim != b.dim) return a.dim < b.dim;
   if (a.birth != b.birth) return a.birth < b.birth;
   return a.death < b.death;
 }
 
-Diagram general_diagram(const Complex& cx, const Options& opt, MPI_Comm comm, PhaseTimer& timer) {
-  int rank = 0, P = 1;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &P);
+// Phases (fault-injection names, see dipha/mpi_layer.hpp): dipha.read (file header and
+// fingerprint), dipha.complex (loading the input, building the complex), dipha.filtration,
+// dipha.reduce.<q>.<t> (round t of the pipelined reduction of dimension q), dipha.gather (the
+// pairs on rank 0 and the diagram back to every rank), dipha.write (the output file).
+Diagram general_diagram(const Complex& cx, const Options& opt, mpi::Comm& mc, PhaseTimer& timer) {
+  const int rank = mc.rank(), P = mc.size();
   const int64_t Dstar = std::min(opt.upper_dim, cx.complex_dim());
   const int64_t top = std::min(Dstar, cx.top_dim());
 
@@ -267,29 +221,34 @@ Diagram general_diagram(const Complex& cx, const Options& opt, MPI_Comm comm, Ph
   };
   const int64_t N = cx.num_cells();
   std::vector<Key> keys;
-  for (int64_t id = 0; id < N; ++id) {
-    int d = cx.dim(id);
-    if (d <= Dstar) keys.push_back({cx.value(id), d, id});
-  }
-  std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) {
-    if (a.v != b.v) return a.v < b.v;
-    if (a.dim != b.dim) return a.dim < b.dim;
-    return a.id < b.id;
+  std::vector<int64_t> pos_of;
+  int64_t L = 0;
+  Block blk{0, 0};
+  std::unique_ptr<ColumnStore> store_ptr;
+  mc.run({"dipha.filtration", "sorting the filtration"}, [&] {
+    for (int64_t id = 0; id < N; ++id) {
+      int d = cx.dim(id);
+      if (d <= Dstar) keys.push_back({cx.value(id), d, id});
+    }
+    std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) {
+      if (a.v != b.v) return a.v < b.v;
+      if (a.dim != b.dim) return a.dim < b.dim;
+      return a.id < b.id;
+    });
+    if (opt.dual) std::reverse(keys.begin(), keys.end());
+    L = static_cast<int64_t>(keys.size());
+    pos_of.assign(static_cast<size_t>(N), -1);
+    for (int64_t i = 0; i < L; ++i) pos_of[keys[i].id] = i;
+    std::vector<char> is_column(static_cast<size_t>(L));
+    for (int64_t i = 0; i < L; ++i) {
+      const int64_t d = keys[i].dim;
+      is_column[i] = opt.dual ? (d < top) : (d >= 1 && d <= top);
+    }
+    blk = block_of(is_column, P, rank);
+    store_ptr.reset(new ColumnStore(blk));
   });
-  if (opt.dual) std::reverse(keys.begin(), keys.end());
-  const int64_t L = static_cast<int64_t>(keys.size());
-  std::vector<int64_t> pos_of(static_cast<size_t>(N), -1);
-  for (int64_t i = 0; i < L; ++i) pos_of[keys[i].id] = i;
   timer.end("filtration sort");
-
-  std::vector<char> is_column(static_cast<size_t>(L));
-  for (int64_t i = 0; i < L; ++i) {
-    const int64_t d = keys[i].dim;
-    is_column[i] = opt.dual ? (d < top) : (d >= 1 && d <= top);
-  }
-  const Block blk = block_of(is_column, P, rank);
-  is_column = std::vector<char>();
-  ColumnStore store(blk);
+  ColumnStore& store = *store_ptr;
   std::vector<int64_t> input, output, faces;
 
   // Passes: primal q = top..1 (boundaries), dual q = 0..top-1 (coboundaries).
@@ -300,63 +259,63 @@ Diagram general_diagram(const Complex& cx, const Options& opt, MPI_Comm comm, Ph
     for (int64_t q = 0; q < top; ++q) qs.push_back(q);
   }
   for (int64_t q : qs) {
-    input.clear();
-    for (int64_t j = blk.begin; j < blk.end; ++j) {
-      if (keys[j].dim != q) continue;
-      if (store.slot(j) >= 0) continue;  // clearing: j is already a pivot, its column reduces to zero
-      faces.clear();
-      if (opt.dual) {
-        cx.coboundary(keys[j].id, faces);
-      } else {
-        cx.boundary(keys[j].id, faces);
-      }
-      if (faces.empty()) continue;
-      for (auto& f : faces) f = pos_of[f];
-      std::sort(faces.begin(), faces.end());
-      // Z/2: repeated faces cancel
-      std::vector<int64_t> col;
-      for (size_t i = 0; i < faces.size(); ++i) {
-        if (i + 1 < faces.size() && faces[i] == faces[i + 1]) {
-          ++i;
-          continue;
+    const std::string qn = "dipha.reduce." + std::to_string(q) + ".";
+    mpi::Chain chain(mc, {"dipha.reduce." + std::to_string(q), "reducing dimension " + std::to_string(q)}, kTagColumns);
+    chain.step(qn + "0", [&] {
+      input.clear();
+      for (int64_t j = blk.begin; j < blk.end; ++j) {
+        if (keys[j].dim != q) continue;
+        if (store.slot(j) >= 0) continue;  // clearing: j is already a pivot, its column reduces to zero
+        faces.clear();
+        if (opt.dual) {
+          cx.coboundary(keys[j].id, faces);
+        } else {
+          cx.boundary(keys[j].id, faces);
         }
-        col.push_back(faces[i]);
+        if (faces.empty()) continue;
+        for (auto& f : faces) f = pos_of[f];
+        std::sort(faces.begin(), faces.end());
+        // Z/2: repeated faces cancel
+        std::vector<int64_t> col;
+        for (size_t i = 0; i < faces.size(); ++i) {
+          if (i + 1 < faces.size() && faces[i] == faces[i + 1]) {
+            ++i;
+            continue;
+          }
+          col.push_back(faces[i]);
+        }
+        if (col.empty()) continue;
+        input.push_back(j);
+        input.push_back(static_cast<int64_t>(col.size()));
+        input.insert(input.end(), col.begin(), col.end());
       }
-      if (col.empty()) continue;
-      input.push_back(j);
-      input.push_back(static_cast<int64_t>(col.size()));
-      input.insert(input.end(), col.begin(), col.end());
-    }
+    });
     // Pipelined reduction along the chain P-1 -> ... -> 0.
+    bool have_input = true;
     for (int t = 0; t <= P - 1 - rank; ++t) {
       output.clear();
-      reduce_batch(input, store, output);
-      if (rank > 0) send_words(output, rank - 1, comm);
-      if (t < P - 1 - rank) recv_words(input, rank + 1, comm, timer.received());
+      if (have_input) chain.step(qn + std::to_string(t), [&] { reduce_batch(input, store, output); });
+      if (chain.failed()) {  // free what this rank holds; it only drains from now on
+        std::vector<int64_t>().swap(input);
+        std::vector<int64_t>().swap(output);
+      }
+      if (rank > 0) chain.send(rank - 1, output);
+      if (t < P - 1 - rank) have_input = chain.recv(rank + 1, input, qn + std::to_string(t + 1), timer.received());
     }
-    polite_barrier(comm);
+    chain.finish();
     timer.end("pass dim " + std::to_string(q));
   }
 
   // Pair extraction: gather (pivot, column) pairs on rank 0.
-  std::vector<int64_t> mine = store.pairs();
-  int my_count = static_cast<int>(mine.size());
-  std::vector<int> counts(P), displs(P);
-  MPI_Gather(&my_count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, comm);
-  std::vector<int64_t> all;
-  if (rank == 0) {
-    int64_t tot = 0;
-    for (int r = 0; r < P; ++r) {
-      displs[r] = static_cast<int>(tot);
-      tot += counts[r];
-    }
-    all.resize(static_cast<size_t>(tot));
-    *timer.received() += 8 * (tot - my_count);
-  }
-  MPI_Gatherv(mine.data(), my_count, MPI_INT64_T, all.data(), counts.data(), displs.data(), MPI_INT64_T, 0, comm);
+  const mpi::Phase gather{"dipha.gather", "gathering the persistence pairs"};
+  std::vector<int64_t> mine;
+  mc.run(gather, [&] { mine = store.pairs(); });
+  std::vector<int64_t> all = mc.gatherv(gather, mine, 0);
+  if (rank == 0) *timer.received() += 8 * static_cast<int64_t>(all.size() - mine.size());
 
   Diagram diagram;
-  if (rank == 0) {
+  mc.run(gather, [&] {
+    if (rank != 0) return;
     const double max_value = cx.max_value();
     std::vector<char> paired(static_cast<size_t>(L), 0);
     for (size_t k = 0; k < all.size(); k += 2) {
@@ -370,8 +329,8 @@ Diagram general_diagram(const Complex& cx, const Options& opt, MPI_Comm comm, Ph
       if (!paired[i] && keys[i].dim < Dstar) diagram.push_back({-keys[i].dim - 1, keys[i].v, max_value});
     }
     std::sort(diagram.begin(), diagram.end(), record_less);
-  }
-  bcast_diagram(diagram, 0, comm);
+  });
+  mc.bcast(gather, diagram, 0);
   timer.end("pair extraction");
   return diagram;
 }
@@ -379,10 +338,24 @@ Diagram general_diagram(const Complex& cx, const Options& opt, MPI_Comm comm, Ph
 }  // namespace
 
 Diagram compute(const std::string& input_path, const Options& opt, MPI_Comm comm, RunStats* stats) {
+  mpi::Comm mc(comm, dipha_oom(input_path));
+  // The input as given, compared across ranks before any work: the file's bytes and the options.
+  int64_t type = -1, bytes = 0;
+  uint64_t hash = 0;
+  mc.run({"dipha.read", "reading " + input_path}, [&] {
+    type = read_file_type(input_path);
+    hash = file_hash(input_path, &bytes);
+  });
+  mpi::Field ud{"upper_dim", static_cast<uint64_t>(opt.upper_dim_given ? opt.upper_dim : -1),
+                [](uint64_t b) { return static_cast<int64_t>(b) < 0 ? std::string("not given") : std::to_string(b); }};
+  mpi::agree_inputs(comm, "", {mpi::int_field("input file size (bytes)", bytes), ud, mpi::bool_field("--dual", opt.dual),
+                               mpi::bool_field("--general", opt.general), mpi::bool_field("--benchmark", stats != nullptr),
+                               mpi::real_field("--max_work", opt.max_work),
+                               mpi::hash_field("input file hash", hash)},
+                    "every rank must be given the same input file and options");
   PhaseTimer timer(comm, stats);
+  // Verdicts on agreed inputs: the same on every rank.
   if (opt.upper_dim < 0) throw Error(input_path + ": --upper_dim must be >= 0, got " + std::to_string(opt.upper_dim));
-  int64_t type = -1;
-  collective_try(comm, [&] { type = read_file_type(input_path); });
   if (type == kPersistenceDiagram) {
     throw Error(input_path + ": is a persistence diagram (type 2), not an input complex");
   }
@@ -397,7 +370,7 @@ Diagram compute(const std::string& input_path, const Options& opt, MPI_Comm comm
     DistanceMatrix dm;
     SparseDistanceMatrix sm;
     rips::DistanceView view;
-    collective_try(comm, [&] {
+    mc.run({"dipha.complex", "loading " + input_path}, [&] {
       if (type == kDistanceMatrix) {
         dm = read_distance_matrix(input_path);
         view.n = dm.n;
@@ -411,15 +384,14 @@ Diagram compute(const std::string& input_path, const Options& opt, MPI_Comm comm
       }
     });
     timer.end("load input");
-    Diagram d;
-    collective_try(comm, [&] { d = rips::dipha_diagram(view, opt.upper_dim, comm, false); });
+    Diagram d = rips::dipha_diagram(view, opt.upper_dim, comm, false, opt.max_work);  // collective, agrees on its own
     timer.end("rips persistence");
     if (stats) stats->cells = -1;
     return d;
   }
 
   std::unique_ptr<Complex> cx;
-  collective_try(comm, [&] {
+  mc.run({"dipha.complex", "building the complex of " + input_path}, [&] {
     switch (type) {
       case kExplicitComplex: {
         ExplicitComplex c = read_explicit_complex(input_path);
@@ -444,20 +416,18 @@ Diagram compute(const std::string& input_path, const Options& opt, MPI_Comm comm
   });
   timer.end("load input and build complex");
   if (stats) stats->cells = cx->num_cells();
-  Diagram d;
-  collective_try(comm, [&] { d = general_diagram(*cx, opt, comm, timer); });
-  return d;
+  return general_diagram(*cx, opt, mc, timer);
 }
 
 void write_diagram(const std::string& path, const Diagram& diagram, MPI_Comm comm) {
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
-  collective_try(comm, [&] {
-    if (rank == 0) write_diagram_file(path, diagram);
+  mpi::Comm mc(comm, [path](const mpi::Phase& ph) { return path + ": " + mpi::default_oom_message(ph); });
+  mc.run({"dipha.write", "writing the diagram"}, [&] {
+    if (mc.rank() == 0) write_diagram_file(path, diagram);
   });
 }
 
 void dualize_file(const std::string& in, const std::string& out) {
+  check_not_same_file(in, out);
   ExplicitComplex c = read_explicit_complex(in);
   const int64_t N = c.size();
   std::vector<int64_t> cnt(static_cast<size_t>(N) + 1, 0);
@@ -478,6 +448,7 @@ void dualize_file(const std::string& in, const std::string& out) {
 }
 
 void full_to_sparse_file(double upper_value, const std::string& in, const std::string& out) {
+  check_not_same_file(in, out);
   DistanceMatrix m = read_distance_matrix(in);
   SparseDistanceMatrix s;
   s.n = m.n;

@@ -1,10 +1,14 @@
 // DIPHA file formats: validating readers and writers.
 #include "dipha/io.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <climits>
+#include <cstdlib>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -150,14 +154,55 @@ void check_finite_or_inf(const std::string& path, const std::vector<double>& v, 
   }
 }
 
+// Directory part of a path ("." when there is none).
+std::string dir_of(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// An output file written atomically: the data go to a temporary file in the same directory,
+// which close() flushes, fsyncs and renames over the target. Until then an existing file of
+// that name is untouched; on any failure (or without close()) the temporary file is removed.
+// A symbolic link as output is followed: its target is replaced, the link is kept.
 class OutFile {
  public:
-  explicit OutFile(const std::string& path) : path_(path) {
-    f_ = std::fopen(path.c_str(), "wb");
-    if (!f_) fail(path, std::string("cannot open for writing: ") + std::strerror(errno));
+  explicit OutFile(const std::string& path) : path_(path), target_(path) {
+    struct stat ls {};
+    if (::lstat(path.c_str(), &ls) == 0 && S_ISLNK(ls.st_mode)) {
+      if (char* real = ::realpath(path.c_str(), nullptr)) {
+        target_ = real;
+        std::free(real);
+      }
+    }
+    struct stat st {};
+    const bool exists = ::stat(target_.c_str(), &st) == 0;
+    const std::string dir = dir_of(target_);
+    const std::string base = target_.substr(target_.find_last_of('/') == std::string::npos ? 0 : target_.find_last_of('/') + 1);
+    static std::atomic<unsigned> counter{0};
+    int fd = -1;
+    for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
+      tmp_ = dir + "/." + base + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+      fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+      if (fd < 0 && errno != EEXIST) {
+        fail(path, "cannot create a temporary file in " + dir + ": " + std::strerror(errno));
+      }
+    }
+    if (fd < 0) fail(path, "cannot create a temporary file in " + dir + ": too many stale temporary files");
+    if (exists) (void)::fchmod(fd, st.st_mode & 07777);  // keep the permissions of the file replaced
+    f_ = ::fdopen(fd, "wb");
+    if (!f_) {
+      int e = errno;
+      ::close(fd);
+      ::unlink(tmp_.c_str());
+      fail(path, std::string("cannot open for writing: ") + std::strerror(e));
+    }
   }
   ~OutFile() {
-    if (f_) std::fclose(f_);
+    if (f_) {
+      std::fclose(f_);
+      ::unlink(tmp_.c_str());
+    }
   }
   OutFile(const OutFile&) = delete;
   OutFile& operator=(const OutFile&) = delete;
@@ -172,14 +217,29 @@ class OutFile {
     static_assert(sizeof(T) == 8, "8-byte words only");
     put(v.data(), v.size());
   }
+  // Commits the file: flush, fsync, rename over the target, fsync of the directory.
   void close() {
     FILE* f = f_;
     f_ = nullptr;
-    if (std::fclose(f) != 0) fail(path_, std::string("write error on close: ") + std::strerror(errno));
+    std::string problem;
+    if (std::fflush(f) != 0 || ::fsync(::fileno(f)) != 0) problem = std::string("write error: ") + std::strerror(errno);
+    if (std::fclose(f) != 0 && problem.empty()) problem = std::string("write error on close: ") + std::strerror(errno);
+    if (problem.empty() && ::rename(tmp_.c_str(), target_.c_str()) != 0) {
+      problem = std::string("cannot replace the file: ") + std::strerror(errno);
+    }
+    if (!problem.empty()) {
+      ::unlink(tmp_.c_str());
+      fail(path_, problem);
+    }
+    int dfd = ::open(dir_of(target_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      (void)::fsync(dfd);  // best effort: the rename itself is durable on most file systems
+      ::close(dfd);
+    }
   }
 
  private:
-  std::string path_;
+  std::string path_, target_, tmp_;
   FILE* f_ = nullptr;
 };
 
@@ -512,14 +572,17 @@ void write_diagram_file(const std::string& path, const Diagram& records) {
 void check_output_writable(const std::string& path) {
   if (path.empty()) fail("''", "empty output file name");
   struct stat st {};
+  std::string target = path;
   if (::stat(path.c_str(), &st) == 0) {
     if (S_ISDIR(st.st_mode)) fail(path, "output path is a directory");
     if (::access(path.c_str(), W_OK) != 0) fail(path, std::string("output file is not writable: ") + std::strerror(errno));
-    return;
+    if (char* real = ::realpath(path.c_str(), nullptr)) {  // the file replaced (a link is followed)
+      target = real;
+      std::free(real);
+    }
   }
-  std::string dir = ".";
-  auto slash = path.find_last_of('/');
-  if (slash != std::string::npos) dir = slash == 0 ? "/" : path.substr(0, slash);
+  // the output is written to a temporary file beside it, then renamed: its directory must be writable
+  const std::string dir = dir_of(target);
   struct stat ds {};
   if (::stat(dir.c_str(), &ds) != 0) {
     fail(path, "cannot create output file: directory " + dir + " does not exist");
@@ -527,6 +590,38 @@ void check_output_writable(const std::string& path) {
   if (!S_ISDIR(ds.st_mode)) fail(path, "cannot create output file: " + dir + " is not a directory");
   if (::access(dir.c_str(), W_OK | X_OK) != 0) {
     fail(path, "cannot create output file: directory " + dir + " is not writable");
+  }
+}
+
+namespace {
+// Canonical form of a path that may not exist yet: realpath of its directory + its last part.
+std::string canonical_path(const std::string& path) {
+  if (char* real = ::realpath(path.c_str(), nullptr)) {
+    std::string r(real);
+    std::free(real);
+    return r;
+  }
+  const std::string dir = dir_of(path);
+  const auto slash = path.find_last_of('/');
+  const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (char* real = ::realpath(dir.c_str(), nullptr)) {
+    std::string r(real);
+    std::free(real);
+    return (r == "/" ? r : r + "/") + base;
+  }
+  return path;
+}
+}  // namespace
+
+void check_not_same_file(const std::string& in, const std::string& out) {
+  bool same = in == out || canonical_path(in) == canonical_path(out);
+  struct stat si {}, so {};
+  if (!same && ::stat(in.c_str(), &si) == 0 && ::stat(out.c_str(), &so) == 0) {
+    same = si.st_dev == so.st_dev && si.st_ino == so.st_ino;  // a hard link
+  }
+  if (same) {
+    fail(out, "the output file is the input file " + in +
+                  " (the same path, or the same file through a link); choose another output file name");
   }
 }
 

@@ -18,7 +18,8 @@
 // pipelined chain of P rounds, the mirror image of DIPHA's (§5.4 of the specification).
 #include "dipha/rips.hpp"
 
-#include <sys/resource.h>
+#include "dipha/mpi_layer.hpp"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -436,110 +437,7 @@ class HashMap {
   size_t mask_ = 0, size_ = 0;
 };
 
-// ---------------------------------------------------------------------------------------------
-// MPI helpers.
-void check_mpi(int rc, const char* what) {
-  if (rc != MPI_SUCCESS) throw Error(std::string("rips: MPI call failed: ") + what);
-}
-
-template <class T>
-std::vector<T> allgatherv(const std::vector<T>& mine, MPI_Comm comm) {
-  int P;
-  MPI_Comm_size(comm, &P);
-  if (P == 1) return mine;
-  long long cnt = static_cast<long long>(mine.size() * sizeof(T));
-  std::vector<long long> counts(P);
-  check_mpi(MPI_Allgather(&cnt, 1, MPI_LONG_LONG, counts.data(), 1, MPI_LONG_LONG, comm), "allgather");
-  long long total = 0;
-  for (auto c : counts) total += c;
-  if (total > INT32_MAX) throw Error("rips: result exchange larger than 2 GiB; not supported");
-  std::vector<int> rc(P), displ(P);
-  for (int p = 0, off = 0; p < P; ++p) { rc[p] = static_cast<int>(counts[p]); displ[p] = off; off += rc[p]; }
-  std::vector<T> out(total / sizeof(T));
-  check_mpi(MPI_Allgatherv(mine.data(), static_cast<int>(cnt), MPI_BYTE, out.data(), rc.data(), displ.data(),
-                           MPI_BYTE, comm), "allgatherv");
-  return out;
-}
-
-// All-to-all of Entries: send[p] goes to rank p; returns everything received.
-std::vector<Entry> alltoallv(const std::vector<std::vector<Entry>>& send, MPI_Comm comm) {
-  int P;
-  MPI_Comm_size(comm, &P);
-  if (P == 1) return send[0];
-  MPI_Datatype T;
-  MPI_Type_contiguous(sizeof(Entry), MPI_BYTE, &T);
-  MPI_Type_commit(&T);
-  std::vector<long long> sc(P), rcnt(P);
-  for (int p = 0; p < P; ++p) sc[p] = static_cast<long long>(send[p].size());
-  check_mpi(MPI_Alltoall(sc.data(), 1, MPI_LONG_LONG, rcnt.data(), 1, MPI_LONG_LONG, comm), "alltoall");
-  long long stot = 0, rtot = 0;
-  for (int p = 0; p < P; ++p) { stot += sc[p]; rtot += rcnt[p]; }
-  std::vector<Entry> sbuf;
-  sbuf.reserve(stot);
-  for (auto& v : send) sbuf.insert(sbuf.end(), v.begin(), v.end());
-  std::vector<Entry> rbuf(rtot);
-  if (stot > INT32_MAX || rtot > INT32_MAX) { MPI_Type_free(&T); throw Error("rips: column exchange too large"); }
-  std::vector<int> s(P), sd(P), r(P), rd(P);
-  for (int p = 0, so = 0, ro = 0; p < P; ++p) {
-    s[p] = static_cast<int>(sc[p]); sd[p] = so; so += s[p];
-    r[p] = static_cast<int>(rcnt[p]); rd[p] = ro; ro += r[p];
-  }
-  int rc = MPI_Alltoallv(sbuf.data(), s.data(), sd.data(), T, rbuf.data(), r.data(), rd.data(), T, comm);
-  MPI_Type_free(&T);
-  check_mpi(rc, "alltoallv");
-  return rbuf;
-}
-
-void send_i64(const std::vector<int64_t>& v, int dest, MPI_Comm comm) {
-  long long sz = static_cast<long long>(v.size());
-  check_mpi(MPI_Send(&sz, 1, MPI_LONG_LONG, dest, 11, comm), "send");
-  const long long chunk = 1LL << 26;
-  for (long long off = 0; off < sz; off += chunk)
-    check_mpi(MPI_Send(v.data() + off, static_cast<int>(std::min(chunk, sz - off)), MPI_INT64_T, dest, 12, comm), "send");
-}
-std::vector<int64_t> recv_i64(int src, MPI_Comm comm) {
-  long long sz = 0;
-  check_mpi(MPI_Recv(&sz, 1, MPI_LONG_LONG, src, 11, comm, MPI_STATUS_IGNORE), "recv");
-  const long long chunk = 1LL << 26;
-  std::vector<int64_t> v;
-  try {
-    v.resize(sz);
-  } catch (const std::bad_alloc&) {
-    // drain the message so that the sender does not wait forever, then report
-    std::vector<int64_t> sink(std::min(chunk, sz));
-    for (long long off = 0; off < sz; off += chunk)
-      check_mpi(MPI_Recv(sink.data(), static_cast<int>(std::min(chunk, sz - off)), MPI_INT64_T, src, 12, comm,
-                         MPI_STATUS_IGNORE), "recv");
-    throw;
-  }
-  for (long long off = 0; off < sz; off += chunk)
-    check_mpi(MPI_Recv(v.data() + off, static_cast<int>(std::min(chunk, sz - off)), MPI_INT64_T, src, 12, comm,
-                       MPI_STATUS_IGNORE), "recv");
-  return v;
-}
-
-// Error agreement: if any rank failed, every rank throws the message of the lowest failing rank.
-void agree(bool failed, const std::string& msg, MPI_Comm comm) {
-  int rank = 0, P = 1;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &P);
-  int me = failed ? rank : P, first = P;
-  check_mpi(MPI_Allreduce(&me, &first, 1, MPI_INT, MPI_MIN, comm), "allreduce");
-  if (first == P) return;
-  int len = rank == first ? static_cast<int>(msg.size()) : 0;
-  check_mpi(MPI_Bcast(&len, 1, MPI_INT, first, comm), "bcast");
-  std::string text = rank == first ? msg : std::string(static_cast<size_t>(len), ' ');
-  check_mpi(MPI_Bcast(&text[0], len, MPI_CHAR, first, comm), "bcast");
-  if (P > 1) text += " (reported by rank " + std::to_string(first) + " of " + std::to_string(P) + ")";
-  throw Error(text);
-}
-
-// Peak resident memory of this process (ru_maxrss is in KiB on Linux).
-double peak_rss_mib() {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss / 1024.0;
-}
+using mpi::peak_rss_mib;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -553,11 +451,34 @@ std::string human_bytes(double b) {
 
 // ---------------------------------------------------------------------------------------------
 // The engine proper.
+// Out of memory in a phase: "rips: out of memory while <what> (n = ... vertices, ... edges; peak
+// ... MiB on this rank); <what to do>". `edges` < 0 before the graph is built.
+mpi::OomMessage rips_oom(int64_t n, const int64_t* edges) {
+  return [n, edges](const mpi::Phase& ph) {
+    std::ostringstream os;
+    os << "rips: out of memory while " << ph.what << " (n = " << n << " vertices, ";
+    if (*edges >= 0) os << *edges << " edges; ";
+    os << "peak " << static_cast<long>(peak_rss_mib()) << " MiB on this rank); lower the threshold or "
+       << "max_dim, or spread the work over more ranks with more memory";
+    return os.str();
+  };
+}
+
+// Tag of the column messages of the reduction pipeline.
+constexpr int kTagColumns = 11;
+
+// Phases (fault-injection names, see dipha/mpi_layer.hpp): rips.fingerprint, rips.setup,
+// rips.h0, and per dimension q = 1..max_dim: rips.columns.<q> (listing the columns),
+// rips.split.<q> (choosing the key ranges of the ranks), rips.exchange.<q> (routing the columns
+// to their owners), rips.reduce.<q>.<t> (round t of the pipelined reduction),
+// rips.clearing.<q> (gathering the pivots for clearing, q < max_dim); rips.gather (the pairs).
 struct Engine {
   const Graph& g;
   const Binomial& C;
   Complex cx;
   int max_dim;
+  int64_t n_edges;
+  mpi::Comm mc;
   MPI_Comm comm;
   int rank = 0, P = 1;
   bool verbose;
@@ -566,12 +487,13 @@ struct Engine {
   Pairs pairs;  // local pairs (birth, death) per dimension
 
   Engine(const Graph& g_, const Binomial& C_, int max_dim_, MPI_Comm comm_, bool verbose_, int64_t working_bytes)
-      : g(g_), C(C_), cx{g_, C_}, max_dim(max_dim_), comm(comm_), verbose(verbose_) {
+      : g(g_), C(C_), cx{g_, C_}, max_dim(max_dim_), n_edges(static_cast<int64_t>(g_.edges.size())),
+        mc(comm_, rips_oom(g_.n, &n_edges)), comm(comm_), verbose(verbose_) {
     heap_budget = static_cast<size_t>(working_bytes < 0 ? (int64_t{1} << 30) : working_bytes) / sizeof(Entry);
     heap_budget = std::max<size_t>(heap_budget, 16);
     for (const Entry& e : g.edges) top_value = std::max(top_value, e.v);
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &P);
+    rank = mc.rank();
+    P = mc.size();
     pairs.assign(max_dim + 1, {});
   }
 
@@ -629,40 +551,35 @@ struct Engine {
     Split sp;
     sp.q = q;
     if (P == 1) return sp;
-    std::sort(cols.begin(), cols.end(), key_less);
+    const mpi::Phase ph{"rips.split." + std::to_string(q), "splitting the columns of dimension " + std::to_string(q)};
     const int S = 64;  // regular samples per rank
     std::vector<Entry> samples;
-    for (int s = 0; s < S && !cols.empty(); ++s) samples.push_back(cols[(cols.size() * (2 * s + 1)) / (2 * S)]);
+    mc.run(ph, [&] {
+      std::sort(cols.begin(), cols.end(), key_less);
+      for (int s = 0; s < S && !cols.empty(); ++s) samples.push_back(cols[(cols.size() * (2 * s + 1)) / (2 * S)]);
+    });
     // weight: number of columns behind each sample
-    std::vector<Entry> all = allgatherv(samples, comm);
-    std::vector<long long> counts = allgather_count(static_cast<long long>(cols.size()));
-    std::vector<int> nsamp = allgather_int(static_cast<int>(samples.size()));
-    std::vector<std::pair<Entry, double>> weighted;
-    for (int p = 0, off = 0; p < P; ++p) {
-      for (int s = 0; s < nsamp[p]; ++s) weighted.push_back({all[off + s], static_cast<double>(counts[p]) / nsamp[p]});
-      off += nsamp[p];
-    }
-    std::sort(weighted.begin(), weighted.end(), [](auto& a, auto& b) { return key_less(a.first, b.first); });
-    double total = 0;
-    for (auto& w : weighted) total += w.second;
-    double acc = 0;
-    int next = 1;
-    for (auto& w : weighted) {
-      acc += w.second;
-      while (next < P && acc >= total * next / P) { sp.s.push_back(w.first); ++next; }
-    }
-    while (static_cast<int>(sp.s.size()) < P - 1) sp.s.push_back({kInf, INT64_MAX});
+    std::vector<Entry> all = mc.allgatherv(ph, samples);
+    std::vector<long long> counts = mc.allgather(ph, static_cast<long long>(cols.size()));
+    std::vector<int> nsamp = mc.allgather(ph, static_cast<int>(samples.size()));
+    mc.run(ph, [&] {
+      std::vector<std::pair<Entry, double>> weighted;
+      for (int p = 0, off = 0; p < P; ++p) {
+        for (int s = 0; s < nsamp[p]; ++s) weighted.push_back({all[off + s], static_cast<double>(counts[p]) / nsamp[p]});
+        off += nsamp[p];
+      }
+      std::sort(weighted.begin(), weighted.end(), [](auto& a, auto& b) { return key_less(a.first, b.first); });
+      double total = 0;
+      for (auto& w : weighted) total += w.second;
+      double acc = 0;
+      int next = 1;
+      for (auto& w : weighted) {
+        acc += w.second;
+        while (next < P && acc >= total * next / P) { sp.s.push_back(w.first); ++next; }
+      }
+      while (static_cast<int>(sp.s.size()) < P - 1) sp.s.push_back({kInf, INT64_MAX});
+    });
     return sp;
-  }
-  std::vector<long long> allgather_count(long long c) {
-    std::vector<long long> out(P);
-    check_mpi(MPI_Allgather(&c, 1, MPI_LONG_LONG, out.data(), 1, MPI_LONG_LONG, comm), "allgather");
-    return out;
-  }
-  std::vector<int> allgather_int(int c) {
-    std::vector<int> out(P);
-    check_mpi(MPI_Allgather(&c, 1, MPI_INT, out.data(), 1, MPI_INT, comm), "allgather");
-    return out;
   }
 
   // ----- reduction of one dimension -----
@@ -963,18 +880,11 @@ struct Engine {
     return true;
   }
 
-  std::string out_of_memory(const char* what) const {
-    std::ostringstream os;
-    os << "rips: out of memory while " << what << " dimension " << q << " (n = " << g.n << " vertices, "
-       << g.edges.size() << " edges; peak " << static_cast<long>(peak_rss_mib()) << " MiB on this rank); lower the threshold or "
-       << "max_dim, or spread the work over more ranks with more memory";
-    return os.str();
-  }
-
   Pairs run() {
     // H0, identical on every rank.
     std::vector<std::pair<double, double>> h0pairs;
-    std::vector<char> tree = h0(h0pairs);
+    std::vector<char> tree;
+    mc.run({"rips.h0", "computing H0"}, [&] { tree = h0(h0pairs); });
     log("n = %lld vertices, %zu edges; H0 done", static_cast<long long>(g.n), g.edges.size());
 
     // simplices of the current dimension held by this rank (for generating the next dimension)
@@ -987,44 +897,42 @@ struct Engine {
     const size_t P_ = static_cast<size_t>(P);
     for (q = 1; q <= max_dim; ++q) {
       auto tq = std::chrono::steady_clock::now();
+      const std::string qs = std::to_string(q);
       cols.clear();
-      std::string fail;
-      try {
-      std::vector<idx_t> next;
-      int32_t v[kMaxVerts];
-      if (q == 1) {
-        for (size_t e = static_cast<size_t>(rank); e < E; e += P_) {
-          if (max_dim > 1) next.push_back(g.edges[e].i);  // all local edges generate the triangles
-          if (tree[e]) continue;
-          cx.vertices(g.edges[e].i, 1, v);
-          if (cx.apparent_cofacet(v, 1, g.edges[e].v, g.edges[e].i) < 0) cols.push_back(g.edges[e]);
+      mc.run({"rips.columns." + qs, "listing the columns of dimension " + qs}, [&] {
+        std::vector<idx_t> next;
+        int32_t v[kMaxVerts];
+        if (q == 1) {
+          for (size_t e = static_cast<size_t>(rank); e < E; e += P_) {
+            if (max_dim > 1) next.push_back(g.edges[e].i);  // all local edges generate the triangles
+            if (tree[e]) continue;
+            cx.vertices(g.edges[e].i, 1, v);
+            if (cx.apparent_cofacet(v, 1, g.edges[e].v, g.edges[e].i) < 0) cols.push_back(g.edges[e]);
+          }
+        } else {
+          for (idx_t s : local_simplices) {
+            cx.vertices(s, q - 1, v);
+            double sv = cx.diameter(v, q - 1);
+            cx.cofaces(v, q - 1, sv, [&](double m, idx_t r, int32_t w) {
+              if (q < max_dim) next.push_back(r);
+              v[q] = w;  // w > all vertices of s: appended vertex keeps the order
+              if (is_column(v, m, r, cleared)) cols.push_back({m, r});
+              return false;
+            }, /*above_only=*/true);
+          }
         }
-      } else {
-        for (idx_t s : local_simplices) {
-          cx.vertices(s, q - 1, v);
-          double sv = cx.diameter(v, q - 1);
-          cx.cofaces(v, q - 1, sv, [&](double m, idx_t r, int32_t w) {
-            if (q < max_dim) next.push_back(r);
-            v[q] = w;  // w > all vertices of s: appended vertex keeps the order
-            if (is_column(v, m, r, cleared)) cols.push_back({m, r});
-            return false;
-          }, /*above_only=*/true);
-        }
-      }
-      local_simplices.swap(next);
-      } catch (const std::bad_alloc&) {
-        std::vector<idx_t>().swap(local_simplices);
-        std::vector<Entry>().swap(cols);
-        fail = out_of_memory("listing the columns of");
-      }
-      agree(!fail.empty(), fail, comm);
+        local_simplices.swap(next);
+      });
       // route the columns to the owners of their keys
       split = make_split(cols, q);
       if (P > 1) {
+        const mpi::Phase ph{"rips.exchange." + qs, "routing the columns of dimension " + qs + " to their ranks"};
         std::vector<std::vector<Entry>> send(P);
-        for (auto& c : cols) send[split.owner(c, q)].push_back(c);
-        std::vector<Entry>().swap(cols);
-        cols = alltoallv(send, comm);
+        mc.run(ph, [&] {
+          for (auto& c : cols) send[split.owner(c, q)].push_back(c);
+          std::vector<Entry>().swap(cols);
+        });
+        cols = mc.alltoallv(ph, send);
       }
       std::sort(cols.begin(), cols.end(), [](const Entry& a, const Entry& b) { return key_less(b, a); });
       log("dim %d: %zu columns on rank 0 after clearing and apparent pairs (%.2fs)", q, cols.size(), seconds_since(tq));
@@ -1036,44 +944,48 @@ struct Engine {
       max_heap = max_v = max_live = 0;
       n_windowed = n_windows = 0;
       // round 0: own columns; rounds 1..rank: columns from rank - 1
+      mpi::Chain chain(mc, {"rips.reduce." + qs, "reducing dimension " + qs}, kTagColumns);
       for (int t = 0; t <= rank; ++t) {
         outgoing.clear();
-        try {
-        if (t > 0 && !fail.empty()) {
-          recv_i64(rank - 1, comm);  // failed earlier: drain the predecessor's columns
-        } else if (t == 0) {
-          last_progress = std::chrono::steady_clock::now();
-          for (size_t k = 0; k < cols.size(); ++k) {
-            process_own(cols[k]);
-            if (verbose && rank == 0 && (k & 63) == 63 && seconds_since(last_progress) > 30) {
-              last_progress = std::chrono::steady_clock::now();
-              log("dim %d: %zu / %zu columns reduced (%lld additions, %.1f M stored coefficients)", q, k + 1,
-                  cols.size(), static_cast<long long>(n_additions), v_ent.size() / 1e6);
+        const std::string round = "rips.reduce." + qs + "." + std::to_string(t);
+        if (t == 0) {
+          chain.step(round, [&] {
+            last_progress = std::chrono::steady_clock::now();
+            for (size_t k = 0; k < cols.size(); ++k) {
+              process_own(cols[k]);
+              if (verbose && rank == 0 && (k & 63) == 63 && seconds_since(last_progress) > 30) {
+                last_progress = std::chrono::steady_clock::now();
+                log("dim %d: %zu / %zu columns reduced (%lld additions, %.1f M stored coefficients)", q, k + 1,
+                    cols.size(), static_cast<long long>(n_additions), v_ent.size() / 1e6);
+              }
             }
-          }
-          std::vector<Entry>().swap(cols);
+            std::vector<Entry>().swap(cols);
+          });
         } else {
-          std::vector<int64_t> in = recv_i64(rank - 1, comm);
-          for (size_t p = 0; p < in.size();) {
-            Entry s;
-            std::memcpy(&s.v, &in[p], 8);
-            s.i = in[p + 1];
-            int64_t len = in[p + 2];
-            process_forwarded(s, in.data() + p + 3, len);
-            p += 3 + len;
+          std::vector<int64_t> in;
+          if (chain.recv(rank - 1, in, round)) {
+            chain.step(round, [&] {
+              for (size_t p = 0; p < in.size();) {
+                Entry s;
+                std::memcpy(&s.v, &in[p], 8);
+                s.i = in[p + 1];
+                int64_t len = in[p + 2];
+                process_forwarded(s, in.data() + p + 3, len);
+                p += 3 + len;
+              }
+            });
           }
         }
-        } catch (const std::bad_alloc&) {
-          if (fail.empty()) fail = out_of_memory("reducing");
+        if (chain.failed()) {  // free what this rank holds; it only drains from now on
           std::vector<Entry>().swap(heap);
           std::vector<idx_t>().swap(work_v);
           std::vector<int64_t>().swap(outgoing);
           std::vector<idx_t>().swap(v_ent);
           std::vector<Entry>().swap(cols);
         }
-        if (rank + 1 < P) send_i64(fail.empty() ? outgoing : std::vector<int64_t>(), rank + 1, comm);
+        if (rank + 1 < P) chain.send(rank + 1, outgoing);
       }
-      agree(!fail.empty(), fail, comm);
+      chain.finish();
       std::vector<int64_t>().swap(outgoing);
       std::vector<Entry>().swap(heap);
       log("dim %d: reduced in %.2fs (rank 0: %lld pairs stored, %lld emergent, %lld additions, %lld forwarded; "
@@ -1082,20 +994,28 @@ struct Engine {
           static_cast<long long>(n_additions), static_cast<long long>(n_forwarded), v_ent.size() / 1e6, max_v, max_heap, max_live,
           static_cast<long long>(n_windowed), static_cast<long long>(n_windows));
       if (q < max_dim) {
+        const mpi::Phase ph{"rips.clearing." + qs, "gathering the pivots of dimension " + qs + " for clearing"};
         std::vector<idx_t> mine;
-        mine.reserve(pivots.size());
-        pivots.for_each([&](idx_t k, int64_t) { mine.push_back(k); });
-        std::vector<idx_t> all = allgatherv(mine, comm);
-        cleared.clear();
-        for (idx_t k : all) cleared.insert(k, 0);
+        mc.run(ph, [&] {
+          mine.reserve(pivots.size());
+          pivots.for_each([&](idx_t k, int64_t) { mine.push_back(k); });
+        });
+        std::vector<idx_t> all = mc.allgatherv(ph, mine);
+        mc.run(ph, [&] {
+          cleared.clear();
+          for (idx_t k : all) cleared.insert(k, 0);
+        });
       }
     }
     pivots.clear();
     // gather and sort
     Pairs out(max_dim + 1);
     out[0] = h0pairs;
-    for (int d = 1; d <= max_dim; ++d) out[d] = allgatherv(pairs[d], comm);
-    for (auto& v : out) std::sort(v.begin(), v.end());
+    const mpi::Phase ph{"rips.gather", "gathering the persistence pairs"};
+    for (int d = 1; d <= max_dim; ++d) out[d] = mc.allgatherv(ph, pairs[d]);
+    mc.run(ph, [&] {
+      for (auto& v : out) std::sort(v.begin(), v.end());
+    });
     log("done");
     return out;
   }
@@ -1109,19 +1029,44 @@ long double estimate_count(int64_t n, int k, double density) {
   return c * std::pow(static_cast<long double>(density), (k + 1) * k / 2.0L);
 }
 
+// "under a second", "40 s", "12 min", "3.5 h", "20 days", "4e+03 years".
+std::string rough_duration(double seconds) {
+  char buf[64];
+  if (seconds < 1) std::snprintf(buf, sizeof buf, "under a second");
+  else if (seconds < 120) std::snprintf(buf, sizeof buf, "%.0f s", seconds);
+  else if (seconds < 7200) std::snprintf(buf, sizeof buf, "%.0f min", seconds / 60);
+  else if (seconds < 3 * 86400) std::snprintf(buf, sizeof buf, "%.1f h", seconds / 3600);
+  else if (seconds < 365 * 86400.0) std::snprintf(buf, sizeof buf, "%.0f days", seconds / 86400);
+  else std::snprintf(buf, sizeof buf, "%.2g years", seconds / (365 * 86400.0));
+  return buf;
+}
+
 }  // namespace
+
+double work_estimate(int64_t n, int64_t edges, int max_dim) {
+  if (n < 2 || edges <= 0 || max_dim < 1) return 0;
+  const double pairs_total = static_cast<double>(n) * (n - 1) / 2;
+  const double rho = std::min(1.0, static_cast<double>(edges) / pairs_total);
+  const long double s = rho * (n - 1);
+  long double w = 0;
+  for (int q = 1; q <= max_dim; ++q) {
+    w += (q + 1) * estimate_count(n, q, rho) * s;
+    if (q >= 2) w += q * estimate_count(n, q - 1, rho) * s / 2;
+  }
+  return static_cast<double>(w);
+}
 
 namespace detail {
 Pairs compute(const DistanceView& d, const Options& opt, MPI_Comm comm, bool clamp_negative, double* max_edge) {
-  int rank = 0, P = 1;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &P);
-  // Validation and set-up; every rank holds the same input and reaches the same verdict, the
-  // flag is still agreed on before any other collective.
-  std::string err;
+  const int64_t no_edges = -1;
+  mpi::Comm mc(comm, rips_oom(d.n, &no_edges));
+  const int P = mc.size();
+  // Validation and set-up; every rank holds the same input and reaches the same verdict, which
+  // is still agreed on before any other collective.
   Graph g;
   std::unique_ptr<Binomial> C;
-  try {
+  std::unique_ptr<Engine> eng;
+  mc.run({"rips.setup", "setting up the complex"}, [&] {
     if (d.n < 0) throw Error("rips: negative number of points");
     int layouts = (d.dense64 != nullptr) + (d.dense32 != nullptr) + (d.indptr != nullptr);
     if (layouts != 1 && d.n > 0) throw Error("rips: exactly one distance layout (dense64, dense32, CSR) must be given");
@@ -1170,46 +1115,116 @@ Pairs compute(const DistanceView& d, const Options& opt, MPI_Comm comm, bool cla
         throw Error(os.str());
       }
     }
-  } catch (const Error& e) {
-    err = e.what();
-  } catch (const std::bad_alloc&) {
-    err = "rips: out of memory while setting up the complex";
-  }
-  agree(!err.empty(), err, comm);
+    // work estimate: refused above the limit, one line of warning above kWarnWork
+    if (std::isnan(opt.max_work)) throw Error("rips: max_work must be a number (negative: the default limit; inf: none)");
+    const double limit = opt.max_work < 0 ? kDefaultMaxWork : opt.max_work;
+    const double work = work_estimate(d.n, static_cast<int64_t>(g.edges.size()), opt.max_dim);
+    if (work > limit || work > kWarnWork) {
+      const double pairs_total = static_cast<double>(d.n) * (d.n - 1) / 2;
+      std::ostringstream os;
+      os.precision(3);
+      os << "the computation is estimated at about " << work << " coface visits (n = " << d.n << " points, "
+         << g.edges.size() << " edges, edge density " << (pairs_total > 0 ? g.edges.size() / pairs_total : 0.0)
+         << ", max_dim " << opt.max_dim << "; roughly " << rough_duration(work / kVisitsPerSecond / P) << " on " << P
+         << (P == 1 ? " rank" : " ranks");
+      if (work > limit) {
+        os << "), above the limit of " << limit << "; lower max_dim or the threshold, or raise the limit with "
+           << "max_work (dipha: --max_work; inf for no limit)";
+        throw Error("rips: " + os.str());
+      }
+      if (mc.rank() == 0) {
+        std::fprintf(stderr, "rips: warning: %s)\n", os.str().c_str());
+        std::fflush(stderr);
+      }
+    }
+    if (d.n > 0) eng.reset(new Engine(g, *C, opt.max_dim, comm, opt.verbose, opt.working_bytes));
+  });
   if (max_edge) {
     *max_edge = 0;
     for (const Entry& e : g.edges) *max_edge = std::max(*max_edge, e.v);
   }
   if (d.n == 0) return Pairs(opt.max_dim + 1);
-  Engine eng(g, *C, opt.max_dim, comm, opt.verbose, opt.working_bytes);
-  return eng.run();
+  return eng->run();
 }
+
+// Collective, before any work: the input as given (n, layout, entries, a hash of the buffers)
+// and the parameters, compared across ranks; a mismatch is an Error on every rank.
+void agree_on_input(const DistanceView& d, const std::string& dim_name, int64_t dim, const std::vector<mpi::Field>& extra,
+                    const std::string& advice, MPI_Comm comm) {
+  const int64_t no_edges = -1;
+  mpi::Comm mc(comm, rips_oom(d.n, &no_edges));
+  int64_t layout = 0, entries = 0;
+  uint64_t hash = 0;
+  mc.run({"rips.fingerprint", "fingerprinting the input"}, [&] {
+    if (d.n < 0) throw Error("rips: negative number of points");
+    int layouts = (d.dense64 != nullptr) + (d.dense32 != nullptr) + (d.indptr != nullptr);
+    if (layouts != 1 && d.n > 0) throw Error("rips: exactly one distance layout (dense64, dense32, CSR) must be given");
+    if (d.indptr && (!d.indices || !d.values)) throw Error("rips: CSR layout needs indptr, indices and values");
+    if (d.n > INT32_MAX) throw Error("rips: at most 2^31-1 points are supported");
+    mpi::Hasher h;
+    const size_t n = static_cast<size_t>(d.n);
+    if (d.dense64) {
+      layout = 1;
+      entries = d.n * d.n;
+      h.update(d.dense64, 8 * n * n);
+    } else if (d.dense32) {
+      layout = 2;
+      entries = d.n * d.n;
+      h.update(d.dense32, 4 * n * n);
+    } else if (d.indptr) {
+      layout = 3;
+      entries = d.indptr[d.n];
+      if (d.indptr[0] != 0 || entries < 0) throw Error("rips: CSR indptr must start at 0 and end at the number of entries");
+      h.update(d.indptr, 8 * (n + 1));
+      h.update(d.indices, 8 * static_cast<size_t>(entries));
+      h.update(d.values, 8 * static_cast<size_t>(entries));
+    }
+    hash = h.digest();
+  });
+  std::vector<mpi::Field> fields = {
+      mpi::int_field("n", d.n),
+      mpi::choice_field("layout", layout, {"empty", "dense float64", "dense float32", "CSR"}),
+      mpi::int_field("stored entries", entries),
+      mpi::int_field(dim_name, dim)};
+  fields.insert(fields.end(), extra.begin(), extra.end());
+  fields.push_back(mpi::hash_field("distance matrix hash", hash));
+  mpi::agree_inputs(comm, "rips", fields, advice);
+}
+
 }  // namespace detail
 
 Pairs persistence(const DistanceView& d, const Options& opt, MPI_Comm comm) {
+  detail::agree_on_input(d, "max_dim", opt.max_dim, {mpi::real_field("threshold", opt.threshold)},
+                         "every rank must pass the same distance matrix, max_dim and threshold", comm);
   return detail::compute(d, opt, comm, /*clamp_negative=*/false, nullptr);
 }
 
-Diagram dipha_diagram(const DistanceView& d, int64_t upper_dim, MPI_Comm comm, bool verbose) {
+Diagram dipha_diagram(const DistanceView& d, int64_t upper_dim, MPI_Comm comm, bool verbose, double max_work) {
+  detail::agree_on_input(d, "upper_dim", upper_dim, {}, "every rank must pass the same distance matrix and upper_dim",
+                         comm);
   if (upper_dim < 0) throw Error("rips: upper_dim must be >= 0");
   Diagram out;
   if (upper_dim == 0) return out;  // only vertices; top-dimension essentials are not reported
   Options opt;
   opt.max_dim = static_cast<int>(std::min<int64_t>(upper_dim - 1, kMaxVerts - 3));
   opt.verbose = verbose;
+  opt.max_work = max_work;
   double max_edge = 0;
   Pairs p = detail::compute(d, opt, comm, /*clamp_negative=*/true, &max_edge);
   const double max_value = max_edge / 2;
-  for (size_t q = 0; q < p.size(); ++q)
-    for (auto& bd : p[q]) {
-      double b = bd.first / 2, e = bd.second / 2;
-      if (std::isinf(bd.second)) out.push_back({-static_cast<int64_t>(q) - 1, b, max_value});
-      else if (b != e && b < max_value) out.push_back({static_cast<int64_t>(q), b, e});
-    }
-  std::sort(out.begin(), out.end(), [](const Record& a, const Record& b) {
-    if (a.dim != b.dim) return a.dim < b.dim;
-    if (a.birth != b.birth) return a.birth < b.birth;
-    return a.death < b.death;
+  const int64_t no_edges = -1;
+  mpi::Comm(comm, rips_oom(d.n, &no_edges)).run({"rips.gather", "assembling the diagram"}, [&] {
+    for (size_t q = 0; q < p.size(); ++q)
+      for (auto& bd : p[q]) {
+        double b = bd.first / 2, e = bd.second / 2;
+        if (std::isinf(bd.second)) out.push_back({-static_cast<int64_t>(q) - 1, b, max_value});
+        else if (b != e && b < max_value) out.push_back({static_cast<int64_t>(q), b, e});
+      }
+    std::sort(out.begin(), out.end(), [](const Record& a, const Record& b) {
+      if (a.dim != b.dim) return a.dim < b.dim;
+      if (a.birth != b.birth) return a.birth < b.birth;
+      return a.death < b.death;
+    });
   });
   return out;
 }

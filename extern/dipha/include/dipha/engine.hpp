@@ -24,6 +24,7 @@ struct Options {
   bool dual = false;       // persistent cohomology (coboundary matrix, reversed order)
   bool general = false;    // types 7/8: explicit enumeration instead of dipha::rips
   bool benchmark = false;  // per-phase table on rank 0's stdout
+  double max_work = -1;    // types 7/8 (fast path): refusal limit of the work estimate, as in rips::Options
 };
 
 /// One line of the --benchmark table.
@@ -48,11 +49,13 @@ Diagram compute(const std::string& input_path, const Options& opt, MPI_Comm comm
 void write_diagram(const std::string& path, const Diagram& diagram, MPI_Comm comm);
 
 /// Transposes an explicit complex: boundary form <-> coboundary form. Lists are ascending.
+/// An output that is the input file (check_not_same_file) is refused before anything is read.
 void dualize_file(const std::string& in, const std::string& out);
 
 /// Keeps the entries d(i, j) <= 2 * upper_value (i != j) of a full distance matrix file, writing
 /// a sparse distance matrix file. The weight of {i, j} is taken from the lower triangle
-/// d(max(i,j), min(i,j)) for both rows, so the output is always symmetric.
+/// d(max(i,j), min(i,j)) for both rows, so the output is always symmetric. An output that is the
+/// input file is refused before anything is read.
 void full_to_sparse_file(double upper_value, const std::string& in, const std::string& out);
 
 /// The command lines; return the process exit status (0 or 1). Must be called by all ranks of
@@ -60,30 +63,5 @@ void full_to_sparse_file(double upper_value, const std::string& in, const std::s
 int run_dipha_cli(int argc, char** argv, MPI_Comm comm);
 int run_dualize_cli(int argc, char** argv, MPI_Comm comm);
 int run_full_to_sparse_cli(int argc, char** argv, MPI_Comm comm);
-
-/// Runs `fn` on every rank; if it throws dipha::Error (or std::exception) on any rank, every
-/// rank throws dipha::Error with the message of the lowest failing rank.
-template <class Fn>
-void collective_try(MPI_Comm comm, Fn&& fn);
-
-namespace detail {
-void agree_on_error(MPI_Comm comm, bool failed, const std::string& message);
-}
-
-template <class Fn>
-void collective_try(MPI_Comm comm, Fn&& fn) {
-  bool failed = false;
-  std::string message;
-  try {
-    fn();
-  } catch (const std::bad_alloc&) {
-    failed = true;
-    message = "out of memory";
-  } catch (const std::exception& e) {
-    failed = true;
-    message = e.what();
-  }
-  detail::agree_on_error(comm, failed, message);
-}
 
 }  // namespace dipha

@@ -81,6 +81,8 @@ ExplicitComplex read_explicit_complex(const std::string& path);
 Image read_image(const std::string& path);
 Diagram read_diagram(const std::string& path);
 
+/// Writers: each output is written atomically (a temporary file in the same directory, fsync,
+/// rename); on failure the temporary file is removed and an existing file is left untouched.
 void write_distance_matrix(const std::string& path, const DistanceMatrix& m);
 void write_sparse_distance_matrix(const std::string& path, const SparseDistanceMatrix& m);
 void write_explicit_complex(const std::string& path, const ExplicitComplex& c);
@@ -90,6 +92,11 @@ void write_diagram_file(const std::string& path, const Diagram& records);
 /// Throws unless `path` can be created or overwritten (parent directory exists and is writable,
 /// the path is not a directory, an existing file is writable). Creates nothing.
 void check_output_writable(const std::string& path);
+
+/// Throws "<out>: the output file is the input file <in> (...)" when `out` names the file `in`:
+/// the same path, the same canonical path (symbolic links resolved), or an existing `out` with
+/// the device and inode of `in` (a hard link). Reads and creates nothing.
+void check_not_same_file(const std::string& in, const std::string& out);
 
 /// Physical memory of this machine in bytes (0 if unknown).
 double physical_memory_bytes();
