@@ -492,3 +492,19 @@ def test_correlation_distances_reads_tensors_and_read_only_arrays():
         correlation_distances(X > 0, progress=False)
     with pytest.raises(ValueError, match="dense"):
         correlation_distances(sp.csr_matrix(X), progress=False)
+
+
+def test_max_work_refuses_astronomical_work_and_lifts() -> None:
+    """persistence(30 points, max_dim 29) fits in memory but is hours of work: refused up front,
+    with the estimate; max_work= moves the limit (a tiny one refuses a small case too)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 2))
+    D = np.linalg.norm(X[:, None] - X[None], axis=-1)
+    with pytest.raises(ValueError, match="work"):
+        persistence(D, 29)
+    with pytest.raises(ValueError, match="work"):
+        persistence(D, 1, max_work=10.0)
+    assert len(persistence(D, 1, max_work=np.inf)) == 2
+    for bad in (0, -1.0, "1e9", float("nan")):
+        with pytest.raises(ValueError, match="max_work"):
+            persistence(D, 1, max_work=bad)

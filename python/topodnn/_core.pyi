@@ -32,6 +32,7 @@ def compute_diagram(
     dual: bool = False,
     general: bool = False,
     comm: Any = None,
+    max_work: float = -1.0,
 ) -> _Records:
     """DIPHA diagram records (dims, births, deaths) of an input file, collective over comm."""
 
@@ -51,6 +52,7 @@ def _rips_persistence(
     verbose: bool,
     dense_lookup_bytes: int = -1,
     working_bytes: int = -1,
+    max_work: float = -1.0,
 ) -> list[npt.NDArray[np.float64]]:
     """(birth, death) pairs per dimension 0..max_dim, each a (k, 2) float64 array."""
 

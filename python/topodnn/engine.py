@@ -257,6 +257,7 @@ def persistence(
     *,
     comm: Optional[Any] = None,
     verbose: bool = False,
+    max_work: Optional[float] = None,
 ) -> List[np.ndarray]:
     """Persistence diagrams of the Vietoris-Rips filtration of a distance matrix.
 
@@ -285,6 +286,11 @@ def persistence(
         and gets the same result, identical for any number of ranks. ``None`` computes serially.
     verbose : bool, default False
         Progress on rank 0's standard error.
+    max_work : float, optional
+        Limit on the estimated work, in coface visits (the engine estimates them up front from
+        n, the number of edges within the threshold and ``max_dim``; about 2e8 visits per second
+        on one core). ``None``: the default limit, 5e11 (about 40 minutes); above 1e11 a warning
+        with a rough time is printed on rank 0's stderr. ``inf`` lifts the limit.
 
     Returns
     -------
@@ -351,8 +357,20 @@ def persistence(
 
     def check() -> tuple:
         md, thr = _check_max_dim(max_dim), _check_threshold(threshold)
-        return (md, thr, _prepare(distances)), {}
+        work = _check_max_work(max_work)
+        return (md, thr, work, _prepare(distances)), {}
 
     # every rank validates, then one allgather of the verdicts, before the engine's collectives
-    md, thr, (dense, indptr, indices, values, n) = agree_on(comm, check, call="persistence")
-    return _core._rips_persistence(dense, indptr, indices, values, n, md, thr, comm, bool(verbose))
+    md, thr, work, (dense, indptr, indices, values, n) = agree_on(comm, check, call="persistence")
+    return _core._rips_persistence(dense, indptr, indices, values, n, md, thr, comm, bool(verbose),
+                                   max_work=work)
+
+
+def _check_max_work(max_work: Any) -> float:
+    """The engine's work limit: None is its default (-1), else a number > 0 (inf: no limit)."""
+    if max_work is None:
+        return -1.0
+    w = real_scalar(max_work, "max_work", "a positive number of coface visits, inf for no limit, or None")
+    if not w > 0:
+        raise ValueError(f"max_work must be > 0 (inf: no limit; None: the default), got {max_work!r}")
+    return w
