@@ -187,11 +187,11 @@ def thread_environment() -> Dict[str, Optional[str]]:
 
 
 def mpi_environment(base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    """Environment for ``mpirun``: allowed as root, shared-memory transport (fast start)."""
+    """Environment for ``mpirun``: allowed as root. MPI's transports are left to the package's
+    start-up defaults (topodnn._mpi), which are what users get."""
     env = dict(os.environ if base is None else base)
     env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
     env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-    env.setdefault("OMPI_MCA_btl", "self,sm")
     return env
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import topodnn_pythonpath
+
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "benchmarks"
 
@@ -354,7 +356,7 @@ def test_committed_results_md_is_what_the_committed_files_give():
 @pytest.mark.slow
 def test_a_real_tiny_run_goes_through_the_generator(tmp_path):
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO / "python") + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = topodnn_pythonpath(env)  # the topodnn under test, installed or not
     env["TOPODNN_BENCH_CACHE"] = str(tmp_path / "cache")
     proc = subprocess.run([sys.executable, str(BENCH / "bench_persistence.py"), "tiny", "--repeat", "1",
                            "--engines", "ours-r1,ours-r2,gph-t1", "--results-dir", str(tmp_path)],
