@@ -40,6 +40,10 @@ struct Options {
   // by window of filtration values, regenerating its coboundary for each window. Negative: the
   // default (1 GiB).
   int64_t working_bytes = -1;
+  // Edge collapse of the thresholded graph before the reduction (dipha/collapse.hpp): 0 off,
+  // k > 0 rounds, -1 rounds until nothing changes. The diagrams are the same (positive-length
+  // pairs and essential classes, exactly); only persistence() reads it.
+  int collapse = 0;
 };
 
 /// Persistence pairs per homology dimension, in the units of the input (filtration value of a
