@@ -172,7 +172,7 @@ void register_persistence(py::module_& m) {
         "dense_lookup_bytes: largest dense look-up matrix the engine may build (-1: its default, "
         "0: neighbour lists only). working_bytes: largest working coboundary of one column before it "
         "is reduced window by window (-1: its default, 1 GiB). collapse: edge collapse of the "
-        "thresholded graph first (0: off, k > 0: k rounds, -1: rounds until nothing changes); same "
+        "thresholded graph first (0: off, k > 0: k rounds, -1: rounds until one removes no edge); same "
         "diagrams.");
   m.def("_collapse_edges", &collapse_edges, py::arg("n"), py::arg("u"), py::arg("v"), py::arg("values"),
         py::arg("rounds") = 1, py::arg("dense_lookup_bytes") = -1,

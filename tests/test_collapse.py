@@ -256,12 +256,15 @@ def test_collapsed_edge_list(seed, n, kind, quantile, rounds):
     after = counts["edges_after_round"]
     assert after and after[-1] == len(u) and all(x >= y for x, y in zip([len(u0)] + after, after))
     assert counts["removed"] == len(u0) - len(u)
-    if rounds > 0:
+    if rounds < 0:  # until a round removes no edge: the last one removed none
+        assert ([len(u0)] + after)[-2] == after[-1]
+    else:
         assert len(after) <= rounds
-    else:  # until nothing changes: one more round is the identity
-        again = _core._collapse_edges(n, u, v, w, 1)
-        for x, y in zip(again[:3], (u, v, w)):
-            np.testing.assert_array_equal(x, y)
+        if len(after) < rounds:  # stopped early: the last round changed nothing, nor does another
+            again = _core._collapse_edges(n, u, v, w, 1)
+            assert again[3]["edges_after_round"] == [len(u)] and again[3]["moved"] == 0
+            for x, y in zip(again[:3], (u, v, w)):
+                np.testing.assert_array_equal(x, y)
     # neighbour lists instead of the dense look-up: the same edges
     lists = _core._collapse_edges(n, u0, v0, w0, rounds, 0)
     for x, y in zip(lists[:3], (u, v, w)):

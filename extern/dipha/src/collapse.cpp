@@ -235,11 +235,12 @@ std::vector<Edge> collapse_edges(int64_t n, std::vector<Edge> edges, int rounds,
   if (dense) dl.reset(new DenseLookup(s));
   ListLookup ll(s);
   for (int r = 0; rounds < 0 || r < rounds; ++r) {
+    const int64_t removed_before = s.st.removed;
     const int64_t changes = dense ? run_round(s, *dl) : run_round(s, ll);
     int64_t left = 0;
     for (double x : s.val) left += x < kInf;
     s.st.edges_after_round.push_back(left);
-    if (changes == 0) break;
+    if (changes == 0 || (rounds < 0 && s.st.removed == removed_before)) break;
     s.build_lists();  // drop the removed edges from the lists
   }
 

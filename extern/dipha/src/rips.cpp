@@ -1163,7 +1163,7 @@ Pairs compute(const DistanceView& d, const Options& opt, MPI_Comm comm, bool cla
     if (layouts != 1 && d.n > 0) throw Error("rips: exactly one distance layout (dense64, dense32, CSR) must be given");
     if (d.indptr && (!d.indices || !d.values)) throw Error("rips: CSR layout needs indptr, indices and values");
     if (opt.max_dim < 0) throw Error("rips: max_dim must be >= 0, got " + std::to_string(opt.max_dim));
-    if (opt.collapse < -1) throw Error("rips: collapse must be -1 (rounds until nothing changes), 0 (off) or a number of rounds, got " + std::to_string(opt.collapse));
+    if (opt.collapse < -1) throw Error("rips: collapse must be -1 (rounds until one removes no edge), 0 (off) or a number of rounds, got " + std::to_string(opt.collapse));
     if (opt.max_dim + 2 >= kMaxVerts) throw Error("rips: max_dim " + std::to_string(opt.max_dim) + " is too large (at most " + std::to_string(kMaxVerts - 3) + ")");
     if (std::isnan(opt.threshold) || opt.threshold < 0) throw Error("rips: threshold must be >= 0 (or +inf)");
     if (d.n > INT32_MAX) throw Error("rips: at most 2^31-1 points are supported");

@@ -41,7 +41,7 @@ struct Options {
   // default (1 GiB).
   int64_t working_bytes = -1;
   // Edge collapse of the thresholded graph before the reduction (dipha/collapse.hpp): 0 off,
-  // k > 0 rounds, -1 rounds until nothing changes. The diagrams are the same (positive-length
+  // k > 0 rounds, -1 rounds until one removes no edge. The diagrams are the same (positive-length
   // pairs and essential classes, exactly); only persistence() reads it.
   int collapse = 0;
 };
