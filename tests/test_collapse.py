@@ -205,8 +205,9 @@ def test_four_cycle_h1_survives():
     # a 4-cycle at 1 with diagonals at 2: H1 = (1, 2). One diagonal is dominated from 2 on and
     # removed; the other, the cycle and the class stay.
     D = cycle_matrix(4, 1.0, 2.0)
-    u, v, w, _ = _core._collapse_edges(4, *edges_of(D), -1)
+    u, v, w, counts = _core._collapse_edges(4, *edges_of(D), 5)
     assert len(u) == 5 and sorted(w) == [1, 1, 1, 1, 2]
+    assert counts["edges_after_round"] == [5, 5]  # the second round changes nothing: no third
     for rounds in (1, -1):
         np.testing.assert_array_equal(rips(D, 1, collapse=rounds)[1], [[1.0, 2.0]])
         # without the diagonals nothing is dominated: the class is essential
@@ -236,7 +237,7 @@ def test_octahedron_h2_survives():
     n=st.integers(3, 30),
     kind=st.sampled_from(KINDS),
     quantile=st.sampled_from([None, 0.4]),
-    rounds=st.sampled_from([1, 2, -1]),
+    rounds=st.sampled_from([1, 2, 5, -1]),
 )
 def test_collapsed_edge_list(seed, n, kind, quantile, rounds):
     rng = np.random.default_rng(seed)
