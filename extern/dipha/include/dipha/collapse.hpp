@@ -21,8 +21,8 @@
 // stand at the start of the round, so that an edge is moved through a tail that has already been
 // simplified. For e = {a, b} of current value t:
 //  1. its common neighbours w with arrival time tau(w) = max(value(a w), value(b w)), sorted by
-//     tau (a walk of the shorter neighbour list with a dense look-up into the other row, or a
-//     merge of the two sorted lists);
+//     tau (the AND of the two adjacency bit rows with the dense look-up, or a galloping merge of
+//     the two sorted neighbour lists);
 //  2. the common neighbourhood C(s) = {w : tau(w) <= s} only changes at those arrival times, and
 //     the neighbourhood of any vertex only grows with s, so domination only has to be checked at
 //     s = t and at each later arrival time: at t, a dominator v is searched in C(t); at each later
@@ -38,20 +38,26 @@
 // members first costs 2x more look-ups on workload A, 6x on B; taking the candidates newest
 // first, 1.1-1.4x).
 //
-// Cost of one round: Σ_e min(deg a, deg b) with a dense look-up (a galloping merge, at most
-// deg a + deg b, with neighbour lists), plus c_e log c_e for the sort (c_e = common neighbours of
-// e), plus the dominator tests: O(c_e^2) look-ups for one search, at most c_e searches, so
-// O(c_e^3) in the worst case and typically about one look-up per candidate; a look-up is O(1)
-// dense, O(log deg) by binary search in a neighbour list; Stats counts them. Memory: the edge list, its
-// neighbour lists (8 bytes per edge and direction) and, when n*n*8 bytes fit in
-// dense_lookup_bytes, a dense n x n matrix of current values.
+// Values are handled as their ranks among the input's distinct values (every value assigned is
+// another edge's value), so comparisons are exact and integer.
+//
+// Cost of one round, with c_e the number of common neighbours of e: listing them, Σ_e (n/64 +
+// c_e) with the dense look-up, Σ_e min(deg a, deg b) log(ratio) (at most deg a + deg b) with
+// neighbour lists; c_e log c_e to sort them; the dominator tests: O(c_e^2) look-ups for one
+// search, at most c_e searches, so O(c_e^3) in the worst case, typically about one look-up per
+// candidate (a look-up is O(1) dense, O(log deg) by binary search in a neighbour list); plus a
+// counting sort of the edges by value. Once: a sort of the edges by value (and by vertices, when
+// not given in that order). Stats counts the look-ups and listing steps. Memory: the edge list
+// (16 bytes per edge), neighbour lists (8 bytes per edge and direction) and, when
+// 4.125 n^2 bytes fit in dense_lookup_bytes, a dense n x n matrix of current value ranks and
+// the n x n adjacency bits.
 //
 // Several rounds: edges visited early in a round (the shortest) were tested against edges that
 // were moved afterwards, so a further round may collapse more; rounds < 0 repeats until a round
 // removes no edge. (Until a round changes nothing at all would also terminate, each change
 // raising a value to another edge's value or removing an edge, but on workload B it takes 28
-// rounds, the last 17 of which remove 2 edges in all while moving thousands; the size of the
-// complex, all the engine's work scales with, depends on the edge set only.)
+// rounds, the last 17 of which remove 2 edges in all while moving thousands; the number of
+// simplices depends on the edge set only.)
 //
 // What is preserved: the persistence module of the flag filtration in every homology dimension,
 // up to isomorphism, hence every persistence diagram with positive-length pairs (births and
@@ -82,7 +88,7 @@ struct Stats {
   int64_t moved = 0;                       // edge moves to a larger value, all rounds
   int64_t removed = 0;                     // edges removed, all rounds
   int64_t lookups = 0;                     // adjacency look-ups of the dominator tests
-  int64_t neighbour_steps = 0;             // neighbour-list entries walked to list common neighbours
+  int64_t neighbour_steps = 0;             // list entries (or bit-row words) walked for common neighbours
 };
 
 /// Collapses the flag filtration of the filtered graph (n vertices, `edges`) by `rounds` rounds
@@ -90,9 +96,9 @@ struct Stats {
 /// (rounds < 0); rounds == 0 returns the input.
 /// Returns the remaining edges with their (possibly larger) values, u < v, sorted by (value, v, u).
 /// Values must be finite (an absent edge is left out); a repeated edge, a self-loop or a vertex
-/// out of range is an Error. A dense look-up matrix of the current values is used when
-/// n * n * 8 <= dense_lookup_bytes (negative: 512 MiB), sorted neighbour lists otherwise; the
-/// result is the same either way.
+/// out of range is an Error. A dense look-up (matrix and adjacency bits) is used when its
+/// 4.125 n^2 bytes fit in dense_lookup_bytes (negative: 512 MiB), sorted neighbour lists
+/// otherwise; the result is the same either way.
 std::vector<Edge> collapse_edges(int64_t n, std::vector<Edge> edges, int rounds, Stats* stats = nullptr,
                                  int64_t dense_lookup_bytes = -1);
 
