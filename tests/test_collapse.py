@@ -156,13 +156,14 @@ def test_collapse_on_a_larger_correlation_graph():
 
 def test_verbose_reports_the_collapse(capfd):
     D = point_cloud(np.random.default_rng(3), 30, 2)
-    got = rips(D, 1, 1.0, collapse=1, verbose=True)
+    got = rips(D, 1, 1.0, collapse=2, verbose=True)
     err = capfd.readouterr().err
-    line = [x for x in err.splitlines() if "edge collapse" in x]
-    assert len(line) == 1, err
     u, _, _ = edges_of(D, 1.0)
-    after = len(_core._collapse_edges(30, *edges_of(D, 1.0), 1)[0])
-    assert f"{len(u)} -> {after} edges in 1 rounds" in line[0]
+    after = _core._collapse_edges(30, *edges_of(D, 1.0), 2)[3]["edges_after_round"]
+    rounds = [x for x in err.splitlines() if "edge collapse round" in x]  # progress, one per round
+    assert rounds == [f"[rips] edge collapse round {r + 1}: {len(u)} -> {a} edges" for r, a in enumerate(after)], err
+    summary = [x for x in err.splitlines() if "edge collapse:" in x]
+    assert len(summary) == 1 and f"{len(u)} -> {after[-1]} edges in {len(after)} rounds" in summary[0], err
     assert_identical(got, rips(D, 1, 1.0))
 
 

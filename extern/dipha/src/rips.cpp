@@ -183,7 +183,7 @@ Graph build_graph(const DistanceView& d, double threshold, bool clamp_negative, 
 // The graph of the edge-collapsed filtration of g (same diagrams, fewer edges), built as the
 // thresholded graph of its edge list. Deterministic: under MPI every rank, holding the same input,
 // computes the same collapse on its own, with no communication.
-Graph collapsed_graph(Graph g, int rounds, int64_t dense_bytes, collapse::Stats* stats) {
+Graph collapsed_graph(Graph g, int rounds, int64_t dense_bytes, collapse::Stats* stats, bool verbose) {
   std::vector<collapse::Edge> edges;
   edges.reserve(g.edges.size());
   for (int64_t i = 0; i < g.n; ++i)
@@ -191,7 +191,12 @@ Graph collapsed_graph(Graph g, int rounds, int64_t dense_bytes, collapse::Stats*
       edges.push_back({g.nb[p], static_cast<int32_t>(i), g.nv[p]});
   const int64_t n = g.n;
   g = Graph();  // free the uncollapsed graph before the collapse's own structures
-  edges = collapse::collapse_edges(n, std::move(edges), rounds, stats, dense_bytes);
+  const size_t before = edges.size();
+  edges = collapse::collapse_edges(n, std::move(edges), rounds, stats, dense_bytes, [&](const collapse::Stats& s) {
+    if (verbose)
+      std::fprintf(stderr, "[rips] edge collapse round %zu: %zu -> %lld edges\n", s.edges_after_round.size(), before,
+                   static_cast<long long>(s.edges_after_round.back()));
+  });
   std::vector<int64_t> indptr(n + 1, 0), indices(2 * edges.size()), fill;
   std::vector<double> values(2 * edges.size());
   for (const collapse::Edge& e : edges) { ++indptr[e.u + 1]; ++indptr[e.v + 1]; }
@@ -1193,7 +1198,7 @@ Pairs compute(const DistanceView& d, const Options& opt, MPI_Comm comm, bool cla
     if (opt.collapse != 0) {
       const size_t before = g.edges.size();
       collapse::Stats cs;
-      g = collapsed_graph(std::move(g), opt.collapse, opt.dense_lookup_bytes, &cs);
+      g = collapsed_graph(std::move(g), opt.collapse, opt.dense_lookup_bytes, &cs, opt.verbose && rank == 0);
       if (opt.verbose && rank == 0)
         std::fprintf(stderr, "[rips] edge collapse: %zu -> %zu edges in %zu rounds (%lld moved, %lld removed)\n", before,
                      g.edges.size(), cs.edges_after_round.size(), static_cast<long long>(cs.moved),
