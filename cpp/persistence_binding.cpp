@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "comm.hpp"
+#include "dipha/collapse.hpp"
 #include "dipha/mpi_layer.hpp"
 #include "dipha/rips.hpp"
 
@@ -74,7 +75,7 @@ std::string view_or_error(const py::array& a, py::object indptr, py::object indi
 
 py::list rips_persistence(py::array dense, py::object indptr, py::object indices, py::object values, int64_t n,
                           int max_dim, double threshold, py::object comm, bool verbose,
-                          int64_t dense_lookup_bytes, int64_t working_bytes, double max_work) {
+                          int64_t dense_lookup_bytes, int64_t working_bytes, double max_work, int collapse) {
   topodnn::CommDup guard(comm, MPI_COMM_SELF);  // collective: before anything can fail on one rank only
   std::vector<py::array> keep;
   dipha::rips::DistanceView v;
@@ -86,6 +87,7 @@ py::list rips_persistence(py::array dense, py::object indptr, py::object indices
   opt.dense_lookup_bytes = dense_lookup_bytes;
   opt.working_bytes = working_bytes;
   opt.max_work = max_work;
+  opt.collapse = collapse;
   dipha::rips::Pairs pairs;
   std::string err;
   {
@@ -136,13 +138,55 @@ py::tuple dipha_diagram_from_matrix(py::array dense, py::object indptr, py::obje
   return py::make_tuple(dims, births, deaths);
 }
 
+// The edge collapse alone (dipha/collapse.hpp), for tests and measurements: the remaining edges
+// (u < v, sorted by (value, v, u)) and the edge count after each round run.
+py::tuple collapse_edges(int64_t n, py::array_t<int64_t, py::array::c_style | py::array::forcecast> u,
+                         py::array_t<int64_t, py::array::c_style | py::array::forcecast> v,
+                         py::array_t<double, py::array::c_style | py::array::forcecast> values, int rounds,
+                         int64_t dense_lookup_bytes) {
+  if (u.ndim() != 1 || v.ndim() != 1 || values.ndim() != 1 || u.shape(0) != v.shape(0) || u.shape(0) != values.shape(0))
+    throw py::value_error("u, v and values must be 1-D arrays of equal length");
+  std::vector<dipha::collapse::Edge> edges(static_cast<size_t>(u.shape(0)));
+  for (size_t e = 0; e < edges.size(); ++e) {
+    const int64_t a = u.at(e), b = v.at(e);
+    if (a < 0 || b < 0 || a > INT32_MAX || b > INT32_MAX || a >= n || b >= n)
+      throw py::value_error("edge " + std::to_string(e) + " has a vertex out of range [0, " + std::to_string(n) + ")");
+    edges[e] = {static_cast<int32_t>(a), static_cast<int32_t>(b), values.at(e)};
+  }
+  dipha::collapse::Stats stats;
+  std::string err;
+  {
+    py::gil_scoped_release release;
+    try {
+      edges = dipha::collapse::collapse_edges(n, std::move(edges), rounds, &stats, dense_lookup_bytes);
+    } catch (const dipha::Error& e) {
+      err = e.what();
+    }
+  }
+  if (!err.empty()) throw py::value_error(err);
+  py::array_t<int64_t> ou(static_cast<py::ssize_t>(edges.size())), ov(static_cast<py::ssize_t>(edges.size()));
+  py::array_t<double> ow(static_cast<py::ssize_t>(edges.size()));
+  for (size_t e = 0; e < edges.size(); ++e) {
+    ou.mutable_at(e) = edges[e].u;
+    ov.mutable_at(e) = edges[e].v;
+    ow.mutable_at(e) = edges[e].value;
+  }
+  py::dict counts;
+  counts["edges_after_round"] = stats.edges_after_round;
+  counts["moved"] = stats.moved;
+  counts["removed"] = stats.removed;
+  counts["lookups"] = stats.lookups;
+  counts["neighbour_steps"] = stats.neighbour_steps;
+  return py::make_tuple(ou, ov, ow, counts);
+}
+
 }  // namespace
 
 void register_persistence(py::module_& m) {
   m.def("_rips_persistence", &rips_persistence, py::arg("dense"), py::arg("indptr"), py::arg("indices"),
         py::arg("values"), py::arg("n"), py::arg("max_dim"), py::arg("threshold"), py::arg("comm"),
         py::arg("verbose"), py::arg("dense_lookup_bytes") = -1, py::arg("working_bytes") = -1,
-        py::arg("max_work") = -1.0,
+        py::arg("max_work") = -1.0, py::arg("collapse") = 0,
         "Vietoris-Rips persistence pairs per dimension (see topodnn.engine.persistence). Either `dense` "
         "(square float32/float64) or the CSR triple (indptr, indices, values) with n vertices. "
         "dense_lookup_bytes: largest dense look-up matrix the engine may build (-1: its default, "
@@ -152,7 +196,14 @@ void register_persistence(py::module_& m) {
         "second of one rank): a computation estimated above it raises ValueError naming the estimate "
         "and the limit before any work; -1: the default limit (5e11), inf: no limit. Above 1e11 one line on rank "
         "0's stderr gives the estimate and a rough time. Under MPI every rank must pass the same distance matrix, "
-        "max_dim and threshold (a fingerprint is compared; a mismatch raises ValueError on every rank).");
+        "max_dim and threshold (a fingerprint is compared; a mismatch raises ValueError on every rank). "
+        "collapse: edge collapse of the thresholded graph first (0: off, k > 0: k rounds, -1: rounds until "
+        "one removes no edge); same diagrams.");
+  m.def("_collapse_edges", &collapse_edges, py::arg("n"), py::arg("u"), py::arg("v"), py::arg("values"),
+        py::arg("rounds") = 1, py::arg("dense_lookup_bytes") = -1,
+        "Edge collapse of the flag filtration of a filtered graph (n vertices, edges (u[i], v[i], values[i])): "
+        "(u, v, values, counts) of the remaining edges, u < v, sorted by (value, v, u); counts holds "
+        "edges_after_round, moved, removed, lookups, neighbour_steps.");
   m.def("_dipha_diagram_from_matrix", &dipha_diagram_from_matrix, py::arg("dense"), py::arg("indptr"),
         py::arg("indices"), py::arg("values"), py::arg("n"), py::arg("upper_dim"), py::arg("comm"),
         "DIPHA diagram records (dims, births, deaths) of a full (type 7) or sparse (type 8) distance matrix.");

@@ -53,8 +53,19 @@ def _rips_persistence(
     dense_lookup_bytes: int = -1,
     working_bytes: int = -1,
     max_work: float = -1.0,
+    collapse: int = 0,
 ) -> list[npt.NDArray[np.float64]]:
     """(birth, death) pairs per dimension 0..max_dim, each a (k, 2) float64 array."""
+
+def _collapse_edges(
+    n: int,
+    u: npt.NDArray[Any],
+    v: npt.NDArray[Any],
+    values: npt.NDArray[Any],
+    rounds: int = 1,
+    dense_lookup_bytes: int = -1,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.float64], dict[str, Any]]:
+    """Edge collapse of a filtered graph: (u, v, values, counts) of the remaining edges."""
 
 def _dipha_diagram_from_matrix(
     dense: npt.NDArray[Any],

@@ -18,6 +18,7 @@
 // pipelined chain of P rounds, the mirror image of DIPHA's (§5.4 of the specification).
 #include "dipha/rips.hpp"
 
+#include "dipha/collapse.hpp"
 #include "dipha/mpi_layer.hpp"
 
 #include <unistd.h>
@@ -177,6 +178,45 @@ Graph build_graph(const DistanceView& d, double threshold, bool clamp_negative, 
     }
   }
   return g;
+}
+
+// The graph of the edge-collapsed filtration of g (same diagrams, fewer edges), built as the
+// thresholded graph of its edge list. Deterministic: under MPI every rank, holding the same input,
+// computes the same collapse on its own, with no communication.
+Graph collapsed_graph(Graph g, int rounds, int64_t dense_bytes, collapse::Stats* stats, bool verbose) {
+  std::vector<collapse::Edge> edges;
+  edges.reserve(g.edges.size());
+  for (int64_t i = 0; i < g.n; ++i)
+    for (int64_t p = g.ptr[i]; p < g.ptr[i + 1] && g.nb[p] < i; ++p)
+      edges.push_back({g.nb[p], static_cast<int32_t>(i), g.nv[p]});
+  const int64_t n = g.n;
+  g = Graph();  // free the uncollapsed graph before the collapse's own structures
+  const size_t before = edges.size();
+  edges = collapse::collapse_edges(n, std::move(edges), rounds, stats, dense_bytes, [&](const collapse::Stats& s) {
+    if (verbose)
+      std::fprintf(stderr, "[rips] edge collapse round %zu: %zu -> %lld edges\n", s.edges_after_round.size(), before,
+                   static_cast<long long>(s.edges_after_round.back()));
+  });
+  std::vector<int64_t> indptr(n + 1, 0), indices(2 * edges.size()), fill;
+  std::vector<double> values(2 * edges.size());
+  for (const collapse::Edge& e : edges) { ++indptr[e.u + 1]; ++indptr[e.v + 1]; }
+  for (int64_t i = 0; i < n; ++i) indptr[i + 1] += indptr[i];
+  fill.assign(indptr.begin(), indptr.end() - 1);
+  // edges sorted by (v, u) fill every row in ascending order: row v gets its u < v in order of
+  // u, row u its v > u in order of v
+  std::sort(edges.begin(), edges.end(), [](const collapse::Edge& x, const collapse::Edge& y) {
+    return x.v < y.v || (x.v == y.v && x.u < y.u);
+  });
+  for (const collapse::Edge& e : edges) {
+    indices[fill[e.v]] = e.u; values[fill[e.v]++] = e.value;
+    indices[fill[e.u]] = e.v; values[fill[e.u]++] = e.value;
+  }
+  DistanceView d;
+  d.n = n;
+  d.indptr = indptr.data();
+  d.indices = indices.data();
+  d.values = values.data();
+  return build_graph(d, kInf, /*clamp_negative=*/false, dense_bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1072,6 +1112,7 @@ Pairs compute(const DistanceView& d, const Options& opt, MPI_Comm comm, bool cla
     if (layouts != 1 && d.n > 0) throw Error("rips: exactly one distance layout (dense64, dense32, CSR) must be given");
     if (d.indptr && (!d.indices || !d.values)) throw Error("rips: CSR layout needs indptr, indices and values");
     if (opt.max_dim < 0) throw Error("rips: max_dim must be >= 0, got " + std::to_string(opt.max_dim));
+    if (opt.collapse < -1) throw Error("rips: collapse must be -1 (rounds until one removes no edge), 0 (off) or a number of rounds, got " + std::to_string(opt.collapse));
     if (opt.max_dim + 2 >= kMaxVerts) throw Error("rips: max_dim " + std::to_string(opt.max_dim) + " is too large (at most " + std::to_string(kMaxVerts - 3) + ")");
     if (std::isnan(opt.threshold) || opt.threshold < 0) throw Error("rips: threshold must be >= 0 (or +inf)");
     if (d.n > INT32_MAX) throw Error("rips: at most 2^31-1 points are supported");
@@ -1098,6 +1139,15 @@ Pairs compute(const DistanceView& d, const Options& opt, MPI_Comm comm, bool cla
       throw Error(os.str());
     }
     g = build_graph(d, opt.threshold, clamp_negative, opt.dense_lookup_bytes);
+    if (opt.collapse != 0) {
+      const size_t before = g.edges.size();
+      collapse::Stats cs;
+      g = collapsed_graph(std::move(g), opt.collapse, opt.dense_lookup_bytes, &cs, opt.verbose && mc.rank() == 0);
+      if (opt.verbose && mc.rank() == 0)
+        std::fprintf(stderr, "[rips] edge collapse: %zu -> %zu edges in %zu rounds (%lld moved, %lld removed)\n", before,
+                     g.edges.size(), cs.edges_after_round.size(), static_cast<long long>(cs.moved),
+                     static_cast<long long>(cs.removed));
+    }
     // memory estimate: columns of the top dimension (16 B each) and the simplices of the one below
     if (opt.max_dim >= 1 && d.n > 0) {
       double pairs_total = static_cast<double>(d.n) * (d.n - 1) / 2;
@@ -1194,8 +1244,10 @@ void agree_on_input(const DistanceView& d, const std::string& dim_name, int64_t 
 }  // namespace detail
 
 Pairs persistence(const DistanceView& d, const Options& opt, MPI_Comm comm) {
-  detail::agree_on_input(d, "max_dim", opt.max_dim, {mpi::real_field("threshold", opt.threshold)},
-                         "every rank must pass the same distance matrix, max_dim and threshold", comm);
+  detail::agree_on_input(d, "max_dim", opt.max_dim,
+                         {mpi::real_field("threshold", opt.threshold), mpi::int_field("collapse", opt.collapse),
+                          mpi::real_field("max_work", opt.max_work)},
+                         "every rank must pass the same distance matrix, max_dim, threshold and options", comm);
   return detail::compute(d, opt, comm, /*clamp_negative=*/false, nullptr);
 }
 

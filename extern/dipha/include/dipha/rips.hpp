@@ -45,6 +45,10 @@ struct Options {
   // (kDefaultMaxWork); +inf: no limit. Above kWarnWork one line on rank 0's stderr gives the
   // estimate and a rough time.
   double max_work = -1;
+  // Edge collapse of the thresholded graph before the reduction (dipha/collapse.hpp): 0 off,
+  // k > 0 rounds, -1 rounds until one removes no edge. The diagrams are the same (positive-length
+  // pairs and essential classes, exactly); only persistence() reads it.
+  int collapse = 0;
 };
 
 /// Default refusal limit and warning level of the work estimate (coface visits), and the rate
