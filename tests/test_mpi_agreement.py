@@ -20,7 +20,7 @@ import pytest
 
 from conftest import run_dipha_batch, run_mpi
 
-ADVICE = "every rank must pass the same distance matrix, max_dim and threshold"
+ADVICE = "every rank must pass the same distance matrix, max_dim, threshold and options"
 
 
 def _results(proc) -> dict:
