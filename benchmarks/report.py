@@ -4,12 +4,13 @@
     python benchmarks/report.py --check    # exit 1 if RESULTS.md is not what the files give
 
 Files read: ``<benchmark>_<YYYYmmddTHHMMSSZ>[_k].json`` written by the benchmark scripts through
-benchmarks/harness.py (``benchmark`` is one of :data:`BENCHMARKS`), and ``startup*.json``. Other
-files in the folder (the applications study's) are not benchmark runs and are ignored. A file
-that cannot be read is listed under "Problems", never skipped silently.
+benchmarks/harness.py (``benchmark`` is one of :data:`BENCHMARKS`). Other files in the folder
+(the applications study's) are not benchmark runs and are ignored. A file that cannot be read is
+listed under "Problems", never skipped silently; so is a ``startup*.json`` without a UTC stamp
+(the format bench_startup.py wrote before it used the harness).
 
-Start-up files: any ``startup*.json``; the figure is read by :func:`startup_figure` (the
-median over fresh processes of the first ``topodnn.persistence`` call of ``bench_startup.py``).
+Start-up: the figure is read by :func:`startup_figure` (the median over fresh processes of the
+case :data:`STARTUP_CASE` of ``bench_startup.py``, the first ``topodnn.persistence`` call).
 
 Targets are judged from the newest run that measured them; a ratio always comes from a single
 file (ours and the peer measured in the same run). Ratio < 1: ours is faster (or smaller).
@@ -41,12 +42,12 @@ COMMANDS = {
 TITLES = {"persistence": "Vietoris–Rips persistence (LeNet functional graph)",
           "big": "Big networks (ResNet18, VGG16)", "dipha": "dipha executable",
           "graph": "Functional graph construction", "demo": "Demo (`topodnn demo`)",
-          "startup": "Start-up"}
+          "startup": "Start-up, and whole processes on the LeNet graph"}
 PERSISTENCE_TARGET = 0.5  # ours / giotto-ph, time
 RESNET_TARGET = 0.2
 VGG16_LIMIT_S = 289.0
 STARTUP_GOAL_S, STARTUP_MET_S = 0.1, 0.15
-STARTUP_CASE = ("first topodnn.persistence", "package defaults")  # the case the target is about
+STARTUP_CASE = "persistence"  # id of bench_startup.py's case the target is about (its TARGET_CASE)
 LENET_GRAPH_LIMIT_S = 0.3
 VGG16_GRAPH_RATIO, VGG16_GRAPH_PEAK_GIB = 2.0, 16.0
 ENGINE_NAMES = {"ours-r": ("ours", "rank"), "ours-t": ("ours", "thread"),
@@ -65,9 +66,12 @@ def load_records(results_dir: Path = RESULTS_DIR) -> Tuple[List[Dict[str, Any]],
     records, problems = [], []
     for path in sorted(Path(results_dir).glob("*.json")):
         m = FILE_RE.match(path.name)
-        bench = m.group("bench") if m else ("startup" if path.name.startswith("startup") else None)
-        if bench is None:
+        if m is None:
+            if path.name.startswith("startup"):
+                problems.append(f"`{path.name}`: not a benchmark run of the harness (no UTC stamp in its name: "
+                                f"the old format of bench_startup.py); run `{COMMANDS['startup']}` again")
             continue  # not a benchmark run (e.g. the applications study's results)
+        bench = m.group("bench")
         try:
             rec = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
@@ -79,13 +83,13 @@ def load_records(results_dir: Path = RESULTS_DIR) -> Tuple[List[Dict[str, Any]],
         if bench not in BENCHMARKS:
             problems.append(f"`{path.name}`: unknown benchmark {bench!r}")
             continue
-        if bench != "startup" and rec.get("benchmark") != bench:
+        if rec.get("benchmark") != bench:
             problems.append(f"`{path.name}`: its 'benchmark' field is {rec.get('benchmark')!r}, not {bench!r}")
             continue
         rec["_file"] = path.name
         rec["_benchmark"] = bench
         records.append(rec)
-    records.sort(key=lambda r: (str(r.get("started_utc") or r.get("date") or ""), r["_file"]))
+    records.sort(key=lambda r: (str(r.get("started_utc") or ""), r["_file"]))
     return records, problems
 
 
@@ -643,68 +647,194 @@ def demo_targets(records: List[Dict[str, Any]], link: bool = True) -> List[List[
 # Start-up
 
 
+def startup_cases(record: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The cases of a bench_startup record, in its order, each with its runs and their summary.
+
+    Each item is the case's definition (``id``, ``group``, ``title``, ``short``, ``command``,
+    ``env_added``, ``work``) plus ``runs`` (every run of it), ``failed`` (those not ok),
+    ``best_s`` / ``median_s`` (wall time of the whole process over the ok runs, seconds),
+    ``work_best_s`` / ``work_median_s`` (the work the process reported, where it did) and
+    ``outside_median_s`` (median over the ok runs of whole process minus work).
+    """
+    runs = [r for r in record.get("runs", []) if r.get("meta", {}).get("kind") == "case"]
+    out = []
+    for d in record.get("cases") or []:
+        if not isinstance(d, dict) or "id" not in d:
+            continue
+        mine = [r for r in runs if r["meta"].get("case") == d["id"]]
+        ok = [r for r in mine if r.get("ok") and isinstance(r.get("wall_s"), (int, float))]
+        walls = [r["wall_s"] for r in ok]
+        pairs = [(r["wall_s"], r["result"]["work_s"]) for r in ok if isinstance(r.get("result"), dict)
+                 and isinstance(r["result"].get("work_s"), (int, float))]
+        works = [wk for _, wk in pairs]
+        out.append({**d, "runs": mine, "failed": [r for r in mine if not r.get("ok")], "ok_runs": ok,
+                    "best_s": min(walls) if walls else None,
+                    "median_s": statistics.median(walls) if walls else None,
+                    "work_best_s": min(works) if works else None,
+                    "work_median_s": statistics.median(works) if works else None,
+                    "outside_median_s": statistics.median(a - b for a, b in pairs) if pairs else None,
+                    "pairs": next((r["result"].get("pairs") for r in reversed(ok)
+                                   if isinstance(r.get("result"), dict) and r["result"].get("pairs")), None)})
+    return out
+
+
+def startup_case(record: Dict[str, Any], cid: str) -> Optional[Dict[str, Any]]:
+    return next((c for c in startup_cases(record) if c["id"] == cid and c["runs"]), None)
+
+
 def startup_figure(record: Dict[str, Any]) -> Tuple[Optional[float], str]:
     """(start-up in seconds, how it was read) or (None, why not).
 
-    Read, in this order: the ``cases`` of ``bench_startup.py`` (the median wall time of the case
-    named like :data:`STARTUP_CASE`: a fresh process importing topodnn and making its first
-    ``persistence`` call with the package's defaults), a top-level ``startup_s``, or harness runs
-    whose result has ``startup_s`` (median over them).
+    The start-up is the median wall time of the case :data:`STARTUP_CASE` of bench_startup.py
+    (a fresh process importing topodnn and making its first ``persistence`` call on a 3x3
+    matrix, with the package's defaults), over its runs that succeeded.
     """
-    cases = record.get("cases")
-    if isinstance(cases, list):
-        for c in cases:
-            name = str(c.get("case", "")) if isinstance(c, dict) else ""
-            if all(part in name for part in STARTUP_CASE) and isinstance(c.get("median_s"), (int, float)):
-                return float(c["median_s"]), (f"median of {len(c.get('times_s', []))} fresh processes, "
-                                              f"\"{name}\"; best {sec(c.get('best_s'))} s")
-        return None, f"no case named like {' … '.join(STARTUP_CASE)!r} with a median_s"
-    if isinstance(record.get("startup_s"), (int, float)):
-        return float(record["startup_s"]), "the file's startup_s"
-    values = [r["result"]["startup_s"] for r in record.get("runs", [])
-              if r.get("ok") and isinstance(r.get("result"), dict)
-              and isinstance(r["result"].get("startup_s"), (int, float))]
-    if values:
-        return statistics.median(values), f"median of {len(values)} fresh processes"
-    return None, "format not understood (no cases, no startup_s at the top level or in a run's result)"
+    c = startup_case(record, STARTUP_CASE)
+    if c is None:
+        return None, f"no run of the case `{STARTUP_CASE}` in this file"
+    n, k = len(c["runs"]), len(c["failed"])
+    if c["median_s"] is None:
+        return None, f"all {n} runs failed: {c['failed'][0].get('failure', 'unknown')}"
+    how = f"median of {plural(n - k, 'fresh process', 'fresh processes')}; best {sec(c['best_s'])} s"
+    if k:
+        how += f"; {k} of {n} runs failed: {c['failed'][0].get('failure', 'unknown')}"
+    return c["median_s"], how
+
+
+def plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _load_range(runs: List[Dict[str, Any]]) -> str:
+    loads = [x[0] for r in runs for x in (r.get("load_before"), r.get("load_after")) if x]
+    if not loads:
+        return "–"
+    low, high = f"{min(loads):.1f}", f"{max(loads):.1f}"
+    return low if low == high else f"{low}–{high}"
+
+
+def _btl_text(value: Any) -> str:
+    if value is None:
+        return "no btl parameter"
+    return f"`{value}`" if value else "unset (every transport)"
 
 
 def render_startup(record: Dict[str, Any], link: bool = True) -> str:
     record.setdefault("_file", record.get("file", "?"))
+    st = record.get("settings", {})
+    out = [f"### Run of {record.get('started_utc', '?')}", "", provenance(record, link)]
+    exe = record.get("dipha_executable", {})
+    if exe:
+        out.append(f"- dipha executable: `{exe.get('path', '?')}` (sha256 {str(exe.get('sha256', '?'))[:16]}, "
+                   f"built {exe.get('mtime_utc', '?')})")
+    removed = record.get("removed_from_environment") or {}
+    out.append("- removed from the children's environment: "
+               + (", ".join(f"`{k}={v}`" for k, v in removed.items()) if removed else "no `OMPI_MCA_*` variable"))
+    probes = [r for r in record.get("runs", []) if r.get("meta", {}).get("kind") == "probe"]
+    if probes:
+        texts = []
+        for p in probes:
+            if p.get("ok"):
+                values = p["result"].get("btl") or []
+                shown = sorted(set(map(str, values)))
+                texts.append(f"{p['meta'].get('config', '?')}: " + (_btl_text(values[0]) if len(shown) == 1
+                             else "differs between ranks: " + ", ".join(map(_btl_text, values))))
+            else:
+                texts.append(f"{p['meta'].get('config', '?')}: {failure(p)}")
+        out.append("- btl in force (untimed probes, `topodnn._core.mca_parameter`): " + "; ".join(texts))
     value, how = startup_figure(record)
-    out = [f"### {record['_file']}", ""]
-    if "git" in record:  # the harness's format
-        out += [provenance(record, link), ""]
-    else:
-        m = record.get("machine", {})
-        out += [f"- raw results: {source(record, link)}; command: `{' '.join(map(str, record.get('command', [])))}`",
-                f"- date: {record.get('date', '?')}; machine: {m.get('platform', '?')}, {m.get('cpus', '?')} cores, "
-                f"Python {m.get('python', '?')}, {m.get('mpirun') or 'mpirun ?'}",
-                f"- load average (1/5/15 min) before {record.get('load_average_before')}, "
-                f"after {record.get('load_average_after')}", ""]
-    out.append(f"- start-up: {sec(value)} s ({how})" if value is not None else f"- start-up: {how}")
-    cases = record.get("cases")
-    if isinstance(cases, list) and cases:
-        out += ["", "| case | best (s) | median (s) | runs | raw |", "|---|---:|---:|---:|---|"]
+    out.append(f"- start-up (first `topodnn.persistence` call, whole process): {sec(value)} s ({how})"
+               if value is not None else f"- start-up: {how}")
+    repeat = st.get("repeat")
+    times_text = plural(repeat, "time", "times") if isinstance(repeat, int) else "? times"
+    out += ["", f"Each case is a fresh process, run {times_text}, the cases taking turns "
+            "(round r runs every case once). *Whole process*: its wall time from start to exit seen from the "
+            "parent (interpreter, imports, MPI's start-up and `mpirun` included), best and median over its runs. "
+            "*Work*: what the process reports as its work (`dipha --benchmark`'s overall running time, from after "
+            "MPI's start-up to the diagram written; for the Python engines the call itself, MPI already "
+            "initialised); *outside the work*: whole process minus work, the median over the runs.", ""]
+    cases = startup_cases(record)
+    groups = (("startup", "Start-up: small inputs", False),
+              ("workload", f"Whole process: {workload_heading(record, st.get('workload', '?'))}", True))
+    for group, heading, with_pairs in groups:
+        mine = [c for c in cases if c.get("group") == group]
+        if not mine:
+            continue
+        out += [f"#### {heading}", "",
+                "| case | runs | whole process, best (s) | median (s) | work, best (s) | work, median (s) | "
+                "outside the work, median (s) |" + (" pairs per dim |" if with_pairs else "") + " load 1 min | raw |",
+                "|---|---:|---:|---:|---:|---:|---:|" + ("---|" if with_pairs else "") + "---|---|"]
+        for c in mine:
+            n, k = len(c["runs"]), len(c["failed"])
+            runs = f"{n}" if not k else f"{n - k} of {n}"
+            pairs = f" {pairs_text(c['pairs'])} |" if with_pairs else ""
+            if c["median_s"] is None:
+                why = failure(c["failed"][0]) if c["failed"] else "not run"
+                out.append(f"| {cell(c.get('title', c['id']))} | {runs} | {cell(why)} | | | | |{pairs} "
+                           f"{_load_range(c['runs'])} | {source(record, link)} |")
+                continue
+            out.append(f"| {cell(c.get('title', c['id']))} | {runs} | {sec(c['best_s'])} | {sec(c['median_s'])} | "
+                       f"{sec(c['work_best_s'])} | {sec(c['work_median_s'])} | {sec(c['outside_median_s'])} |"
+                       f"{pairs} {_load_range(c['runs'])} | {source(record, link)} |")
+        out.append("")
+        for c in mine:
+            if c["failed"] and c["median_s"] is not None:
+                out.append(f"- {cell(c.get('title', c['id']))}: {len(c['failed'])} of {len(c['runs'])} runs "
+                           f"{failure(c['failed'][0])}")
+        if any(c["failed"] and c["median_s"] is not None for c in mine):
+            out.append("")
+    if cases:
+        out += ["<details><summary>Commands</summary>", ""]
         for c in cases:
-            if isinstance(c, dict):
-                out.append(f"| {cell(c.get('case', '?'))} | {sec(c.get('best_s'))} | {sec(c.get('median_s'))} | "
-                           f"{len(c.get('times_s', []))} | {source(record, link)} |")
-    out.append("")
+            extra = " ".join(f"{k}={v}" for k, v in c.get("env_added", {}).items())
+            command = str(c.get("command", "?"))
+            out.append(f"- {cell(c.get('title', c['id']))}: `{cell((extra + ' ' if extra else '') + command)}`")
+        out += ["", "</details>", ""]
     return "\n".join(out)
 
 
+WHOLE_PROCESS_ORDER = ("workload_persistence", "workload_dipha", "workload_ripser", "workload_dipha_btl",
+                       "workload_mpirun2_dipha")
+
+
 def startup_targets(records: List[Dict[str, Any]], link: bool = True) -> List[List[str]]:
-    rec = newest(of(records, "startup"), lambda r: True)
+    """The start-up target's row, and a (recorded) row of the whole-process cases of a workload."""
+    recs = of(records, "startup")
+    rec = newest(recs, lambda r: startup_case(r, STARTUP_CASE) is not None)
     what = "Start-up: a fresh process importing topodnn and making its first persistence call"
     goal = f"≈ {STARTUP_GOAL_S} s (met if the median ≤ {STARTUP_MET_S} s)"
     if rec is None:
-        return [[what, goal, "no startup*.json in benchmarks/results", "not run", "–"]]
-    value, how = startup_figure(rec)
-    if value is None:
-        return [[what, goal, how, "unreadable", source(rec, link)]]
-    return [[what, goal, f"{sec(value)} s ({how})", "met" if value <= STARTUP_MET_S else "**not met**",
-             source(rec, link)]]
+        rows = [[what, goal, f"no bench_startup run with the case `{STARTUP_CASE}`", "not run", "–"]]
+    else:
+        value, how = startup_figure(rec)
+        failed = startup_case(rec, STARTUP_CASE)["failed"]
+        if value is None:
+            verdict = "**failed**"
+        elif failed:
+            verdict = "**not met** (runs failed)"
+        else:
+            verdict = "met" if value <= STARTUP_MET_S else "**not met**"
+        rows = [[what, goal, f"{sec(value)} s ({how})" if value is not None else how, verdict, source(rec, link)]]
+    rec = newest(recs, lambda r: any(c.get("group") == "workload" and c["runs"] for c in startup_cases(r)))
+    if rec is None:
+        return rows + [["Whole process on bench_startup's workload (fresh process, start-up included)", "measure",
+                        "no bench_startup run with the workload's cases", "not run", "–"]]
+    cases = {c["id"]: c for c in startup_cases(rec) if c.get("group") == "workload" and c["runs"]}
+    order = [k for k in WHOLE_PROCESS_ORDER if k in cases] + [k for k in cases if k not in WHOLE_PROCESS_ORDER]
+    parts = []
+    for k in order:
+        c = cases[k]
+        if c["median_s"] is None:
+            parts.append(f"{c.get('short', k)}: {failure(c['failed'][0])}")
+            continue
+        work = f" (work {sec(c['work_median_s'])} s)" if c["work_median_s"] is not None else ""
+        parts.append(f"{c.get('short', k)} {sec(c['median_s'])} s{work}")
+    st = rec.get("settings", {})
+    rows.append([f"Whole process on workload {st.get('workload', '?')} (fresh process, start-up included)",
+                 "measure", f"median of {st.get('repeat', '?')}: " + "; ".join(parts),
+                 "recorded" if all(not c["failed"] for c in cases.values()) else "**failed** (runs failed)",
+                 source(rec, link)])
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------
