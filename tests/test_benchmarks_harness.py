@@ -444,3 +444,35 @@ def test_a_real_tiny_run_goes_through_the_generator(tmp_path):
     assert {c["other"]: c["agree"] for c in rec["comparisons"]} == {"ours-r1": True, "ours-r2": True, "gph-t1": True}
     text = report.generate(tmp_path)
     assert "#### Workload tiny: 200 units" in text and files[0].name in text
+
+
+@pytest.mark.slow
+def test_a_real_startup_run_goes_through_the_generator(tmp_path, bin_dir):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = topodnn_pythonpath(env)  # the topodnn under test, installed or not
+    env["TOPODNN_BENCH_CACHE"] = str(tmp_path / "cache")
+    env["TOPODNN_BIN_DIR"] = str(bin_dir)  # the dipha that goes with it
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_startup.py"), "--repeat", "1", "--workload", "tiny",
+                           "--results-dir", str(tmp_path)], capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    files = list(tmp_path.glob("startup_*.json"))
+    assert len(files) == 1
+    rec = json.loads(files[0].read_text())
+    cases = {c["id"]: c for c in rec["cases"]}
+    assert {"persistence", "mpi4py", "init_mpi", "dipha", "dipha_btl", "mpirun2_true", "mpirun2_dipha",
+            "workload_ripser", "workload_persistence", "workload_dipha", "workload_mpirun2_dipha"} <= set(cases)
+    runs = {r["meta"]["case"]: r for r in rec["runs"] if r["meta"].get("kind") == "case"}
+    assert set(runs) == set(cases) and len(runs) == len([r for r in rec["runs"] if r["meta"].get("kind") == "case"])
+    assert all(r["ok"] for r in runs.values()), {k: r.get("failure") for k, r in runs.items() if not r["ok"]}
+    probes = [r for r in rec["runs"] if r["meta"].get("kind") == "probe"]
+    assert len(probes) == 5 and all(p["ok"] for p in probes)
+    assert [len(p["result"]["btl"]) for p in probes] == [1, 1, 1, 2, 2]
+    for cid, c in cases.items():  # the work is part of the whole process, where there is one
+        if c["work"] is not None:
+            assert 0 < runs[cid]["result"]["work_s"] < runs[cid]["wall_s"], cid
+    # both float64 engines, same workload: the same pairs per dimension (dipha from its own file)
+    assert runs["workload_persistence"]["result"]["pairs"] == runs["workload_dipha"]["result"]["pairs"]
+    assert runs["workload_dipha"]["result"]["sha256"] == runs["workload_mpirun2_dipha"]["result"]["sha256"]
+    text = report.generate(tmp_path)
+    assert "#### Whole process: Workload tiny: 200 units" in text and files[0].name in text
+    assert "| python: first topodnn.persistence, 3x3 (package defaults) | 1 |" in text
