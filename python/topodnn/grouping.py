@@ -335,20 +335,26 @@ def _channel_runs(layer: str, shape: tuple, explicit: bool) -> tuple:
 
 def _shares(total: int, sizes: Sequence[int]) -> list:
     """``total`` nodes shared among layers of ``sizes`` units in proportion (at least 1, at most
-    the layer's units; largest remainders, ties to the earlier layer)."""
+    the layer's units; largest remainders, ties to the earlier layer).
+
+    Exact integer arithmetic: layer ``i``'s quota is ``total * sizes[i] / units`` and its
+    remainder over ``n[i]`` nodes is compared as ``total * sizes[i] - n[i] * units``.
+    """
     units = sum(sizes)
-    quota = [total * s / units for s in sizes]
-    n = [max(1, math.floor(q)) for q in quota]
+    n = [max(1, total * s // units) for s in sizes]
+
+    def excess(i: int) -> int:  # (quota - n[i]) * units
+        return total * sizes[i] - n[i] * units
+
     diff = total - sum(n)
     while diff > 0:
-        free = [i for i in range(len(sizes)) if n[i] < sizes[i]]
-        free.sort(key=lambda i: (-(quota[i] - n[i]), i))
+        free = sorted((i for i in range(len(sizes)) if n[i] < sizes[i]),
+                      key=lambda i: (-excess(i), i))
         for i in free[:diff]:
             n[i] += 1
         diff = total - sum(n)
     while diff < 0:
-        over = [i for i in range(len(sizes)) if n[i] > 1]
-        over.sort(key=lambda i: (quota[i] - n[i], i))
+        over = sorted((i for i in range(len(sizes)) if n[i] > 1), key=lambda i: (excess(i), i))
         for i in over[:-diff]:
             n[i] -= 1
         diff = total - sum(n)
