@@ -21,9 +21,10 @@ The pipeline, streamed from a torch model to the persistence engine:
 Conventions
 -----------
 * distance ``d(i, j) = 1 - |corr(i, j)|`` in ``[0, 1]``; the diagonal is 0.
-* A unit (or group) whose activation never varies over the samples (a dead ReLU, say) has an undefined
-  correlation; as in the original pipeline it is taken as 0, i.e. distance 1 to every other unit.
-  Such units are counted per layer (``info["constant_units"]``) and reported in one log line.
+* A unit (or group) whose activation never varies over the samples (a dead ReLU, say) has an
+  undefined correlation; as in the original pipeline it is taken as 0, i.e. distance 1 to every
+  other node. Such nodes are counted per layer (``info["constant_units"]``) and reported in one
+  log line.
 * Sparse graphs are symmetric CSR matrices whose stored entries are exactly the edges
   ``i != j`` with ``d(i, j) <= threshold``. Edges of distance exactly 0 (``|corr| = 1``, e.g.
   duplicated units) are stored as explicit zeros: a stored entry is an edge whatever its value.
