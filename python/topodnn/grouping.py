@@ -87,7 +87,7 @@ dropped. Full resolution has 1,820 nodes; ``"channel"`` 90 (10 + 20 channels, 50
     0.40, H2 life −0.32).
   - chunk:16: H1 life 0.75 and H1 pairs 0.72; every H2 summary ≤ 0.71.
 
-  Most of the change happens in epochs 0–3. On the plateau after that the differences between
+  Most of the change happens in epochs 0–4. On the plateau after that the differences between
   epochs are within noise, and that is where the orders disagree. On LeNet, a grouping down to
   about 100 nodes leaves too few H2 cavities (0–16) to summarise.
 
