@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
-BENCHMARKS = ("persistence", "big", "dipha", "graph", "demo", "startup")
+BENCHMARKS = ("persistence", "big", "dipha", "graph", "demo", "startup", "grouping")
 FILE_RE = re.compile(r"^(?P<bench>[a-z0-9]+)_(?P<stamp>\d{8}T\d{6}Z)(?:_(?P<k>\d+))?\.json$")
 COMMANDS = {
     "persistence": "PYTHONPATH=python python benchmarks/bench_persistence.py A B --repeat 3",
@@ -38,11 +38,13 @@ COMMANDS = {
     "graph": "PYTHONPATH=python python benchmarks/bench_graph.py",
     "demo": "PYTHONPATH=python python benchmarks/bench_demo.py",
     "startup": "PYTHONPATH=python python benchmarks/bench_startup.py",
+    "grouping": "PYTHONPATH=python python benchmarks/bench_grouping.py",
 }
 TITLES = {"persistence": "Vietoris–Rips persistence (LeNet functional graph)",
           "big": "Big networks (ResNet18, VGG16)", "dipha": "dipha executable",
           "graph": "Functional graph construction", "demo": "Demo (`topodnn demo`)",
-          "startup": "Start-up, and whole processes on the LeNet graph"}
+          "startup": "Start-up, and whole processes on the LeNet graph",
+          "grouping": "Node grouping (grouped against full-resolution graphs)"}
 PERSISTENCE_TARGET = 0.5  # ours / giotto-ph, time
 RESNET_TARGET = 0.2
 VGG16_LIMIT_S = 289.0
@@ -838,10 +840,59 @@ def startup_targets(records: List[Dict[str, Any]], link: bool = True) -> List[Li
 
 
 # ----------------------------------------------------------------------------------------------
+# Node grouping
+
+
+def _rho(x: Optional[float]) -> str:
+    return "–" if x is None else f"{x:+.2f}"
+
+
+def render_grouping(record: Dict[str, Any], link: bool = True) -> str:
+    record.setdefault("_file", record.get("file", "?"))
+    out = [f"### Run of {record.get('started_utc', '?')}", "", provenance(record, link), ""]
+    comps = record.get("comparisons", [])
+    if comps:
+        stats = ("life", "midlife", "betti_max", "eps_at_max", "n_pairs", "area")
+        out += [f"LeNet, grouped against full resolution (units) at epochs {comps[0].get('epochs')}: Spearman "
+                "correlation across epochs of each summary; Betti curves: median over epochs of the Pearson "
+                "correlation of the two curves; pairs/node: median over epochs of grouped / full.", "",
+                "| groups | dim | " + " | ".join(stats) + " | Betti curve r | pairs/node | raw |",
+                "|---|---:|" + "---:|" * (len(stats) + 2) + "---|"]
+        for c in comps:
+            for q, d in sorted(c.get("dims", {}).items()):
+                curve = sorted(v for v in d.get("betti_curve_pearson", {}).values() if v is not None)
+                med = curve[len(curve) // 2] if curve else None
+                ratio = d.get("median_ratio", {}).get("pairs_per_node")
+                out.append(f"| {cell(c.get('groups'))} | H{q} | "
+                           + " | ".join(_rho(d.get("spearman", {}).get(k)) for k in stats)
+                           + f" | {'–' if med is None else f'{med:.2f}'} | "
+                           f"{'–' if ratio is None else f'{ratio:.2f}'} | {source(record, link)} |")
+        out.append("")
+    big = [r for r in record.get("runs", []) if r.get("meta", {}).get("kind") == "big"]
+    if big:
+        out += ["Big networks, grouped: H0..H2 (times on the machine as loaded, see above).", "",
+                "| net | units | test acc | groups | nodes | edges | pairs H0 / H1 / H2 | graph (s) | "
+                "persistence (s) | raw |", "|---|---:|---:|---|---:|---:|---|---:|---:|---|"]
+        for r in big:
+            if not r.get("ok"):
+                out.append(f"| {r['meta'].get('net')} | – | – | – | – | – | {failure(r)} | – | – | "
+                           f"{source(record, link)} |")
+                continue
+            res = r["result"]
+            for g, t in res.get("groupings", {}).items():
+                out.append(f"| {res['net']} | {res['units']:,} | {100 * res['test_acc']:.1f} % | {cell(g)} | "
+                           f"{t['nodes']:,} | {t['edges']:,} | {pairs_text(t['pairs'])} | {sec(t['graph_s'])} | "
+                           f"{sec(t['persistence_s'])} | {source(record, link)} |")
+        out.append("")
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------------------------
 # The whole file
 
 RENDER = {"persistence": render_persistence, "big": render_big, "dipha": render_dipha,
-          "graph": render_graph, "demo": render_demo, "startup": render_startup}
+          "graph": render_graph, "demo": render_demo, "startup": render_startup,
+          "grouping": render_grouping}
 
 
 def targets(records: List[Dict[str, Any]], link: bool = True) -> List[List[str]]:

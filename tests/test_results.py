@@ -175,7 +175,7 @@ def test_diagrams_round_trip(tmp_path: Path) -> None:
     npz, bin_out = write_epoch(tmp_path)
     assert (npz.name, bin_out.name) == ("dgm_epc5_trl0.npz", "adj_epc5_trl0_0.3.bin.out")
     got = results.read_diagrams(tmp_path, 5, 0)
-    assert got.path == npz and got.settings() == SETTINGS and got.n_nodes == 1820
+    assert got.path == npz and got.settings() == {**SETTINGS, "groups": "units"} and got.n_nodes == 1820
     for a, b in zip(got.pairs, some_pairs()):
         np.testing.assert_array_equal(a, b)
     assert results.finished_diagrams(tmp_path, 5, 0, SETTINGS) is not None
@@ -205,7 +205,7 @@ def damaged_archives(tmp_path: Path, good: bytes) -> dict:
     npy = tmp_path / "scratch.npy"
     np.save(npy, pairs[0])
     flipped = bytearray(good)
-    flipped[len(good) // 3] ^= 0xFF  # inside dim0's data: the CRC no longer matches
+    flipped[good.index(pairs[0].tobytes()) + 8] ^= 0xFF  # inside dim0's data: the CRC no longer matches
     return {
         "truncated": (good[: len(good) // 2], "not a readable npz archive"),
         "truncated_tail": (good[:-10], "not a readable npz archive"),

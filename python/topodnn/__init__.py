@@ -6,7 +6,8 @@ compiled engine are loaded only when first used):
 - :func:`topodnn.persistence` — Vietoris–Rips persistence of a distance matrix, in memory, serial
   or across the ranks of an mpi4py communicator (module :mod:`topodnn.engine`).
 - :func:`topodnn.functional_graph`, :func:`topodnn.topology` — from a torch model to its
-  functional graph and to its persistence diagrams (module :mod:`topodnn.graph`).
+  functional graph and to its persistence diagrams (module :mod:`topodnn.graph`); for big
+  networks, ``groups=`` makes a node of a conv channel or a chunk of units (:mod:`topodnn.grouping`).
 - :mod:`topodnn.io` — DIPHA binary files; :mod:`topodnn.results` — the files a run leaves
   behind (layout, atomic writes, verified reads); :mod:`topodnn.summaries` — Betti curves, life,
   midlife; :mod:`topodnn.plots`; :mod:`topodnn.training`, :mod:`topodnn.networks`,
@@ -33,8 +34,8 @@ _LAZY = {
     "init_mpi": "topodnn._mpi",
 }
 _SUBMODULES = (
-    "cli", "datasets", "early_stopping", "engine", "gap", "graph", "io", "networks", "pipeline",
-    "plots", "results", "summaries", "training",
+    "cli", "datasets", "early_stopping", "engine", "gap", "graph", "grouping", "io", "networks",
+    "pipeline", "plots", "results", "summaries", "training",
 )
 
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]

@@ -25,7 +25,7 @@ on read:
   (type 2), as the original named it: essential classes of dimension q stored as dim = −q−1 with
   death = the largest filtration value of the complex (half the largest distance ≤ 2·max_epsilon).
 * ``dgm_epc<E>_trl<T>.npz``: ``dim0``, ``dim1``, … (k, 2) float64 arrays, ε units, ``inf`` for
-  essential classes, plus the settings they were computed with.
+  essential classes, plus the settings they were computed with (``--groups`` included).
 * ``summaries_trl<T>.json`` / ``.csv``: per epoch and dimension: life, midlife, betti_max,
   eps_at_max, n_pairs, area (:func:`topodnn.summaries.summarise`, pairs with persistence ≤
   ``--min-persistence`` = 0.02 dropped first), train and test accuracy.
@@ -162,6 +162,17 @@ def _flag01(value: str) -> int:
     return int(value)
 
 
+def _groups(value: str) -> str:
+    """``--groups``: the grouping's canonical text (:func:`topodnn.grouping.parse_groups`)."""
+    from .grouping import parse_groups
+
+    try:
+        return parse_groups(value).text()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{exc} (the command line takes units, channel, chunk:K or nodes:N)") from None
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-path", "--save_path", dest="save_path", default="results",
                    help="results root; results go to <save-path>/<net>_<dataset>/ (default: results)")
@@ -240,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="early stopping: signal '<stat>_<dim>', e.g. area_2, betti_max_2 (default area_2)")
     r.add_argument("--es-patience", dest="es_patience", type=_positive_int, default=3,
                    help="early stopping: evaluations without improvement before stopping (default 3)")
+    r.add_argument("--groups", type=_groups, default="units", metavar="units|channel|chunk:K|nodes:N",
+                   help="nodes of the functional graph: units (every unit, default), channel (a conv "
+                   "channel's mean is one node), chunk:K (means of K consecutive units of a layer), "
+                   "nodes:N (N nodes in all); for big networks (see topodnn.grouping). Recorded "
+                   "with the diagrams: epochs computed with another grouping are recomputed")
     _add_topology_options(r)
     r.set_defaults(func=cmd_run)
 
@@ -544,7 +560,7 @@ def topology_per_epoch(args: argparse.Namespace, folder: Path,
     aside and its epoch recomputed.
     """
     settings = {"max_epsilon": float(args.max_epsilon), "upper_dim": int(args.upper_dim),
-                "n_samples": int(args.n_samples)}
+                "n_samples": int(args.n_samples), "groups": args.groups}
     file_history = _file_history(folder, args.trial)
     summaries = _summaries_to_update(folder, args, file_history)
     todo = []
@@ -593,7 +609,7 @@ def topology_per_epoch(args: argparse.Namespace, folder: Path,
         sparse_graph, info = graph.functional_graph(
             model, inputs, n_samples=args.n_samples,
             threshold=pipeline.distance_of_epsilon(args.max_epsilon),
-            progress=args.progress, return_info=True)
+            progress=args.progress, return_info=True, groups=args.groups)
         sparse_graph.data *= pipeline.EPSILON_PER_DISTANCE
         t_graph = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -614,7 +630,8 @@ def topology_per_epoch(args: argparse.Namespace, folder: Path,
         results.write_summaries(folder, args.trial, summaries)
         counts = " ".join(f"H{q} {len(d)}" for q, d in enumerate(dgms))
         acc = "" if te is None else f", test acc {te:.4g}"
-        _say(f"epoch {e}: {n_nodes} nodes, graph {t_graph:.1f} s, persistence {t_pers:.1f} s "
+        grouped = "" if args.groups == results.UNGROUPED else f" (groups {args.groups})"
+        _say(f"epoch {e}: {n_nodes} nodes{grouped}, graph {t_graph:.1f} s, persistence {t_pers:.1f} s "
              f"({args.nproc} proc), pairs {counts}{acc}", args.progress)
     return summaries
 
@@ -654,6 +671,7 @@ def _record_summary(data: dict[str, Any], args: argparse.Namespace, epoch: int,
     entry.update({"train_acc": tr, "test_acc": te, "max_epsilon": dgms.max_epsilon,
                   "upper_dim": dgms.upper_dim, "n_samples": dgms.n_samples,
                   "min_persistence": float(args.min_persistence), "n_nodes": dgms.n_nodes,
+                  "groups": dgms.groups,
                   **extra, "dims": {str(q): s for q, s in summ.items()}})
     data["epochs"][str(epoch)] = entry
     return te

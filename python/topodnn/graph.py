@@ -6,7 +6,10 @@ The pipeline, streamed from a torch model to the persistence engine:
    ``n_samples`` inputs and records, through forward hooks, the outputs of the named modules.
    Every unit (each channel x spatial position of a conv layer, each neuron of a linear layer) is
    one node; a layer's output is flattened per sample in C order (channel-major). The activations
-   land in one preallocated ``(n_samples, n_nodes)`` matrix, nodes ordered layer by layer.
+   land in one preallocated ``(n_samples, n_nodes)`` matrix, nodes ordered layer by layer. With
+   ``groups=`` (big networks, :mod:`topodnn.grouping`) a node is instead a group of consecutive
+   units of one layer (a conv channel, a fixed-size chunk), its activation the mean of its units,
+   computed per batch: the matrix then has one column per group.
 2. :func:`correlation_distances` standardises the columns (statistics in float64) and forms the
    correlations by matrix products: one product for the dense matrix, or row block by row block of
    the upper triangle for a thresholded sparse graph, so that the dense ``n x n`` matrix never
@@ -18,9 +21,10 @@ The pipeline, streamed from a torch model to the persistence engine:
 Conventions
 -----------
 * distance ``d(i, j) = 1 - |corr(i, j)|`` in ``[0, 1]``; the diagonal is 0.
-* A unit whose activation never varies over the samples (a dead ReLU, say) has an undefined
-  correlation; as in the original pipeline it is taken as 0, i.e. distance 1 to every other unit.
-  Such units are counted per layer (``info["constant_units"]``) and reported in one log line.
+* A unit (or group) whose activation never varies over the samples (a dead ReLU, say) has an
+  undefined correlation; as in the original pipeline it is taken as 0, i.e. distance 1 to every
+  other node. Such nodes are counted per layer (``info["constant_units"]``) and reported in one
+  log line.
 * Sparse graphs are symmetric CSR matrices whose stored entries are exactly the edges
   ``i != j`` with ``d(i, j) <= threshold``. Edges of distance exactly 0 (``|corr| = 1``, e.g.
   duplicated units) are stored as explicit zeros: a stored entry is an edge whatever its value.
@@ -46,6 +50,7 @@ import scipy.sparse as sp
 from ._agreement import agree_on, check_comm, comm_size, digest, on_rank
 from ._arrays import as_numpy, is_torch_tensor, real_dtype, real_scalar
 from .engine import _check_max_dim
+from .grouping import GroupSpec, Groups, LayerGroups, parse_groups, resolve_groups
 
 __all__ = [
     "collect_activations",
@@ -342,11 +347,12 @@ class _Activations:
     dtype: np.dtype
     device: Any
     input_dtype: Any  # torch dtype floating inputs are cast to, or None
+    groups: Groups
 
 
 def _activations_request(
     model: Any, data: Any, layers: Optional[Sequence[str]], n_samples: Any, batch_size: Any,
-    dtype: Any, device: Any,
+    dtype: Any, device: Any, groups: GroupSpec = None,
 ) -> _Activations:
     import torch
 
@@ -356,6 +362,7 @@ def _activations_request(
     batch_size = _check_count(batch_size, "batch_size")
     dt = _check_dtype(dtype)
     names = _resolve_layers(model, layers)
+    grouping = parse_groups(groups, names)
     tensors = list(model.parameters()) + list(model.buffers())
     if any(t.device.type == "meta" for t in tensors):
         raise ValueError("the model has parameters on the meta device, which hold no data; load "
@@ -368,7 +375,7 @@ def _activations_request(
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"device {device!r} is not a torch device: {exc}") from None
     return _Activations(model, _as_inputs(data), names, n_samples, batch_size, dt, device,
-                        floating[0] if floating else None)
+                        floating[0] if floating else None, grouping)
 
 
 def _hash_tensor(h: Any, t: Any) -> None:
@@ -389,7 +396,8 @@ def _activations_facts(req: _Activations) -> dict[str, Any]:
         _hash_tensor(h, t)
     facts: dict[str, Any] = {
         "n_samples": req.n_samples, "batch_size": req.batch_size, "dtype": str(req.dtype),
-        "layers": list(req.layers), "model parameters and buffers": f"hash {h.hexdigest()}",
+        "layers": list(req.layers), "groups": req.groups.text(),
+        "model parameters and buffers": f"hash {h.hexdigest()}",
     }
     data = req.data
     if isinstance(data, np.ndarray) or is_torch_tensor(data):
@@ -433,8 +441,14 @@ def _forward(model: Any, xb: Any, req: _Activations) -> None:
         ) from exc
 
 
-def _collect(req: _Activations, progress: bool) -> tuple[np.ndarray, list[str], list[int]]:
-    """Run the model over the inputs of a validated request; see :func:`collect_activations`."""
+def _collect(
+    req: _Activations, progress: bool
+) -> tuple[np.ndarray, list[str], list[int], list[LayerGroups]]:
+    """Run the model over the inputs of a validated request; see :func:`collect_activations`.
+
+    Returns the ``(n_used, n_nodes)`` matrix, the layer names, the nodes of each layer and each
+    layer's grouping (resolved on the first batch's output shapes).
+    """
     import torch
 
     model, names, n_samples = req.model, req.layers, req.n_samples
@@ -448,8 +462,10 @@ def _collect(req: _Activations, progress: bool) -> tuple[np.ndarray, list[str], 
         return hook
 
     X: Optional[np.ndarray] = None
-    sizes: list[int] = []
-    offsets: list[int] = []
+    sizes: list[int] = []  # units of each layer
+    offsets: list[int] = []  # first node of each layer
+    shapes: list[tuple[int, ...]] = []  # per-sample output shape of each layer
+    layout: list[LayerGroups] = []
     filled = 0
     modes = [(mod, mod.training) for mod in model.modules()]  # restored one by one
     torch_dtype = torch.float64 if req.dtype == np.float64 else torch.float32
@@ -485,23 +501,32 @@ def _collect(req: _Activations, progress: bool) -> tuple[np.ndarray, list[str], 
                         )
                     if out.is_complex():
                         raise ValueError(f"layer {name!r} returned complex values ({out.dtype})")
-                    out = out.detach().reshape(nb, -1)
+                    out = out.detach()
+                    if X is None:
+                        shapes.append(tuple(int(d) for d in out.shape[1:]))
+                    out = out.reshape(nb, -1)
                     if not bool(torch.isfinite(out).all()):
                         raise ValueError(f"layer {name!r} produced NaN or inf activations")
                     outs.append(out)
                 if X is None:
                     sizes = [int(o.shape[1]) for o in outs]
-                    offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+                    layout = resolve_groups(req.groups, names, shapes)
+                    offsets = np.concatenate(
+                        [[0], np.cumsum([g.n_nodes for g in layout])]).astype(int).tolist()
                     X = np.empty((n_samples, offsets[-1]), dtype=req.dtype)
-                for name, out, size, off in zip(names, outs, sizes, offsets):
+                for name, out, size, off, grp in zip(names, outs, sizes, offsets, layout):
                     if out.shape[1] != size:
                         raise ValueError(
                             f"layer {name!r} has {out.shape[1]} units per sample in this batch "
                             f"but {size} in the first one"
                         )
-                    X[filled : filled + nb, off : off + size] = out.to(
-                        device="cpu", dtype=torch_dtype
-                    ).numpy()
+                    if grp.is_units:
+                        X[filled : filled + nb, off : off + size] = out.to(
+                            device="cpu", dtype=torch_dtype
+                        ).numpy()
+                    else:  # group means in float64, one batch of the layer at a time
+                        X[filled : filled + nb, off : off + grp.n_nodes] = grp.means(
+                            out.to(device="cpu", dtype=torch.float64).numpy())
                 filled += nb
                 bar.update(nb)
                 for name in names:
@@ -516,7 +541,7 @@ def _collect(req: _Activations, progress: bool) -> tuple[np.ndarray, list[str], 
         raise ValueError("data is empty: no input samples")
     if filled < X.shape[0]:
         X = X[:filled]
-    return X, names, sizes
+    return X, names, [g.n_nodes for g in layout], layout
 
 
 def collect_activations(
@@ -529,7 +554,9 @@ def collect_activations(
     dtype: Any = np.float32,
     device: Any = None,
     progress: bool = True,
-) -> tuple[np.ndarray, list[str], list[int]]:
+    groups: GroupSpec = None,
+    return_groups: bool = False,
+):
     """Record the outputs of named modules over the first ``n_samples`` inputs.
 
     The model runs in eval mode under ``torch.no_grad()``; forward hooks capture the outputs and
@@ -564,26 +591,39 @@ def collect_activations(
         Where the inputs go; default: the device of the model's first parameter (or CPU).
     progress : bool
         tqdm bar on stderr (only when stderr is a terminal).
+    groups : None, str or mapping, optional
+        Node grouping (:mod:`topodnn.grouping`): ``None`` (every unit a node), ``"channel"``,
+        ``{"chunk": k}``, ``{"nodes": n}`` or ``{layer: spec}``. A node's activation is the mean
+        of its units, computed per batch in float64 and stored in ``dtype``; the matrix holds
+        ``n_samples x n_nodes`` values, the full-resolution one is never formed.
+    return_groups : bool
+        Also return the list of :class:`topodnn.grouping.LayerGroups` (which units each node
+        averages, and each layer's output shape).
 
     Returns
     -------
     activations : ndarray, shape (n_used, n_nodes)
-        Row = sample, column = unit; units layer by layer in ``layers`` order, each layer's output
-        flattened per sample in C order (channel x position).
+        Row = sample, column = node; nodes layer by layer in ``layers`` order. Ungrouped, a node
+        is a unit and each layer's output is flattened per sample in C order (channel x
+        position); grouped, a layer's nodes are ordered by their first unit in that order.
     layers : list of str
         The layer names used.
     sizes : list of int
-        Number of units of each layer.
+        Number of nodes of each layer (its units when ungrouped).
+    groups : list of LayerGroups
+        Only with ``return_groups``.
 
     Raises
     ------
     ValueError
         On bad arguments or data (one line naming the problem), a layer called other than once
         or producing NaN/inf, or a forward pass that fails on the inputs (wrong shape or dtype
-        for the model: the message gives the batch's shape and dtype and the model's error).
+        for the model: the message gives the batch's shape and dtype and the model's error), or a
+        grouping spec that is ambiguous or does not fit the layers (see :mod:`topodnn.grouping`).
     """
-    req = _activations_request(model, data, layers, n_samples, batch_size, dtype, device)
-    return _collect(req, progress)
+    req = _activations_request(model, data, layers, n_samples, batch_size, dtype, device, groups)
+    X, names, sizes, layout = _collect(req, progress)
+    return (X, names, sizes, layout) if return_groups else (X, names, sizes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -948,6 +988,7 @@ def functional_graph(
     return_info: bool = False,
     block_size: int = DEFAULT_BLOCK_SIZE,
     comm: Any = None,
+    groups: GroupSpec = None,
 ):
     """The functional graph of ``model`` over the first ``n_samples`` inputs of ``data``.
 
@@ -988,8 +1029,12 @@ def functional_graph(
         only) and a printed line on constant units.
     return_info : bool
         Also return a dict: ``layers``, ``nodes_per_layer``, ``n_nodes``, ``n_samples``,
-        ``constant_units`` (per layer), ``n_edges`` (sparse), ``timings`` (seconds:
-        ``activations``, ``correlations``) and ``peak_memory_estimate`` (bytes).
+        ``constant_units`` (constant nodes per layer), ``n_edges`` (sparse), ``timings``
+        (seconds: ``activations``, ``correlations``), ``peak_memory_estimate`` (bytes), and how
+        nodes were grouped: ``groups`` (the spec's canonical text, ``"units"`` when ungrouped),
+        ``units_per_layer``, ``layer_shapes`` (per-sample output shapes) and ``node_units``
+        (per layer, the runs ``[start, stop, step]`` of units each node averages; see
+        :func:`topodnn.grouping.unit_ranges`).
     block_size : int
         Nodes per row block of the thresholded product.
     comm : mpi4py communicator, optional
@@ -1003,7 +1048,19 @@ def functional_graph(
         Bad arguments on any rank, or arguments that differ, are the same ValueError on every
         rank, naming the failing rank (``"(on rank r of P)"``) or what differs and where. A
         failure of the forward pass on rank 0 is broadcast and raised on every rank too. What
-        cannot be detected: a rank that never calls (the others wait for it forever).
+        cannot be detected: a rank that never calls (the others wait for it forever). The
+        grouping spec (its canonical text) is one of the facts compared.
+    groups : None, str or mapping, optional
+        Node grouping for big networks (:mod:`topodnn.grouping`): ``None`` or ``"units"`` (every
+        unit its own node, the default), ``"channel"`` (a conv layer's channel, the mean over its
+        spatial positions, is one node; linear layers keep their units), ``{"chunk": k}``
+        (consecutive units of a layer in C order, ``k`` per node, the last chunk shorter),
+        ``{"nodes": n}`` (``n`` nodes in total, shared among the layers in proportion to their
+        units) or ``{layer: spec}`` per layer. A node's activation is the mean of its units,
+        computed per batch in float64; the full-resolution activation matrix is never formed.
+        Anything ambiguous is a ValueError. How grouped summaries differ from full-resolution
+        ones (measured on LeNet, and what grouping gives on AlexNet, ResNet18 and VGG16): see
+        :mod:`topodnn.grouping`.
 
     Returns
     -------
@@ -1021,7 +1078,7 @@ def functional_graph(
 
     def check() -> tuple:
         req, thr, bs = _graph_request(model, data, layers, n_samples, threshold, batch_size,
-                                      dtype, device, block_size)
+                                      dtype, device, block_size, groups)
         return (req, thr, bs), (_graph_facts(req, thr, bs) if size > 1 else {})
 
     req, thr, bs = agree_on(comm, check, call="functional_graph")
@@ -1030,14 +1087,14 @@ def functional_graph(
 
 def _graph_request(
     model: Any, data: Any, layers: Any, n_samples: Any, threshold: Any, batch_size: Any,
-    dtype: Any, device: Any, block_size: Any,
+    dtype: Any, device: Any, block_size: Any, groups: GroupSpec = None,
 ) -> tuple[_Activations, Optional[float], int]:
     """Validated arguments of :func:`functional_graph` (this rank's view)."""
     thr = _check_threshold(threshold)
     if dtype is None:
         dtype = np.float64 if thr is None else np.float32
     bs = _check_count(block_size, "block_size")
-    req = _activations_request(model, data, layers, n_samples, batch_size, dtype, device)
+    req = _activations_request(model, data, layers, n_samples, batch_size, dtype, device, groups)
     return req, thr, bs
 
 
@@ -1054,9 +1111,9 @@ def _functional_graph(
     rank, size = _rank_size(comm)
     t0 = time.perf_counter()
     if size > 1:
-        X, names, sizes = _collect_on_root(comm, req, progress=progress and rank == 0)
+        X, names, sizes, layout = _collect_on_root(comm, req, progress=progress and rank == 0)
     else:
-        X, names, sizes = _collect(req, progress)
+        X, names, sizes, layout = _collect(req, progress)
     t1 = time.perf_counter()
     m, n = X.shape
     if m < 2:
@@ -1073,10 +1130,12 @@ def _functional_graph(
 
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     const_per_layer = [int(constant[offsets[i] : offsets[i + 1]].sum()) for i in range(len(sizes))]
+    grouped = not all(g.is_units for g in layout)
     if any(const_per_layer) and rank == 0:
         parts = ", ".join(f"{nm}: {c}/{s}" for nm, c, s in zip(names, const_per_layer, sizes) if c)
+        what = "nodes (group means)" if grouped else "units"
         _report(
-            f"{sum(const_per_layer)} constant units (zero variance over {m} samples; "
+            f"{sum(const_per_layer)} constant {what} (zero variance over {m} samples; "
             f"correlation 0, distance 1): {parts}",
             progress,
         )
@@ -1091,9 +1150,15 @@ def _functional_graph(
         n_edges = int(out.nnz // 2)
         b = min(int(block_size), n)
         peak = m * n * itemsize + b * n * (itemsize + 1) + 56 * n_edges
+    if grouped:  # one batch of the widest layer in float64, for its group means
+        peak += 8 * req.batch_size * max(g.units for g in layout)
     info = {
         "layers": list(names),
         "nodes_per_layer": list(sizes),
+        "groups": req.groups.text(),
+        "units_per_layer": [g.units for g in layout],
+        "layer_shapes": {g.layer: list(g.shape) for g in layout},
+        "node_units": {g.layer: g.as_info() for g in layout},
         "n_nodes": int(n),
         "n_samples": int(m),
         "constant_units": dict(zip(names, const_per_layer)),
@@ -1127,11 +1192,11 @@ def _collect_on_root(comm: Any, req: _Activations, progress: bool):
             raise failure  # not bad input (out of memory, say): rank 0 keeps its exception
         raise (ValueError if is_value_error else RuntimeError)(on_rank(msg, 0, size)) from failure
     if rank == 0:
-        X, names, sizes = result
-        header = (X.shape, X.dtype.str, names, sizes)
+        X, names, sizes, layout = result
+        header = (X.shape, X.dtype.str, names, sizes, layout)
     else:
         header = None
-    shape, dstr, names, sizes = comm.bcast(header, root=0)
+    shape, dstr, names, sizes, layout = comm.bcast(header, root=0)
     if rank != 0:
         X = np.empty(shape, dtype=np.dtype(dstr))
     X = np.ascontiguousarray(X)
@@ -1141,7 +1206,7 @@ def _collect_on_root(comm: Any, req: _Activations, progress: bool):
     step = 1 << 28
     for s in range(0, flat.shape[0], step):
         comm.Bcast([flat[s : s + step], mpitype], root=0)
-    return X, names, sizes
+    return X, names, sizes, layout
 
 
 # --------------------------------------------------------------------------------------------

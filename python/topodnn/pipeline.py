@@ -54,7 +54,7 @@ def distance_of_epsilon(epsilon: float) -> float:
 
 
 #: Keyword arguments :func:`model_topology` passes on to :func:`topodnn.functional_graph`.
-GRAPH_ARGS = frozenset({"batch_size", "dtype", "device", "block_size"})
+GRAPH_ARGS = frozenset({"batch_size", "dtype", "device", "block_size", "groups"})
 
 
 def _check_max_epsilon(max_epsilon: Any) -> float:
@@ -109,13 +109,15 @@ class ModelTopology:
     max_dim : int
         Highest homology dimension computed.
     n_nodes : int
-        Nodes of the functional graph (units of the recorded layers).
+        Nodes of the functional graph (units of the recorded layers, or their groups with
+        ``groups=``).
     n_samples : int
         Inputs the correlations were computed over.
     n_edges : int
         Edges with ε ≤ max_epsilon.
     info : dict
-        The graph builder's report (layers, nodes per layer, constant units, ...).
+        The graph builder's report (layers, nodes per layer, constant units, how nodes were
+        grouped, ...).
     timings : dict
         Seconds: ``graph``, ``persistence``.
     """
@@ -226,7 +228,8 @@ def model_topology(
         Progress bars of the graph builder.
     **graph_kw
         Passed to :func:`topodnn.functional_graph` (``batch_size``, ``dtype``, ``device``,
-        ``block_size``).
+        ``block_size``, ``groups``: e.g. ``groups="channel"`` or ``{"nodes": 2000}`` to reach
+        H2 on a big network; see :mod:`topodnn.grouping`).
 
     Returns
     -------

@@ -17,7 +17,9 @@ Layout of ``<save_path>/<net>_<dataset>/``
                                             ``dim1``, ... ``(k, 2)`` float64 arrays in ε units,
                                             ``inf`` for essential classes, and the settings
                                             ``n_dims``, ``max_epsilon``, ``upper_dim``,
-                                            ``n_samples``, ``n_nodes``
+                                            ``n_samples``, ``n_nodes``, ``groups`` (node
+                                            grouping, :mod:`topodnn.grouping`; an archive
+                                            without it is ungrouped, ``"units"``)
 ``adj_epc<E>_trl<T>_<max_epsilon>.bin.out`` the same diagram in DIPHA's PERSISTENCE_DIAGRAM
                                             format (type 2), as the original study named it
 ``summaries_trl<T>.json`` / ``.csv``        per epoch and dimension: life, midlife, ...
@@ -69,6 +71,7 @@ __all__ = [
     "CheckpointNotFoundError",
     "DamagedCheckpoint",
     "FORMAT_VERSION",
+    "UNGROUPED",
     "History",
     "Diagrams",
     "SUMMARY_CSV_COLUMNS",
@@ -112,8 +115,10 @@ _DIPHA_RE = re.compile(r"^adj_epc(\d+)_trl(\d+)_(.+)\.bin\.out$")
 _REQUIRED_CHECKPOINT_KEYS = ("format_version", "net", "dataset", "dataset_info", "epoch", "trial",
                              "model_state", "model_kwargs", "optimizer_state", "scheduler_state", "rng",
                              "history", "args")
-#: Settings stored in a diagram archive besides the arrays.
+#: Numeric settings stored in a diagram archive besides the arrays (and the text ``groups``).
 _DIAGRAM_SETTINGS = ("max_epsilon", "upper_dim", "n_samples")
+#: ``groups`` of an archive written before grouping existed, and of a caller that names none.
+UNGROUPED = "units"
 #: Columns of ``summaries_trl<T>.csv``.
 SUMMARY_CSV_COLUMNS = ("epoch", "dim", "life", "midlife", "betti_max", "eps_at_max", "n_pairs", "area",
                        "train_acc", "test_acc", "n_essential")
@@ -691,6 +696,9 @@ class Diagrams:
         Largest filtration value they were computed up to (None when unknown).
     upper_dim, n_samples, n_nodes : int or None
         DIPHA's ``--upper_dim``, the number of inputs and of graph nodes (None for a ``.bin.out``).
+    groups : str or None
+        Canonical text of the node grouping (:meth:`topodnn.grouping.Groups.text`; ``"units"``:
+        every unit a node); None for a ``.bin.out``.
     """
 
     pairs: list
@@ -699,10 +707,12 @@ class Diagrams:
     upper_dim: Optional[int] = None
     n_samples: Optional[int] = None
     n_nodes: Optional[int] = None
+    groups: Optional[str] = None
 
     def settings(self) -> dict:
-        """``{"max_epsilon", "upper_dim", "n_samples"}`` they were computed with."""
-        return {"max_epsilon": self.max_epsilon, "upper_dim": self.upper_dim, "n_samples": self.n_samples}
+        """``{"max_epsilon", "upper_dim", "n_samples", "groups"}`` they were computed with."""
+        return {"max_epsilon": self.max_epsilon, "upper_dim": self.upper_dim, "n_samples": self.n_samples,
+                "groups": self.groups}
 
 
 def _check_pairs(name: str, arr: np.ndarray) -> None:
@@ -728,6 +738,15 @@ def _scalar(z: Any, key: str, kind: str) -> Any:
     return float(value)
 
 
+def _text(z: Any, key: str, default: str) -> str:
+    if key not in z.files:
+        return default
+    value = z[key]
+    if value.shape != () or value.dtype.kind != "U":
+        raise ValueError(f"{key!r} has shape {value.shape} and dtype {value.dtype}, expected a string")
+    return str(value)
+
+
 def _load_npz(path: Path) -> Diagrams:
     """Open and verify a diagram archive; raises :class:`DamagedArtifact`."""
     try:
@@ -750,6 +769,7 @@ def _load_npz(path: Path) -> Diagrams:
                             "upper_dim": _scalar(z, "upper_dim", "int"),
                             "n_samples": _scalar(z, "n_samples", "int")}
                 n_nodes = _scalar(z, "n_nodes", "int")
+                settings["groups"] = _text(z, "groups", UNGROUPED)
                 if n_dims < 1 or n_dims != settings["upper_dim"]:
                     raise ValueError(f"n_dims {n_dims} does not match upper_dim {settings['upper_dim']}")
                 pairs = []
@@ -793,7 +813,7 @@ def _load_dipha(path: Path) -> Diagrams:
 
 def write_diagrams(folder: PathLike, epoch: int, trial: int, pairs: Sequence[np.ndarray], *,
                    max_epsilon: float, upper_dim: int, n_samples: int, n_nodes: int,
-                   essential_death: float) -> Tuple[Path, Path]:
+                   essential_death: float, groups: str = UNGROUPED) -> Tuple[Path, Path]:
     """Write the diagrams of one epoch: the DIPHA ``.bin.out`` first, the ``.npz`` last.
 
     Parameters
@@ -811,6 +831,9 @@ def write_diagrams(folder: PathLike, epoch: int, trial: int, pairs: Sequence[np.
     essential_death : float
         Death stored for essential classes in the DIPHA file: the largest filtration value of
         the complex.
+    groups : str
+        Canonical text of the node grouping the graph was built with
+        (:meth:`topodnn.grouping.Groups.text`; ``"units"``: none).
 
     Returns
     -------
@@ -832,8 +855,11 @@ def write_diagrams(folder: PathLike, epoch: int, trial: int, pairs: Sequence[np.
     # Both contents are built before either file is touched: a failing serialiser changes nothing.
     records = io.records_from_pairs(pairs, essential_death)
     archive = _bytes_io.BytesIO()
+    if not isinstance(groups, str) or not groups:
+        raise ValueError(f"groups must be the grouping's canonical text (e.g. 'units'), got {groups!r}")
     np.savez(archive, **{f"dim{q}": p for q, p in enumerate(pairs)}, n_dims=len(pairs), n_nodes=int(n_nodes),
-             max_epsilon=float(max_epsilon), upper_dim=int(upper_dim), n_samples=int(n_samples))
+             max_epsilon=float(max_epsilon), upper_dim=int(upper_dim), n_samples=int(n_samples),
+             groups=np.str_(groups))
     raw = archive.getvalue()
     bin_out = dipha_path(folder, epoch, trial, max_epsilon)
     io.write_diagram(bin_out, records)
@@ -866,8 +892,10 @@ def finished_diagrams(folder: PathLike, epoch: int, trial: int, settings: Mappin
     """The diagrams of an epoch if it is finished with these settings, else None.
 
     An epoch is finished when its ``.npz`` holds diagrams computed with ``settings``
-    (``max_epsilon``, ``upper_dim``, ``n_samples``) and its ``.bin.out`` for that ``max_epsilon``
-    is a valid DIPHA diagram file with as many records as the archive has pairs.
+    (``max_epsilon``, ``upper_dim``, ``n_samples`` and ``groups``, the node grouping's canonical
+    text; ``groups`` absent from ``settings`` or from an older archive means ``"units"``, no
+    grouping) and its ``.bin.out`` for that ``max_epsilon`` is a valid DIPHA diagram file with as
+    many records as the archive has pairs.
 
     Raises
     ------
@@ -882,6 +910,8 @@ def finished_diagrams(folder: PathLike, epoch: int, trial: int, settings: Mappin
         return None
     dgms = _load_npz(npz)
     if any(float(getattr(dgms, k)) != float(settings[k]) for k in _DIAGRAM_SETTINGS):
+        return None
+    if dgms.groups != settings.get("groups", UNGROUPED):
         return None
     bin_out = dipha_path(folder, epoch, trial, float(settings["max_epsilon"]))
     if not bin_out.exists():
