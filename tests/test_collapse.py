@@ -17,17 +17,14 @@ from hypothesis import strategies as st
 import mpi4py.MPI  # noqa: F401  (MPI before the compiled core)
 from topodnn import _core
 
+from oracles import gudhi_persistence, sorted_rows
+
 from conftest import run_mpi
 
-gudhi = pytest.importorskip("gudhi")
+import gudhi
 
 
 # --------------------------------------------------------------------------------- helpers
-def sorted_rows(a: np.ndarray) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 2)
-    return a[np.lexsort((a[:, 1], a[:, 0]))]
-
-
 def rips(D: np.ndarray, max_dim: int, thr: float = np.inf, collapse: int = 0, dense_lookup_bytes: int = -1,
          sparse: bool = False, verbose: bool = False) -> list:
     """The engine's diagrams of a dense matrix, or of its edges <= thr passed as CSR."""
@@ -59,16 +56,6 @@ def gudhi_tree(n: int, u, v, w) -> "gudhi.SimplexTree":
     for a, b, x in zip(u, v, w):
         st_.insert([int(a), int(b)], float(x))
     return st_
-
-
-def gudhi_persistence(st_: "gudhi.SimplexTree", max_dim: int) -> list:
-    st_.expansion(max_dim + 1)
-    st_.persistence(homology_coeff_field=2, min_persistence=0, persistence_dim_max=True)
-    out = []
-    for q in range(max_dim + 1):
-        b = st_.persistence_intervals_in_dimension(q).reshape(-1, 2)
-        out.append(sorted_rows(b[b[:, 0] != b[:, 1]]))
-    return out
 
 
 def edges_of(D: np.ndarray, thr: float = np.inf):

@@ -20,41 +20,16 @@ from topodnn.engine import MAX_DIM, ROUNDING_ULPS, persistence
 from topodnn.graph import collect_activations, correlation_distances, functional_graph
 from topodnn.pipeline import topology
 
-gudhi = pytest.importorskip("gudhi")
+from oracles import assert_same, gudhi_diagrams, sorted_rows
+
+import gudhi
 ripser = pytest.importorskip("ripser")
-
-
-def sorted_rows(a: np.ndarray) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 2)
-    return a[np.lexsort((a[:, 1], a[:, 0]))]
 
 
 def rounded_rows(a: np.ndarray) -> np.ndarray:
     """Rows sorted by (birth, death) rounded to 1e-6: the order of float32 results."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 2)
     return a[np.lexsort((np.round(a[:, 1], 6), np.round(a[:, 0], 6)))]
-
-
-def gudhi_diagrams(D: np.ndarray, max_dim: int, threshold: float = np.inf) -> list:
-    """gudhi's Rips diagrams; gudhi reads the lower triangle D[i][j], j < i, of the matrix."""
-    lower = [list(D[i, :i]) for i in range(len(D))]
-    st_ = gudhi.RipsComplex(distance_matrix=lower, max_edge_length=threshold).create_simplex_tree(
-        max_dimension=max_dim + 1
-    )
-    st_.persistence(homology_coeff_field=2, min_persistence=0, persistence_dim_max=True)
-    out = []
-    for q in range(max_dim + 1):
-        b = st_.persistence_intervals_in_dimension(q).reshape(-1, 2)
-        out.append(sorted_rows(b[b[:, 0] != b[:, 1]]))
-    return out
-
-
-def assert_same(ours: list, ref: list) -> None:
-    assert len(ours) == len(ref)
-    for q, (a, b) in enumerate(zip(ours, ref)):
-        a, b = sorted_rows(a), sorted_rows(b)
-        assert a.shape == b.shape, f"H{q}: {a.shape[0]} pairs, expected {b.shape[0]}"
-        np.testing.assert_array_equal(a, b, err_msg=f"H{q}")
 
 
 def lower_symmetrised(D: np.ndarray) -> np.ndarray:

@@ -15,36 +15,10 @@ import mpi4py.MPI  # noqa: F401  (MPI before the compiled core)
 from topodnn import _core
 from topodnn.engine import persistence
 
-gudhi = pytest.importorskip("gudhi")
+from oracles import assert_same, gudhi_diagrams, sorted_rows
+
 ripser = pytest.importorskip("ripser")
 
-
-
-def sorted_rows(a: np.ndarray) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 2)
-    return a[np.lexsort((a[:, 1], a[:, 0]))]
-
-
-def gudhi_diagrams(D: np.ndarray, max_dim: int, threshold: float = np.inf) -> list:
-    st_ = gudhi.RipsComplex(distance_matrix=D, max_edge_length=threshold).create_simplex_tree(
-        max_dimension=max_dim + 1
-    )
-    # persistence_dim_max: also when no (max_dim+1)-simplex is within the threshold, H_max_dim
-    # is the complex's top dimension, which gudhi skips by default
-    st_.persistence(homology_coeff_field=2, min_persistence=0, persistence_dim_max=True)
-    out = []
-    for q in range(max_dim + 1):
-        b = st_.persistence_intervals_in_dimension(q).reshape(-1, 2)
-        out.append(sorted_rows(b[b[:, 0] != b[:, 1]]))
-    return out
-
-
-def assert_same(ours: list, ref: list) -> None:
-    assert len(ours) == len(ref)
-    for q, (a, b) in enumerate(zip(ours, ref)):
-        a = sorted_rows(a)
-        assert a.shape == b.shape, f"H{q}: {a.shape[0]} pairs, expected {b.shape[0]}"
-        np.testing.assert_array_equal(a, b, err_msg=f"H{q}")
 
 
 def point_cloud_distances(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
