@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import _find_bin_dir, topodnn_pythonpath
+from conftest import topodnn_pythonpath
 from topodnn import cli, results
 from topodnn.cli import main
 from topodnn.io import read_diagram, records_from_pairs, write_diagram
@@ -22,25 +22,6 @@ from topodnn.io import read_diagram, records_from_pairs, write_diagram
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
-
-def _engine_available() -> tuple[bool, str]:
-    """Whether the compiled persistence engine is built into topodnn._core."""
-    try:
-        import mpi4py.MPI  # noqa: F401  (MPI before the compiled module)
-        from topodnn import _core
-    except ImportError as exc:  # pragma: no cover - depends on the build
-        return False, f"topodnn._core cannot be imported ({exc})"
-    if not any("persistence" in name for name in dir(_core)):
-        return False, "the compiled engine (topodnn._core persistence binding) is not built in"
-    try:
-        import topodnn.engine  # noqa: F401
-    except ModuleNotFoundError as exc:
-        return False, f"topodnn.engine is missing ({exc})"
-    return True, ""
-
-
-_HAS_ENGINE, _WHY = _engine_available()
-needs_engine = pytest.mark.skipif(not _HAS_ENGINE, reason=_WHY or "engine present")
 
 TINY = ["--n-train", "300", "--n-test", "200", "--no-progress"]
 TOPO = ["--n-samples", "200", "--upper-dim", "2"]
@@ -68,8 +49,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def topology_run(trained: Path) -> Path:
     """The tiny run's topology at epochs 0 and 1 (H0, H1 on 200 test inputs)."""
-    if not _HAS_ENGINE:
-        pytest.skip(_WHY)
     rc = main(["run", "--train", "0", "--epochs_test", "0 1", "--save-path", str(trained),
                *TINY, *TOPO])
     assert rc == 0
@@ -286,7 +265,6 @@ def test_visualise_missing_epoch_lists_available(capsys: pytest.CaptureFixture[s
 # ------------------------------------------------------------------------------ full runs
 
 
-@needs_engine
 def test_run_writes_diagrams_and_summaries(topology_run: Path) -> None:
     folder = topology_run
     with open(folder / "summaries_trl0.csv", newline="") as fh:
@@ -320,7 +298,6 @@ def test_run_writes_diagrams_and_summaries(topology_run: Path) -> None:
             np.testing.assert_array_equal(np.sort(got[:, 1]), np.sort(want[:, 1]))
 
 
-@needs_engine
 def test_run_agrees_with_ripser_on_the_same_graph(topology_run: Path) -> None:
     ripser = pytest.importorskip("ripser")
     from topodnn import datasets, graph, training
@@ -344,7 +321,6 @@ def test_run_agrees_with_ripser_on_the_same_graph(topology_run: Path) -> None:
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
 
 
-@needs_engine
 def test_rerun_skips_finished_epochs_and_force_recomputes(capsys: pytest.CaptureFixture[str],
                                                          topology_run: Path) -> None:
     npz = topology_run / "dgm_epc1_trl0.npz"
@@ -365,7 +341,6 @@ def test_rerun_skips_finished_epochs_and_force_recomputes(capsys: pytest.Capture
         assert int(z["n_samples"]) == 200
 
 
-@needs_engine
 def test_visualise_after_run(capsys: pytest.CaptureFixture[str], topology_run: Path) -> None:
     rc, out, _ = run_cli(capsys, "visualise", "--trial", "0", "--net", "lenet", "--dataset",
                          "mnist", "--epochs", "0", "1", "--dim", "1", "--save-path",
@@ -376,7 +351,6 @@ def test_visualise_after_run(capsys: pytest.CaptureFixture[str], topology_run: P
     assert "H1" in out and "midlife" in out
 
 
-@needs_engine
 def test_demo_reuses_the_run(capsys: pytest.CaptureFixture[str], topology_run: Path) -> None:
     """The demo is run + visualise: on finished checkpoints and results it only plots."""
     rc, out, _ = run_cli(capsys, "demo", "--epochs", "1", "--save-path", str(topology_run.parent),
@@ -389,7 +363,6 @@ def test_demo_reuses_the_run(capsys: pytest.CaptureFixture[str], topology_run: P
     assert "demo finished" in out
 
 
-@needs_engine
 def test_nproc_2_gives_the_same_diagrams(capsys: pytest.CaptureFixture[str],
                                          topology_run: Path, tmp_path: Path) -> None:
     save = tmp_path / "res"
@@ -405,17 +378,10 @@ def test_nproc_2_gives_the_same_diagrams(capsys: pytest.CaptureFixture[str],
             np.testing.assert_array_equal(x[np.lexsort(x.T[::-1])], y[np.lexsort(y.T[::-1])])
 
 
-def _dipha_executable() -> str | None:
-    found = _find_bin_dir()  # the executables that go with the imported topodnn
-    return str(found / "dipha") if found is not None else None
-
-
-@needs_engine
-def test_diagram_file_equals_the_dipha_executables(topology_run: Path, tmp_path: Path) -> None:
+def test_diagram_file_equals_the_dipha_executables(topology_run: Path, tmp_path: Path,
+                                                   bin_dir: Path) -> None:
     """Our .bin.out is byte for byte what ``dipha --upper_dim 2 --dual`` writes for the graph."""
-    exe = _dipha_executable()
-    if exe is None:
-        pytest.skip("the dipha executable is not installed")
+    exe = str(bin_dir / "dipha")  # the executables that go with the imported topodnn
     from topodnn import datasets, graph, training
 
     model, _ = training.model_from_checkpoint(topology_run / "ckpt_trl0_epc1.pt")
@@ -432,7 +398,6 @@ def test_diagram_file_equals_the_dipha_executables(topology_run: Path, tmp_path:
     assert ours == (tmp_path / "out.bin").read_bytes()
 
 
-@needs_engine
 def test_early_stop_topology(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                              monkeypatch: pytest.MonkeyPatch) -> None:
     """``--early-stop topology`` evaluates the training inputs' topology and stops the run.
@@ -504,7 +469,6 @@ DAMAGE = {
 }
 
 
-@needs_engine
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
 def test_run_recomputes_a_damaged_diagram_archive(capsys: pytest.CaptureFixture[str],
                                                   topology_run: Path, tmp_path: Path,
@@ -533,7 +497,6 @@ def test_run_recomputes_a_damaged_diagram_archive(capsys: pytest.CaptureFixture[
     assert rc == 0 and out.count("results exist") == 2 and " is damaged (" not in out
 
 
-@needs_engine
 @pytest.mark.parametrize("keep", [0, 30, 100])
 def test_run_recomputes_a_damaged_dipha_file(capsys: pytest.CaptureFixture[str],
                                              topology_run: Path, tmp_path: Path, keep: int) -> None:
@@ -550,7 +513,6 @@ def test_run_recomputes_a_damaged_dipha_file(capsys: pytest.CaptureFixture[str],
     assert (folder / "adj_epc0_trl0_0.3.bin.out.damaged").read_bytes() == clean[:keep]
 
 
-@needs_engine
 def test_visualise_names_a_damaged_diagram(capsys: pytest.CaptureFixture[str], topology_run: Path,
                                            tmp_path: Path) -> None:
     folder = _copy_run(topology_run, tmp_path)
@@ -568,7 +530,6 @@ def test_visualise_names_a_damaged_diagram(capsys: pytest.CaptureFixture[str], t
     assert rc == 0, err
 
 
-@needs_engine
 @pytest.mark.parametrize("content", [b"", b'{"epochs": {"0": ', b"[]"])
 def test_run_rebuilds_damaged_summaries_from_the_diagrams(capsys: pytest.CaptureFixture[str],
                                                           topology_run: Path, tmp_path: Path,
@@ -623,7 +584,6 @@ def test_run_resumes_from_the_last_good_checkpoint(capsys: pytest.CaptureFixture
         {k: v for k, v in clean_history.items() if k != times}
 
 
-@needs_engine
 def test_a_damaged_checkpoint_of_an_asked_epoch_is_one_line(capsys: pytest.CaptureFixture[str],
                                                              trained: Path, tmp_path: Path) -> None:
     folder = tmp_path / "lenet_mnist"
