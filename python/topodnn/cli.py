@@ -235,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--n-test", "--n_test", dest="n_test", type=_positive_int, default=None,
                    help="use only the first N test examples")
     r.add_argument("--seed", type=int, default=None, help="random seed (default: the trial)")
+    r.add_argument("--lr-schedule", "--lr_schedule", dest="lr_schedule",
+                   choices=("train_loss", "test_acc", "none"), default="train_loss",
+                   help="what halves the learning rate (ReduceLROnPlateau, factor 0.5): "
+                   "'train_loss' (default), 'test_acc' (the original's: it uses the test set "
+                   "during training) or 'none' (constant)")
     r.add_argument("--early-stop", "--early_stop", dest="early_stop", choices=("none", "topology"),
                    default="none",
                    help="'topology': stop training when the topological rule fires (functional graph "
@@ -637,6 +642,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             save_every=args.save_every, permute_labels=args.permute_labels,
             save_path=args.save_path, data_dir=args.data_dir, seed=seed,
             progress=args.progress, n_train=args.n_train, n_test=args.n_test, callback=callback,
+            lr_schedule=args.lr_schedule,
         )
         last = int(history["epoch"][-1]) if history.get("epoch") else args.n_epochs_train
         _say(f"training: {last} epochs in {time.perf_counter() - t0:.1f} s; "
