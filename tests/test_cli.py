@@ -124,6 +124,17 @@ def test_lr_schedule_flag(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
     assert rc == 2 and "lr_schedule: checkpoint 'test_acc', now 'train_loss'" in err
 
 
+def test_run_on_digits(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from topodnn.training import load_checkpoint
+
+    rc, _, err = run_cli(capsys, "run", "--net", "lenet_300_100", "--dataset", "digits",
+                         "--n_epochs_train", "1", "--build_graph", "0", "--save-path",
+                         str(tmp_path), "--n-train", "100", "--n-test", "50", "--no-progress")
+    assert rc == 0, err
+    ckpt = load_checkpoint(tmp_path / "lenet_300_100_digits" / "ckpt_trl0_epc1.pt")
+    assert ckpt["dataset"] == "digits" and ckpt["dataset_info"]["n_train"] == 100
+
+
 def test_demo_epochs() -> None:
     assert cli.demo_epochs(6) == [0, 1, 2, 4, 6]
     assert cli.demo_epochs(1) == [0, 1]
