@@ -56,7 +56,7 @@ __all__ = [
     "signal_value",
     "choose_stop",
     "TopologicalEarlyStopping",
-    "register_cli",
+    "read_records",
 ]
 
 #: Statistics of one homology dimension that a signal may name, as ``"<stat>_<dim>"``.
@@ -297,7 +297,9 @@ class TopologicalEarlyStopping:
         Compute topology at epochs that are multiples of ``every`` (epoch 0 included if the
         training loop calls back for it).
     n_samples, max_dim, max_epsilon, layers, comm
-        Passed to :func:`topodnn.pipeline.topology` (eps units: (1 - |corr|)/2).
+        Passed to :func:`topodnn.pipeline.model_topology` (eps units: (1 - |corr|)/2); the
+        summaries are its ``summaries()`` (pairs of persistence <= 0.02 dropped, counts also
+        per node).
     signal, mode, patience, min_delta, smooth, start_epoch
         The rule; see :func:`choose_stop`. ``patience`` counts topology evaluations, not epochs.
         ``start_epoch`` defaults to 1 here: the graph of the untrained network (epoch 0) says
@@ -393,27 +395,22 @@ class TopologicalEarlyStopping:
         """Compute and record the topology of ``model`` on the training inputs at ``epoch``."""
         import time
 
-        from topodnn.pipeline import topology
-        from topodnn.summaries import summarise_diagrams
+        from topodnn import pipeline
 
         t0 = time.perf_counter()
-        was_training = getattr(model, "training", False)
-        model.eval()
-        try:
-            diagrams = topology(
-                model,
-                self.inputs,
-                layers=self.layers,
-                max_dim=self.max_dim,
-                max_epsilon=self.max_epsilon,
-                n_samples=self.n_samples,
-                comm=self.comm,
-                progress=False,
-            )
-        finally:
-            if was_training:
-                model.train()
-        summary = summarise_diagrams(diagrams, max_epsilon=self.max_epsilon)
+        # model_topology runs the model in eval mode and restores its mode
+        topo = pipeline.model_topology(
+            model,
+            self.inputs,
+            layers=self.layers,
+            max_dim=self.max_dim,
+            max_epsilon=self.max_epsilon,
+            n_samples=self.n_samples,
+            comm=self.comm,
+            progress=False,
+        )
+        diagrams = topo.diagrams
+        summary = topo.summaries()
         raw = signal_value(summary, self.signal)
         values = [h["signal"] for h in self.history] + [raw]
         smoothed = float(_smoothed(values, self.smooth)[-1])
@@ -455,50 +452,36 @@ class TopologicalEarlyStopping:
         return [h["epoch"] for h in self.history]
 
 
-def register_cli(subparsers: Any) -> None:
-    """Add the ``early-stop`` subcommand to the ``topodnn`` argparse parser.
+def read_records(path: Any) -> tuple[list[Mapping[Any, Mapping[str, float]]], list[int]]:
+    """Summaries and epochs from a JSON file of ``{"epoch": e, "summary": {dim: {...}}}`` records.
 
-    ``topodnn early-stop SUMMARIES.json`` applies the rule offline to a JSON list of
-    ``{"epoch": e, "summary": {dim: {...}}}`` records (as written by the applications study or by
-    a callback's history) and prints the stop and best epochs.
+    Accepts a list of records, or an object whose ``"history"`` is one (as ``topodnn run
+    --early-stop topology`` writes ``early_stop_trl<T>.json``).
+
+    Returns
+    -------
+    (summaries, epochs)
+        In the file's order, ready for :func:`choose_stop`.
+
+    Raises
+    ------
+    ValueError
+        The file is missing, not JSON, or not a list of such records.
     """
-    p = subparsers.add_parser(
-        "early-stop",
-        help="apply the topological early-stopping rule to recorded summaries",
-        description="Apply the topological early-stopping rule (topodnn.early_stopping) to a JSON "
-        "list of {epoch, summary} records computed on training inputs.",
-    )
-    p.add_argument("summaries", help="JSON file: list of {'epoch': int, 'summary': {dim: {...}}}")
-    p.add_argument("--signal", default="area_2", help="'<stat>_<dim>' or '<stat>_sum'")
-    p.add_argument("--mode", default="max", choices=("max", "min"))
-    p.add_argument("--patience", type=int, default=3)
-    p.add_argument("--min-delta", type=float, default=0.0)
-    p.add_argument("--smooth", type=int, default=1)
-    p.add_argument("--start-epoch", type=int, default=0)
-    p.set_defaults(func=_cli_early_stop)
-
-
-def _cli_early_stop(args: Any) -> int:
     import json
+    from pathlib import Path
 
-    with open(args.summaries) as fh:
-        records = json.load(fh)
+    p = Path(path)
+    try:
+        records = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"summaries file {str(p)!r} does not exist") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{p}: cannot read a JSON list of {{epoch, summary}} records ({exc})") from None
     if isinstance(records, dict) and "history" in records:
         records = records["history"]
     if not isinstance(records, list) or not all(
         isinstance(r, dict) and "epoch" in r and "summary" in r for r in records
     ):
-        raise ValueError(f"{args.summaries}: expected a JSON list of {{'epoch', 'summary'}} records")
-    stop, best = choose_stop(
-        [r["summary"] for r in records],
-        epochs=[r["epoch"] for r in records],
-        signal=args.signal,
-        mode=args.mode,
-        patience=args.patience,
-        min_delta=args.min_delta,
-        smooth=args.smooth,
-        start_epoch=args.start_epoch,
-    )
-    print(f"stop_epoch: {stop if stop is not None else 'none (train to the end)'}")
-    print(f"best_epoch: {best}")
-    return 0
+        raise ValueError(f"{p}: expected a JSON list of {{'epoch', 'summary'}} records")
+    return [r["summary"] for r in records], [int(r["epoch"]) for r in records]
