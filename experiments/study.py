@@ -46,7 +46,7 @@ MAX_EPSILON = 0.3
 MIN_PERSISTENCE = 0.02
 PROBE_SIZE = 250
 GAP_EPOCHS = (1, 2, 5, 10, 20, 30, 45, 60)
-SAMPLE_BUDGET = 60_000  # training samples seen by a gap run at most (epochs = budget / n_train)
+SAMPLE_BUDGET = 40_000  # training samples seen by a gap run at most (epochs = budget / n_train)
 ES_POOL = 1000
 ES_VAL = 100
 N_BOOT = 2000
@@ -120,7 +120,7 @@ def design(quick: bool = False) -> list[dict[str, Any]]:
         return runs
 
     # gap runs, clean labels
-    seeds = {("lenet_300_100", "mnist"): 4, ("lenet", "mnist"): 3, ("lenet_300_100", "digits"): 3,
+    seeds = {("lenet_300_100", "mnist"): 5, ("lenet", "mnist"): 2, ("lenet_300_100", "digits"): 3,
              ("lenet", "digits"): 2}
     sizes = {"mnist": (250, 500, 1000, 2000, 4000), "digits": (250, 500, 1000)}
     for (net, dataset), n_seeds in seeds.items():
@@ -136,7 +136,7 @@ def design(quick: bool = False) -> list[dict[str, Any]]:
 
     # early stopping: memorising (label noise, no weight decay) and clean runs; tuning and fresh
     es_nets = {"lenet_300_100": {"noise": 0.4, "cap": 200, "tune": (0, 1), "fresh": (10, 11, 12)},
-               "lenet": {"noise": 0.2, "cap": 120, "tune": (0,), "fresh": (10, 11)}}
+               "lenet": {"noise": 0.2, "cap": 100, "tune": (0,), "fresh": (10, 11)}}
     for net, cfg in es_nets.items():
         for role in ("tune", "fresh"):
             for seed in cfg[role]:
