@@ -317,13 +317,22 @@ def execute(spec: dict[str, Any], work: str) -> dict[str, Any]:
         return stop
 
     train_dir = folder / "train"
-    history = training.train(
-        spec["net"], spec["dataset"], trial=0, seed=spec["seed"], lr=spec["lr"],
-        n_epochs=spec["max_epochs"], save_every=max(1, spec["max_epochs"]),
-        permute_labels=spec["permute_labels"], save_path=str(train_dir), n_train=spec["n_train"],
-        weight_decay=spec["weight_decay"], lr_schedule=spec["lr_schedule"], callback=callback,
-        progress=False,
-    )
+
+    def run_training() -> dict[str, Any]:
+        return training.train(
+            spec["net"], spec["dataset"], trial=0, seed=spec["seed"], lr=spec["lr"],
+            n_epochs=spec["max_epochs"], save_every=max(1, spec["max_epochs"]),
+            permute_labels=spec["permute_labels"], save_path=str(train_dir), n_train=spec["n_train"],
+            weight_decay=spec["weight_decay"], lr_schedule=spec["lr_schedule"], callback=callback,
+            progress=False,
+        )
+
+    try:
+        history = run_training()
+    except training.CheckpointError as exc:  # a damaged checkpoint of an interrupted session
+        note(f"damaged training state ({str(exc).splitlines()[0]}); training again from epoch 0")
+        shutil.rmtree(train_dir, ignore_errors=True)
+        history = run_training()
     last = int(history["epoch"][-1])
     if spec["stop_at_train_acc"] is not None and reached["epoch"] is None and history.get("stopped_at"):
         reached["epoch"] = int(history["stopped_at"])  # stopped in an earlier, interrupted session
@@ -439,7 +448,7 @@ def gap_verdict(block: dict[str, Any], name: str) -> str:
     vs_loss = loro["vs"]["train_loss_acc"]
     if vs_mean["hi"] >= 0 or vs_loss["lo"] > 0:
         return "refuted"
-    logo_ok = all(block[name][s]["mae"] < block["mean_gap"][s]["mae"] for s in ("logo_arch_dataset", "logo_n_train"))
+    logo_ok = all(block[name][s]["mae"] < block["mean_gap"][s]["mae"] for s in ("logo", "logo_n_train"))
     if loro["mae"] <= 0.7 * mean_loro and vs_loss["hi"] < 0 and logo_ok:
         return "confirmed"
     return "inconclusive"
@@ -451,13 +460,29 @@ def analyse_gap(rows: list[dict[str, Any]], *, logo: bool = True, target: str = 
     runs = [r["run"] for r in rows]
     schemes: dict[str, list] = {"loro": runs}
     if logo:
-        schemes["logo_arch_dataset"] = [f"{r['net']}/{r['dataset']}" for r in rows]
+        schemes["logo"] = [f"{r['net']}/{r['dataset']}" for r in rows]  # architecture x dataset
         schemes["logo_n_train"] = [str(r["n_train"]) for r in rows]
     data = [{**r, "gap": r[target]} for r in rows]
     res = evaluate_predictors(PREDICTORS, data, schemes=schemes, runs=runs, baselines=BASELINES,
                               n_boot=N_BOOT, seed=0)
+    from topodnn.gap import features_from_summary, spearman
+
+    y = np.array([r[target] for r in rows])
+    univariate = {}
+    for f in sorted(set(PREDICTORS["P1"].features) | {"train_acc", "train_loss", "mean_abs_corr"}):
+        x = np.array([features_from_summary(r["summary"], [f], extra=r)[0] for r in rows])
+        ok = np.isfinite(x)
+        univariate[f] = spearman(x[ok], y[ok]) if ok.sum() > 2 and np.ptp(x[ok]) > 0 else None
+    p0 = PREDICTORS["P0"]
+    X0 = np.array([features_from_summary(r["summary"], p0.features, extra=r) for r in rows])
+    full = p0.fit(X0, y, runs)
     out = {"n_runs": len(set(runs)), "n_observations": len(rows),
-           "sd": float(np.std([r[target] for r in rows], ddof=1)),
+           "sd": float(np.std(y, ddof=1)),
+           "sd_of_run_means": float(np.std([np.mean([r[target] for r in rows if r["run"] == k])
+                                            for k in dict.fromkeys(runs)], ddof=1)),
+           "spearman_with_target": univariate,
+           "P0_all_runs": {"features": list(p0.features), "coefficients": full.raw_coefficients.tolist(),
+                           "intercept": full.raw_intercept, "train_mae": full.metadata["train_mae"]},
            "predictors": {k: {s: {m: v for m, v in b.items() if m != "pred"} for s, b in res[k].items()}
                           for k in res},
            "_pred": {k: {s: b["pred"] for s, b in res[k].items()} for k in res}}
@@ -789,8 +814,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="smoke test of the whole pipeline on a few tiny runs (its own cache and outputs)")
     args = p.parse_args(argv)
-    if args.jobs < 1:
-        p.error("--jobs must be >= 1")
+    cores = os.cpu_count() or 1
+    if not 1 <= args.jobs <= cores:
+        p.error(f"--jobs must be between 1 and the {cores} cores of this machine (one run per core at most)")
     if args.quick:
         args.work = str(Path(args.work).with_name("study_quick"))
         args.out = str(Path(tempfile.gettempdir()) / "topodnn_study_quick")
