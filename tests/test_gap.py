@@ -450,3 +450,51 @@ def test_domain_warnings():
         assert word in text
     assert len(out) == 7
     assert domain_warnings(None, net="x", dataset="y", n_train=1, epoch=1, ref={}) == []
+
+
+# --------------------------------------------------------------------------------------------
+# the shipped model
+
+
+def test_shipped_model_is_package_data_with_its_domain():
+    from topodnn.gap import DEFAULT_MODEL_PATH, load_default_model
+
+    assert DEFAULT_MODEL_PATH.parent.name == "data" and DEFAULT_MODEL_PATH.parent.parent.name == "topodnn"
+    model = load_default_model()
+    domain = model.metadata["domain"]
+    for key in ("networks", "datasets", "n_train", "epochs", "lr", "lr_schedule", "weight_decay",
+                "permute_labels", "mean_gap", "n_runs"):
+        assert key in domain, key
+    assert {"lenet", "lenet_300_100"} <= set(domain["networks"]) and "mnist" in domain["datasets"]
+    assert domain["n_train"][0] <= 250 and domain["n_train"][1] >= 4000
+    assert domain["epochs"][0] >= 1 and domain["epochs"][1] == 60  # epoch 0 never fitted
+    assert model.metadata["topology"]["probe"] == "train"
+    assert model.metadata["predictor"] in PREDICTORS
+    assert model.feature_names == list(PREDICTORS[model.metadata["predictor"]].features)
+
+
+@pytest.mark.slow
+def test_predict_gap_with_the_shipped_model(tmp_path, capsys):
+    from topodnn.gap import load_default_model
+    from topodnn.training import train
+
+    train("lenet_300_100", "mnist", n_epochs=2, n_train=300, lr=0.01, save_path=str(tmp_path), progress=False)
+    ckpt = tmp_path / "lenet_300_100_mnist" / "ckpt_trl0_epc2.pt"
+    assert main(["predict-gap", str(ckpt), "--json"]) == 0  # no --model: the shipped one
+    captured = capsys.readouterr()
+    res = json.loads(captured.out)
+    model = load_default_model()
+    assert res["model"] == "shipped" and res["predictor"] == model.metadata["predictor"]
+    assert res["model_mean_gap"] == pytest.approx(model.metadata["domain"]["mean_gap"])
+    assert math.isfinite(res["predicted_gap"]) and -100 < res["predicted_gap"] < 100
+    assert res["estimated_test_acc"] == pytest.approx(res["train_acc"] - res["predicted_gap"])
+    assert res["domain_warnings"] == [] and captured.err == ""  # inside the domain: no warning
+    assert res["n_train"] == 300 and res["epoch"] == 2 and res["net"] == "lenet_300_100"
+    # a checkpoint outside the domain: the prediction comes with a warning on stderr
+    train("lenet_300_100", "mnist", n_epochs=1, n_train=100, lr=0.05, save_path=str(tmp_path / "b"),
+          progress=False)
+    assert main(["predict-gap", str(tmp_path / "b" / "lenet_300_100_mnist" / "ckpt_trl0_epc1.pt")]) == 0
+    captured = capsys.readouterr()
+    assert "warning: training-set size 100 is outside" in captured.err
+    assert "warning: learning rate 0.05 is outside" in captured.err
+    assert "the model's mean gap" in captured.out

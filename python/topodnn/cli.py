@@ -197,7 +197,10 @@ def _add_topology_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``topodnn`` argument parser (subcommands ``run``, ``visualise``, ``demo``)."""
+    """The ``topodnn`` argument parser.
+
+    Subcommands ``run``, ``visualise``, ``demo``, ``early-stop``, ``fit-gap``, ``predict-gap``.
+    """
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Topology of the functional graphs of deep networks: train, compute "

@@ -3,11 +3,11 @@
 The functional graph of a network (nodes = units, distance = 1 - |Pearson corr| of their
 activations) changes shape as the network learns. Learning to generalise forms 2-D and 3-D
 cavities (beta_2 and beta_3 grow, the maxima of their curves grow) and moves 1-D cavities from
-higher to lower density; memorising makes the cavities regress toward higher density. In the units
-used throughout topodnn, a filtration value is eps = (1 - |corr|) / 2 in [0, 0.5]: *higher density
-means smaller eps*. Read literally, while the network learns the eps at which beta_1 peaks should
-move to larger values and the beta_2 curve should grow, and both should move back when it starts
-to memorise. On our runs only the beta_2 half of that holds (see Defaults).
+higher to lower density; memorising makes the cavities regress toward higher density. Density here
+is that of the graph thresholded at a filtration value: in the units used throughout topodnn,
+eps = (1 - |corr|) / 2 in [0, 0.5], and the graph at eps joins every pair with |corr| >= 1 - 2 eps,
+so *higher density means larger eps* (more edges). Read literally, while the network learns the eps
+at which beta_1 peaks should move to smaller values, and back to larger ones once it memorises.
 
 The rule
 --------

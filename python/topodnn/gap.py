@@ -684,21 +684,27 @@ class Predictor:
         return bool(self.features) and all(is_topological(f) for f in self.features)
 
     def choose_ridge(self, X: np.ndarray, y: np.ndarray, groups: Sequence[Any]) -> float:
-        """The penalty of ``ridge_grid`` with the least inner cross-validated MAE."""
+        """The penalty of ``ridge_grid`` with the least inner cross-validated MAE.
+
+        Inner folds whose training part is too small to fit (fewer than ``k + 2`` rows) are
+        skipped; if none is left the middle of the grid is used.
+        """
         if self.ridge_grid is None:
             return float(self.ridge)
+        grid = [float(a) for a in self.ridge_grid]
         g = np.asarray([str(v) for v in groups])
-        folds = _inner_folds(g, int(self.inner_folds), seed=0)
+        need = min_observations(len(self.features))
+        folds = [t for t in _inner_folds(g, int(self.inner_folds), seed=0) if (~t).sum() >= need]
         if len(folds) < 2:
-            return float(self.ridge_grid[0])
-        best, best_err = float(self.ridge_grid[0]), math.inf
-        for alpha in self.ridge_grid:
+            return grid[len(grid) // 2]
+        best, best_err = grid[0], math.inf
+        for alpha in grid:
             err = 0.0
             for test in folds:
-                m = fit_gap_model(X[~test], y[~test], feature_names=self.features, ridge=float(alpha))
+                m = fit_gap_model(X[~test], y[~test], feature_names=self.features, ridge=alpha)
                 err += float(np.sum(np.abs(m.predict(X[test]) - y[test])))
             if err < best_err - 1e-12:
-                best, best_err = float(alpha), err
+                best, best_err = alpha, err
         return best
 
     def fit(self, X: Any, y: Any, groups: Optional[Sequence[Any]] = None, *,
