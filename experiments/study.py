@@ -113,10 +113,14 @@ def design(quick: bool = False) -> list[dict[str, Any]]:
                                   n_val=ES_VAL, role=role, memorising=False, eval_epochs=_es_epochs(8),
                                   probes=["train250"], max_dim=2))
         rng = np.random.default_rng(2024)
-        for i in range(3):
-            runs.append(_spec("val", ("lenet_300_100", "lenet")[i % 2], "mnist", int(rng.integers(250, 600)),
-                              5e-4, 100 + i, int(rng.integers(1, 5)), probes=[], max_dim=1,
-                              eval_epochs=[]))
+        for family in ("val", "val2"):
+            for i in range(3):
+                runs.append(_spec(family, ("lenet_300_100", "lenet")[i % 2], "mnist", int(rng.integers(250, 600)),
+                                  5e-4, 100 + i + (10 if family == "val2" else 0), int(rng.integers(1, 5)),
+                                  probes=[], max_dim=1, eval_epochs=[]))
+        for seed in (0, 1):
+            runs.append(_spec("cover", "lenet_300_100", "mnist", 500, 5e-4, 100 + seed, 6, probes=["train250"],
+                              max_dim=1))
         return runs
 
     # gap runs, clean labels
@@ -148,14 +152,24 @@ def design(quick: bool = False) -> list[dict[str, Any]]:
                                   role=role, memorising=False, eval_epochs=_es_epochs(60),
                                   probes=["train250", "test250"], max_dim=2))
 
-    # validation of the shipped gap model: its domain, never used in fitting
-    rng = np.random.default_rng(20240601)
-    for i in range(12):
-        net = ("lenet_300_100", "lenet")[i % 2]
-        n = int(round(math.exp(rng.uniform(math.log(250), math.log(4000)))))
-        epochs = int(rng.integers(1, 61))
-        runs.append(_spec("val", net, "mnist", n, 5e-4, 1000 + i, epochs, probes=[], max_dim=1,
-                          eval_epochs=[]))
+    # validation of the shipped gap model: its domain, never used in fitting. "val" validated the
+    # first shipping rule, which failed; "val2" (new seeds) validates the second (see ship_model)
+    for family, seed0, draw_seed in (("val", 1000, 20240601), ("val2", 3000, 20240602)):
+        rng = np.random.default_rng(draw_seed)
+        for i in range(12):
+            net = ("lenet_300_100", "lenet")[i % 2]
+            n = int(round(math.exp(rng.uniform(math.log(250), math.log(4000)))))
+            epochs = int(rng.integers(1, 61))
+            runs.append(_spec(family, net, "mnist", n, 5e-4, seed0 + i, epochs, probes=[], max_dim=1,
+                              eval_epochs=[]))
+
+    # coverage of the shipped model's domain: the gap runs stop at 40,000 training samples, so no
+    # run with 2,000 or more digits trained beyond 20 epochs; these train to 60 (default recipe)
+    for net, sizes, seeds_ in (("lenet_300_100", (1000, 2000, 4000), (0, 1)), ("lenet", (2000, 4000), (0,))):
+        for n in sizes:
+            for seed in seeds_:
+                runs.append(_spec("cover", net, "mnist", n, 5e-4, 100 + seed, 60, probes=["train250"],
+                                  max_dim=1))
     return runs
 
 
@@ -341,7 +355,7 @@ def execute(spec: dict[str, Any], work: str) -> dict[str, Any]:
     result = {"spec": spec, "history": history, "evaluated": done, "last_epoch": last,
               "reached_train_acc_at": reached["epoch"], "seconds": time.perf_counter() - t0,
               "notes": notes}
-    if spec["family"] == "val":
+    if spec["family"] in ("val", "val2"):
         # keep the final checkpoint for predict-gap; nothing else of training is needed
         ckpt = training.checkpoint_path(training.results_dir(train_dir, spec["net"], spec["dataset"]), 0, last)
         keep = folder / "final.pt"
@@ -653,7 +667,12 @@ def analyse_es(results: dict[str, dict[str, Any]], work: Path, rule_path: Path) 
 # --------------------------------------------------------------------------------------------
 
 
-def ship_model(name: str, rows: list[dict[str, Any]], path: Path) -> dict[str, Any]:
+#: The shipped model's domain: what it is fitted on and what it claims (README.md).
+SHIP_NETS = ("lenet", "lenet_300_100")
+
+
+def fit_shipping(name: str, rows: list[dict[str, Any]], path: Path, source: str) -> dict[str, Any]:
+    """Fit predictor ``name`` on ``rows`` (probe train-250) and write it, its domain recorded."""
     from topodnn.gap import PREDICTORS, features_from_summary
 
     pr = PREDICTORS[name]
@@ -671,21 +690,42 @@ def ship_model(name: str, rows: list[dict[str, Any]], path: Path) -> dict[str, A
     }
     meta = {"topology": {"probe": "train", "n_samples": PROBE_SIZE, "max_dim": 1, "max_epsilon": MAX_EPSILON,
                          "min_persistence": MIN_PERSISTENCE},
-            "domain": domain, "source": "experiments/study.py (clean-label gap runs)",
-            "description": pr.description}
+            "domain": domain, "source": source, "description": pr.description}
     model = pr.fit(X, y, [r["run"] for r in rows], metadata=meta)
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
     return model.to_dict()
 
 
-def validate_model(results: dict[str, dict[str, Any]], model_path: Path) -> dict[str, Any]:
+def ship_model(rows: list[dict[str, Any]], path: Path) -> dict[str, Any]:
+    """The shipped model: the best predictor (LORO MAE; P0 if it wins) on the runs of its domain.
+
+    Domain: LeNet-300-100 and LeNet on the embedded MNIST sample, the default recipe (weight decay
+    5e-4, lr 0.01, the training-loss schedule), clean labels: the gap runs of that kind and the
+    coverage runs, probe train-250.
+    """
+    from topodnn.gap import PREDICTORS
+
+    dom = [r for r in rows if r["dataset"] == "mnist" and r["net"] in SHIP_NETS and r["weight_decay"] == 5e-4]
+    block = analyse_gap(dom, logo=False)
+    maes = {k: v["loro"]["mae"] for k, v in block["predictors"].items()}
+    winner = "P0" if maes["P0"] <= min(maes.values()) else min(maes, key=maes.get)
+    model = fit_shipping(winner, dom, path, "experiments/study.py: clean-label gap and coverage runs of "
+                         "the domain (MNIST, LeNet-300-100 and LeNet, default training)")
+    return {"predictor": winner, "selection": {k: {"loro_mae": v["loro"]["mae"], "loro_spearman": v["loro"]["spearman"]}
+                                               for k, v in block["predictors"].items()},
+            "n_runs": block["n_runs"], "n_observations": block["n_observations"], "model": model,
+            "candidates": list(PREDICTORS)}
+
+
+def validate_model(results: dict[str, dict[str, Any]], model_path: Path, family: str) -> dict[str, Any]:
+    """predict-gap (this model file) on every run of a validation family, against the truth."""
     from topodnn.gap import GapModel, predict_gap
 
     gm = GapModel.load(model_path)
     out = []
     for rid, res in sorted(results.items()):
-        if res["spec"]["family"] != "val":
+        if res["spec"]["family"] != family:
             continue
         pred = predict_gap(res["checkpoint"], gm)
         true_gap = res["train_acc"] - res["test_acc"]
@@ -833,9 +873,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     specs = design(args.quick)
-    print(f"[study] {len(specs)} runs ({sum(s['family'] == 'gap' for s in specs)} gap, "
-          f"{sum(s['family'] == 'es' for s in specs)} early stopping, {sum(s['family'] == 'val' for s in specs)} "
-          f"validation of the shipped model); cache {work}; {args.jobs} job(s)", flush=True)
+    count = {f: sum(s["family"] == f for s in specs) for f in ("gap", "es", "val", "val2", "cover")}
+    print(f"[study] {len(specs)} runs ({count['gap']} gap, {count['es']} early stopping, "
+          f"{count['val'] + count['val2']} validation of the shipped model, {count['cover']} coverage of its "
+          f"domain); cache {work}; {args.jobs} job(s)", flush=True)
     results = run_all(specs, work, args.jobs)
     t_runs = time.perf_counter() - t_start
     if args.runs_only:
@@ -881,15 +922,27 @@ def main(argv: Optional[list[str]] = None) -> int:
           f"epoch (last epoch {es['lost_last_epoch']:.2f}, validation {es['lost_validation_es']:.2f}); "
           f"verdict {es['verdict']}; mechanism {es['mechanism']['verdict']}", flush=True)
 
-    # the shipped model: the best predictor by LORO MAE on the primary probe
+    # The first shipping rule: the best predictor by LORO MAE over all clean-label gap runs, fitted on
+    # all of them. Validated on the "val" runs it failed (worse than the mean gap); it is kept here,
+    # reproduced, and not shipped.
     maes = {k: v["loro"]["mae"] for k, v in primary["predictors"].items()}
-    winner = "P0" if maes["P0"] <= min(maes.values()) else min(maes, key=maes.get)
+    first = "P0" if maes["P0"] <= min(maes.values()) else min(maes, key=maes.get)
+    first_path = work / "first_gap_model.json"
+    fit_shipping(first, rows_by_probe["train250"], first_path, "experiments/study.py: all clean-label gap runs")
+    first_val = validate_model(results, first_path, "val")
+    print(f"[study] first shipping rule: {first} on all clean gap runs; on {first_val['n_runs']} fresh runs MAE "
+          f"{first_val['mae']:.2f} points, predicting the mean gap {first_val['mean_gap_mae']:.2f}", flush=True)
+    # The second (shipped): fitted on the runs of its domain, coverage runs included; validated on
+    # "val2", new seeds never seen before (and, for the record, on "val", which informed it).
     model_path = Path(args.model_out)
-    shipped = ship_model(winner, rows_by_probe["train250"], model_path)
-    print(f"[study] shipped {winner} (LORO MAE {maes[winner]:.2f}) to {model_path}", flush=True)
-    validation = validate_model(results, model_path)
-    print(f"[study]   on {validation['n_runs']} fresh runs: MAE {validation['mae']:.2f} points, predicting the "
-          f"mean gap {validation['mean_gap_mae']:.2f}", flush=True)
+    cover_rows = observations(results, work, "cover", "train250")
+    shipped = ship_model(rows_by_probe["train250"] + cover_rows, model_path)
+    validation = validate_model(results, model_path, "val2")
+    validation_first_set = validate_model(results, model_path, "val")
+    print(f"[study] shipped {shipped['predictor']} (domain LORO MAE "
+          f"{shipped['selection'][shipped['predictor']]['loro_mae']:.2f}) to {model_path}; on {validation['n_runs']} "
+          f"new fresh runs MAE {validation['mae']:.2f} points, predicting the mean gap "
+          f"{validation['mean_gap_mae']:.2f}", flush=True)
 
     # plots
     plot_gap(rows_by_probe["train250"], primary, ["P0", "P1", "train_loss_acc"], out / "study_gap.png",
@@ -913,9 +966,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     report["verdicts"] = {"gap": primary["verdict_P0"], "early_stopping": es["verdict"],
                           "mechanism": es["mechanism"]["verdict"]}
     report["verdicts_by_probe"] = {p: {"P0": b["verdict_P0"], "P1": b["verdict_P1"]} for p, b in gap.items()}
-    report["shipped_model"] = {"predictor": winner, "path": str(model_path.relative_to(ROOT)) if
-                               model_path.is_relative_to(ROOT) else str(model_path),
-                               "model": shipped, "validation": validation}
+    report["shipped_model"] = {
+        "predictor": shipped["predictor"],
+        "path": str(model_path.relative_to(ROOT)) if model_path.is_relative_to(ROOT) else str(model_path),
+        "rule": "best LORO MAE (P0 if it wins) on the clean-label gap and coverage runs of the domain",
+        "selection": shipped["selection"], "n_runs": shipped["n_runs"],
+        "n_observations": shipped["n_observations"], "model": shipped["model"],
+        "validation": validation, "validation_on_the_first_fresh_runs": validation_first_set,
+        "first_attempt": {"predictor": first, "rule": "best LORO MAE on all clean-label gap runs, fitted on all",
+                          "validation": first_val,
+                          "model": json.loads(first_path.read_text())},
+    }
     report["runs"] = [{"id": rid, "spec": {k: v for k, v in res["spec"].items() if k != "id"},
                        "last_epoch": res["last_epoch"], "reached_train_acc_at": res["reached_train_acc_at"],
                        "seconds": res["seconds"], "history": {k: res["history"][k] for k in
