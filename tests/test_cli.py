@@ -84,6 +84,37 @@ def test_original_and_hyphenated_flags_parse_alike() -> None:
     assert p.parse_args(["run", "--net", "resnet"]).net == "resnet18"  # alias
 
 
+def test_lr_schedule_flag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from topodnn.training import load_checkpoint
+
+    p = cli.build_parser()
+    assert p.parse_args(["run"]).lr_schedule == "train_loss"
+    assert p.parse_args(["run", "--lr_schedule", "none"]).lr_schedule == "none"
+    rc, _, err = run_cli(capsys, "run", "--lr-schedule", "validation")
+    assert rc == 2 and "--lr-schedule" in err
+    rc, _, _ = run_cli(capsys, "run", "--net", "lenet_300_100", "--n_epochs_train", "1",
+                       "--build_graph", "0", "--lr-schedule", "test_acc", "--save-path",
+                       str(tmp_path), *TINY)
+    assert rc == 0
+    ckpt = load_checkpoint(tmp_path / "lenet_300_100_mnist" / "ckpt_trl0_epc1.pt")
+    assert ckpt["args"]["lr_schedule"] == "test_acc" and ckpt["scheduler_state"]["mode"] == "max"
+    # resuming with another schedule is refused in one line
+    rc, _, err = run_cli(capsys, "run", "--net", "lenet_300_100", "--n_epochs_train", "2",
+                         "--build_graph", "0", "--save-path", str(tmp_path), *TINY)
+    assert rc == 2 and "lr_schedule: checkpoint 'test_acc', now 'train_loss'" in err
+
+
+def test_run_on_digits(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from topodnn.training import load_checkpoint
+
+    rc, _, err = run_cli(capsys, "run", "--net", "lenet_300_100", "--dataset", "digits",
+                         "--n_epochs_train", "1", "--build_graph", "0", "--save-path",
+                         str(tmp_path), "--n-train", "100", "--n-test", "50", "--no-progress")
+    assert rc == 0, err
+    ckpt = load_checkpoint(tmp_path / "lenet_300_100_digits" / "ckpt_trl0_epc1.pt")
+    assert ckpt["dataset"] == "digits" and ckpt["dataset_info"]["n_train"] == 100
+
+
 def test_demo_epochs() -> None:
     assert cli.demo_epochs(6) == [0, 1, 2, 4, 6]
     assert cli.demo_epochs(1) == [0, 1]

@@ -250,5 +250,52 @@ def test_dataset_names():
         assert canonical_name(name.upper()) == name
     assert canonical_name("Fashion-MNIST") == "fashion_mnist"
     assert canonical_name("CIFAR-10") == "cifar10"
-    with pytest.raises(ValueError, match="valid names: mnist, fashion_mnist, cifar10, svhn"):
+    with pytest.raises(ValueError, match="valid names: mnist, fashion_mnist, cifar10, svhn, digits"):
         canonical_name("emnist")
+    assert canonical_name("Digits") == "digits"
+
+
+def _bilinear_numpy(image: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resize with half-pixel centres (align_corners=False), written out in numpy."""
+    n = image.shape[0]
+    src = (np.arange(size) + 0.5) * n / size - 0.5
+    src = np.clip(src, 0.0, None)
+    i0 = np.floor(src).astype(int)
+    i1 = np.minimum(i0 + 1, n - 1)
+    w = src - i0
+    rows = image[i0] * (1 - w)[:, None] + image[i1] * w[:, None]
+    return rows[:, i0] * (1 - w)[None, :] + rows[:, i1] * w[None, :]
+
+
+def test_digits_dataset():
+    from sklearn.datasets import load_digits
+
+    train, test, info = load_dataset("digits")
+    x, y = train.tensors
+    assert x.shape == (1297, 1, 28, 28) and test.tensors[0].shape == (500, 1, 28, 28)
+    assert x.dtype == torch.float32 and y.dtype == torch.int64
+    assert info["name"] == "digits" and info["input_size"] == 28 and info["n_test"] == 500
+    # one seeded permutation: the first 500 are the test split, the rest training, in that order
+    bunch = load_digits()
+    order = np.random.default_rng(0).permutation(1797)
+    assert test.tensors[1].tolist() == bunch.target[order[:500]].tolist()
+    assert y.tolist() == bunch.target[order[500:]].tolist()
+    # the pixels: grey levels /16, bilinear 8 -> 20, a 4-pixel frame of background, 0..255 bytes
+    mean, std = 0.1557, 0.2774
+    for k in (0, 1, 777):
+        expect = np.zeros((28, 28))
+        expect[4:24, 4:24] = _bilinear_numpy(bunch.images[order[500 + k]] / 16.0, 20)
+        got = (x[k, 0].numpy() * std + mean) * 255.0
+        np.testing.assert_allclose(got, np.round(np.clip(expect, 0, 1) * 255.0), atol=1.01e-3 * 255 + 1)
+    # the normalisation constants are those of the training split
+    assert float(x.mean()) == pytest.approx(0.0, abs=2e-3)
+    assert float(x.std()) == pytest.approx(1.0, abs=2e-3)
+    # prefixes, determinism, another seed, no data_dir
+    small, small_test, _ = load_dataset("digits", n_train=250, n_test=100)
+    assert torch.equal(small.tensors[0], x[:250]) and torch.equal(small_test.tensors[0], test.tensors[0][:100])
+    other, _, _ = load_dataset("digits", seed=1, n_train=250)
+    assert not torch.equal(other.tensors[0], x[:250])
+    with pytest.raises(ValueError, match="takes no data_dir"):
+        load_dataset("digits", data_dir=".")
+    with pytest.raises(ValueError, match="n_train=2000 but only 1297"):
+        load_dataset("digits", n_train=2000)

@@ -136,21 +136,24 @@ class _Fake:
         self.calls = 0
 
     def __call__(self, model, data, **kwargs):
+        from topodnn.pipeline import ModelTopology
+
         e = self.eps[self.calls]
         self.calls += 1
         h0 = np.array([[0.0, 0.01], [0.0, np.inf]])
         # 3 H1 pairs overlapping around e: beta_1 peaks at e (births e-0.01, e-0.005, e).
         h1 = np.array([[e - 0.01, e + 0.05], [e - 0.005, e + 0.06], [e, e + 0.07]])
-        return [h0, h1]
+        return ModelTopology(diagrams=[h0, h1], max_epsilon=kwargs["max_epsilon"], max_dim=1,
+                             n_nodes=40, n_samples=20, n_edges=0)
 
 
 def test_callback_computes_on_schedule_and_stops(monkeypatch):
-    torch = pytest.importorskip("torch")
+    import torch
     import topodnn.pipeline as pipeline
 
     # Signal by evaluation (every 2 epochs): rises to epoch 4, then falls.
     fake = _Fake([0.05, 0.1, 0.15, 0.12, 0.11, 0.10, 0.09])
-    monkeypatch.setattr(pipeline, "topology", fake)
+    monkeypatch.setattr(pipeline, "model_topology", fake)
     data = torch.randn(50, 1, 28, 28)
     cb = TopologicalEarlyStopping(data, every=2, n_samples=20, max_dim=1, patience=2, signal="eps_at_max_1",
                                   start_epoch=0)
@@ -165,18 +168,19 @@ def test_callback_computes_on_schedule_and_stops(monkeypatch):
     assert cb.stop_epoch == 8 and cb.best_epoch == 4
     assert cb.epochs() == [0, 2, 4, 6, 8]
     assert [round(h["signal"], 6) for h in cb.history] == [0.05, 0.1, 0.15, 0.12, 0.11]
+    assert cb.history[0]["summary"][1]["n_pairs_per_node"] == pytest.approx(3 / 40)
     # The offline rule agrees with the online one.
     assert choose_stop(cb.summaries(), epochs=cb.epochs(), patience=2, signal="eps_at_max_1") == (8, 4)
 
 
 def test_callback_rejects_signal_above_max_dim():
-    torch = pytest.importorskip("torch")
+    import torch
     with pytest.raises(ValueError, match="max_dim"):
         TopologicalEarlyStopping(torch.zeros(10, 4), signal="betti_max_2", max_dim=1)
 
 
 def test_callback_accepts_a_dataset():
-    torch = pytest.importorskip("torch")
+    import torch
     from torch.utils.data import TensorDataset
 
     ds = TensorDataset(torch.arange(30.0).reshape(30, 1), torch.zeros(30, dtype=torch.long))
@@ -186,16 +190,32 @@ def test_callback_accepts_a_dataset():
 
 
 def test_cli_early_stop(tmp_path, capsys):
-    import argparse
-
-    from topodnn.early_stopping import register_cli
+    from topodnn.cli import main
+    from topodnn.early_stopping import read_records
 
     records = [{"epoch": e, "summary": s} for e, s in zip(range(0, 14, 2), seq([0.05, 0.1, 0.15, 0.12, 0.11, 0.1, 0.2]))]
     f = tmp_path / "s.json"
     f.write_text(json.dumps(records))
-    parser = argparse.ArgumentParser()
-    register_cli(parser.add_subparsers())
-    args = parser.parse_args(["early-stop", str(f), "--patience", "3"])
-    assert args.func(args) == 0
+    assert main(["early-stop", str(f), "--patience", "3"]) == 0
     out = capsys.readouterr().out
     assert "stop_epoch: 10" in out and "best_epoch: 4" in out
+    # the file written by `topodnn run --early-stop topology` holds the records under "history"
+    g = tmp_path / "early_stop_trl0.json"
+    g.write_text(json.dumps({"params": {}, "history": records}))
+    summaries, epochs = read_records(g)
+    assert epochs == list(range(0, 14, 2)) and len(summaries) == 7
+    assert main(["early-stop", str(g), "--patience", "2"]) == 0
+    assert "stop_epoch: 8" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content, match", [(None, "does not exist"), ("not json", "JSON"),
+                                            ('{"a": 1}', "records")])
+def test_cli_early_stop_bad_file(tmp_path, capsys, content, match):
+    from topodnn.cli import main
+
+    f = tmp_path / "s.json"
+    if content is not None:
+        f.write_text(content)
+    assert main(["early-stop", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1

@@ -408,6 +408,42 @@ def test_sparse_graph_from_model_and_info(
     assert info["peak_memory_estimate"] > X.nbytes // 2
 
 
+def _mean_abs_corr_oracle(X: np.ndarray) -> float:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        C = np.corrcoef(X, rowvar=False)
+    C = np.nan_to_num(np.abs(C), nan=0.0)  # constant units: correlation 0
+    iu = np.triu_indices(X.shape[1], k=1)
+    return float(C[iu].mean())
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 64, 500])
+def test_mean_abs_corr_is_the_density_before_the_threshold(block_size: int) -> None:
+    rng = np.random.default_rng(5)
+    X = np.maximum(rng.normal(size=(80, 3)) @ rng.normal(size=(3, 90)) + rng.normal(size=(80, 90)), 0)
+    X[:, 3] = 1.0  # a constant unit
+    X[:, 7] = X[:, 8]  # a duplicate: |corr| 1
+    want = _mean_abs_corr_oracle(X)
+    for threshold in (None, 0.2, 0.6, 1.0):
+        stats: dict = {}
+        correlation_distances(X, threshold, dtype=np.float64, block_size=block_size,
+                              progress=False, stats=stats)
+        assert stats["mean_abs_corr"] == pytest.approx(want, abs=1e-12), threshold
+    stats = {}
+    correlation_distances(X, 0.6, dtype=np.float32, block_size=block_size, progress=False,
+                          stats=stats)
+    assert stats["mean_abs_corr"] == pytest.approx(want, abs=1e-6)
+    stats = {}
+    correlation_distances(X[:, :1], 0.6, progress=False, stats=stats)
+    assert np.isnan(stats["mean_abs_corr"])  # one unit: no pair
+
+
+def test_functional_graph_reports_mean_abs_corr(small_model: SmallConv, images: torch.Tensor) -> None:
+    X, _, _ = collect_activations(small_model, images, dtype=np.float64, progress=False)
+    _, info = functional_graph(small_model, images, threshold=0.6, dtype=np.float64,
+                               progress=False, return_info=True)
+    assert info["mean_abs_corr"] == pytest.approx(_mean_abs_corr_oracle(X), abs=1e-12)
+
+
 def test_constant_units_reported(capsys: pytest.CaptureFixture) -> None:
     model = nn.Sequential(nn.Linear(4, 6), nn.ReLU())
     with torch.no_grad():
@@ -563,6 +599,11 @@ MPI_SCRIPT = textwrap.dedent(
     R = correlation_distances(X, 0.7, dtype=np.float64, block_size=150, progress=False)
     ok = (np.array_equal(S.indptr, R.indptr) and np.array_equal(S.indices, R.indices)
           and np.allclose(S.data, R.data, atol=1e-12, rtol=0))
+    st, one = {}, {}
+    correlation_distances(X, 0.7, dtype=np.float64, block_size=16, comm=comm, progress=False,
+                          stats=st)
+    correlation_distances(X, 0.7, dtype=np.float64, block_size=16, progress=False, stats=one)
+    ok = ok and st["mean_abs_corr"] == one["mean_abs_corr"]  # exactly, on every rank
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 40), nn.ReLU(), nn.Linear(40, 30), nn.Tanh())
     x = torch.randn(50, 6)

@@ -112,9 +112,10 @@ def test_graph_topology_leaves_the_graph_alone_by_default() -> None:
 
 def test_summaries_use_the_topology_s_max_epsilon(small_model: SmallConv, images: torch.Tensor) -> None:
     out = model_topology(small_model, images, max_dim=1, max_epsilon=0.2, progress=False)
-    assert out.summaries() == summarise_diagrams(out.diagrams, max_epsilon=0.2)
+    n = out.n_nodes
+    assert out.summaries() == summarise_diagrams(out.diagrams, max_epsilon=0.2, n_nodes=n)
     assert out.summaries(min_persistence=0.0) == summarise_diagrams(
-        out.diagrams, max_epsilon=0.2, min_persistence=0.0)
+        out.diagrams, max_epsilon=0.2, min_persistence=0.0, n_nodes=n)
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.6, -1, "0.3", None])
@@ -133,3 +134,11 @@ def test_threshold_is_set_by_the_pipeline(small_model: SmallConv, images: torch.
 def test_graph_topology_refuses_a_dense_matrix() -> None:
     with pytest.raises(ValueError, match="scipy.sparse"):
         graph_topology(np.zeros((3, 3)))
+
+
+def test_model_topology_summaries_are_per_node_too(small_model: SmallConv, images: torch.Tensor) -> None:
+    topo = model_topology(small_model, images, max_dim=1, n_samples=40, progress=False)
+    s = topo.summaries()
+    for q in (0, 1):
+        assert s[q]["n_pairs_per_node"] == pytest.approx(s[q]["n_pairs"] / topo.n_nodes)
+        assert s[q]["betti_max_per_node"] == pytest.approx(s[q]["betti_max"] / topo.n_nodes)

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from topodnn.summaries import (
+    COUNT_KEYS,
+    PER_NODE_KEYS,
     SUMMARY_KEYS,
     betti_curve,
     filter_pairs,
@@ -125,6 +127,53 @@ def test_filter_threshold_strict_like_the_original() -> None:
         filter_pairs(pairs, -1)
 
 
+def test_regression_essential_classes_born_near_the_end_are_filtered() -> None:
+    """An essential class has persistence max_epsilon - birth (DIPHA's death = the largest value).
+
+    Taking death = inf literally kept (0.29, inf) and (0.295, inf) and gave β-max 2 at ε 0.295;
+    both live less than 0.02 within ε ≤ 0.3 and the original dropped them.
+    """
+    pairs = np.array([[0.29, np.inf], [0.295, np.inf], [0.2, 0.25]])
+    s = summarise(pairs, max_epsilon=0.3, min_persistence=0.02)
+    assert s["betti_max"] == 1
+    assert s["eps_at_max"] == pytest.approx(0.2)
+    assert s["n_pairs"] == 1 and s["n_essential"] == 0
+    assert s["life"] == pytest.approx(0.05)
+    np.testing.assert_array_equal(filter_pairs(pairs, 0.02, max_epsilon=0.3), pairs[[2]])
+    # the essential classes that live long enough within the range stay, with death inf
+    kept = filter_pairs(np.array([[0.27, np.inf], [0.285, np.inf]]), 0.02, max_epsilon=0.3)
+    np.testing.assert_array_equal(kept, [[0.27, np.inf]])
+    # persistence exactly min_persistence (binary-exact values): dropped if strict, kept if not
+    exact = np.array([[0.25, np.inf]])
+    assert filter_pairs(exact, 0.25, max_epsilon=0.5).shape == (0, 2)
+    assert filter_pairs(exact, 0.25, max_epsilon=0.5, strict=False).shape == (1, 2)
+    # without max_epsilon the filter cannot judge an essential class and keeps it
+    assert filter_pairs(pairs, 0.02).shape == (3, 2)
+    with pytest.raises(ValueError, match="max_epsilon"):
+        filter_pairs(pairs, 0.02, max_epsilon=-1.0)
+
+
+def test_counts_per_node() -> None:
+    pairs = np.array([[0.0, 0.1], [0.05, 0.2], [0.12, np.inf]])
+    plain = summarise(pairs, max_epsilon=0.3)
+    s = summarise(pairs, max_epsilon=0.3, n_nodes=410)
+    assert tuple(s)[: len(SUMMARY_KEYS)] == SUMMARY_KEYS
+    assert set(s) - set(plain) == set(PER_NODE_KEYS)
+    for key in COUNT_KEYS:
+        assert s[f"{key}_per_node"] == pytest.approx(plain[key] / 410)
+    assert s["betti_max_per_node"] == pytest.approx(2 / 410)
+    assert s["n_pairs_per_node"] == pytest.approx(3 / 410)
+    assert s["area_per_node"] == pytest.approx((0.1 + 0.15 + 0.18) / 410)
+    out = summarise_diagrams([pairs, pairs[:1]], max_epsilon=0.3, n_nodes=1820)
+    assert out[1]["n_pairs_per_node"] == pytest.approx(1 / 1820)
+    # twice the graph with the same cavities per node: the same per-node summaries
+    doubled = summarise(np.vstack([pairs, pairs]), max_epsilon=0.3, n_nodes=820)
+    assert doubled["betti_max_per_node"] == pytest.approx(s["betti_max_per_node"])
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="n_nodes"):
+            summarise(pairs, n_nodes=bad)
+
+
 def test_summarise_hand_computed() -> None:
     pairs = np.array([[0.0, 0.1], [0.05, 0.2], [0.1, 0.11], [0.12, np.inf]])
     s = summarise(pairs, max_epsilon=0.3)
@@ -158,7 +207,7 @@ def test_area_is_the_integral_of_the_curve() -> None:
     pairs[:3, 1] = np.inf
     s = summarise(pairs, max_epsilon=0.3)
     grid = np.linspace(0, 0.3, 300001)
-    _, beta = betti_curve(filter_pairs(pairs), grid)
+    _, beta = betti_curve(filter_pairs(pairs, max_epsilon=0.3), grid)
     riemann = float(np.sum(beta[:-1]) * (grid[1] - grid[0]))
     assert s["area"] == pytest.approx(riemann, abs=1e-3)
 

@@ -89,7 +89,9 @@ def test_run_writes_checkpoints_and_history(reference):
     assert set(ckpt["rng"]) >= {"torch", "data_order"}
     assert ckpt["optimizer_state"]["param_groups"][0]["momentum"] == 0.9
     assert ckpt["optimizer_state"]["param_groups"][0]["weight_decay"] == 5e-4
-    assert ckpt["scheduler_state"]["mode"] == "max" and ckpt["scheduler_state"]["factor"] == 0.5
+    # the default scheduler follows the training loss (the original's followed the test accuracy)
+    assert ckpt["scheduler_state"]["mode"] == "min" and ckpt["scheduler_state"]["factor"] == 0.5
+    assert ckpt["args"]["lr_schedule"] == "train_loss"
 
 
 def test_epoch_zero_is_the_untrained_network(reference):
@@ -440,3 +442,84 @@ def test_bad_arguments(tmp_path):
 def test_cuda_request_without_cuda(tmp_path):
     with pytest.raises(ValueError, match="CUDA is not available"):
         train("lenet", "mnist", save_path=tmp_path, device="cuda", **{**SMALL, "n_epochs": 1})
+
+
+class _RecordingPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
+    """ReduceLROnPlateau that records what it is stepped on."""
+
+    created = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.metrics = []
+        _RecordingPlateau.created.append(self)
+
+    def step(self, metrics, *args, **kwargs):
+        self.metrics.append(float(metrics))
+        return super().step(metrics, *args, **kwargs)
+
+
+@pytest.mark.parametrize("schedule, mode, series", [("train_loss", "min", "train_loss"),
+                                                    ("test_acc", "max", "test_acc"),
+                                                    ("none", None, None)])
+def test_lr_schedule_follows_what_it_names(tmp_path, monkeypatch, schedule, mode, series):
+    _RecordingPlateau.created = []
+    monkeypatch.setattr(torch.optim.lr_scheduler, "ReduceLROnPlateau", _RecordingPlateau)
+    history = train("lenet_300_100", "mnist", n_epochs=3, save_path=tmp_path, lr_schedule=schedule, **SMALL)
+    (sched,) = _RecordingPlateau.created
+    if series is None:
+        assert sched.metrics == []  # constant learning rate
+    else:
+        assert sched.mode == mode
+        assert sched.metrics == pytest.approx(history[series][1:])
+    ckpt = load_checkpoint(results_dir(tmp_path, "lenet_300_100", "mnist") / "ckpt_trl0_epc3.pt")
+    assert ckpt["args"]["lr_schedule"] == schedule
+    assert ckpt["args"]["weight_decay"] == 5e-4
+
+
+def test_default_training_never_reads_the_test_set(tmp_path):
+    """With the default schedule the test set changes the evaluations only, never the weights."""
+    small = {**SMALL, "n_test": 100}
+    a = train("lenet_300_100", "mnist", n_epochs=2, save_path=tmp_path / "a", **small)
+    small["n_test"] = 37
+    b = train("lenet_300_100", "mnist", n_epochs=2, save_path=tmp_path / "b", **small)
+    assert a["train_loss"] == b["train_loss"] and a["test_acc"] != b["test_acc"]
+    assert_same_weights(weights(results_dir(tmp_path / "a", "lenet_300_100", "mnist") / "ckpt_trl0_epc2.pt"),
+                        weights(results_dir(tmp_path / "b", "lenet_300_100", "mnist") / "ckpt_trl0_epc2.pt"))
+
+
+def test_resume_checks_schedule_and_weight_decay(tmp_path):
+    train("lenet_300_100", "mnist", n_epochs=1, save_path=tmp_path, **SMALL)
+    with pytest.raises(CheckpointError, match=r"lr_schedule: checkpoint 'train_loss', now 'test_acc'"):
+        train("lenet_300_100", "mnist", n_epochs=2, save_path=tmp_path, lr_schedule="test_acc", **SMALL)
+    with pytest.raises(CheckpointError, match=r"weight_decay: checkpoint 0\.0005, now 0\.0"):
+        train("lenet_300_100", "mnist", n_epochs=2, save_path=tmp_path, weight_decay=0.0, **SMALL)
+    # A checkpoint from before the options existed was trained on the test accuracy with 5e-4.
+    path = results_dir(tmp_path, "lenet_300_100", "mnist") / "ckpt_trl0_epc1.pt"
+    ckpt = load_checkpoint(path)
+    del ckpt["args"]["lr_schedule"], ckpt["args"]["weight_decay"]
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match=r"lr_schedule: checkpoint 'test_acc', now 'train_loss'"):
+        train("lenet_300_100", "mnist", n_epochs=2, save_path=tmp_path, **SMALL)
+    resumed = train("lenet_300_100", "mnist", n_epochs=2, save_path=tmp_path, lr_schedule="test_acc", **SMALL)
+    assert resumed["epoch"] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("schedule, decay", [("test_acc", 5e-4), ("none", 0.0)])
+def test_resume_is_bit_identical_for_every_schedule(tmp_path, schedule, decay):
+    kw = dict(save_path=tmp_path / "whole", lr_schedule=schedule, weight_decay=decay, lr=0.05, **SMALL)
+    whole = train("lenet_300_100", "mnist", n_epochs=3, **kw)
+    kw["save_path"] = tmp_path / "parts"
+    train("lenet_300_100", "mnist", n_epochs=2, **kw)
+    parts = train("lenet_300_100", "mnist", n_epochs=3, **kw)
+    assert strip_times(parts) == strip_times(whole)
+    assert_same_weights(weights(results_dir(tmp_path / "whole", "lenet_300_100", "mnist") / "ckpt_trl0_epc3.pt"),
+                        weights(results_dir(tmp_path / "parts", "lenet_300_100", "mnist") / "ckpt_trl0_epc3.pt"))
+
+
+def test_bad_schedule_and_weight_decay(tmp_path):
+    with pytest.raises(ValueError, match="lr_schedule must be one of train_loss, test_acc, none"):
+        train("lenet_300_100", "mnist", n_epochs=1, save_path=tmp_path, lr_schedule="val", **SMALL)
+    for bad in (-1e-4, float("nan"), "0"):
+        with pytest.raises(ValueError, match="weight_decay"):
+            train("lenet_300_100", "mnist", n_epochs=1, save_path=tmp_path, weight_decay=bad, **SMALL)

@@ -14,6 +14,10 @@ Subcommands
 ``topodnn demo``
     LeNet on the embedded sample of real MNIST digits for a few epochs, topology at several
     epochs, plots and table: the quick start.
+``topodnn early-stop``, ``topodnn fit-gap``, ``topodnn predict-gap``
+    The applications (:mod:`topodnn.early_stopping`, :mod:`topodnn.gap`): the stopping rule on
+    recorded summaries, fitting a gap model on results folders, and predicting a checkpoint's
+    gap without a test set (the shipped model by default).
 
 Results layout (``<save-path>/<net>_<dataset>/``)
 -----------------------------------------------
@@ -58,6 +62,7 @@ one line on stderr and the exit status is 2. Set ``TOPODNN_TRACEBACK=1`` to see 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -69,7 +74,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 import numpy as np
 
 from . import results
-from .summaries import SUMMARY_KEYS, summarise_diagrams
+from .summaries import summarise_diagrams
 
 __all__ = ["main", "build_parser", "CLIError", "parse_epochs"]
 
@@ -199,7 +204,10 @@ def _add_topology_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``topodnn`` argument parser (subcommands ``run``, ``visualise``, ``demo``)."""
+    """The ``topodnn`` argument parser.
+
+    Subcommands ``run``, ``visualise``, ``demo``, ``early-stop``, ``fit-gap``, ``predict-gap``.
+    """
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Topology of the functional graphs of deep networks: train, compute "
@@ -241,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--n-test", "--n_test", dest="n_test", type=_positive_int, default=None,
                    help="use only the first N test examples")
     r.add_argument("--seed", type=int, default=None, help="random seed (default: the trial)")
+    r.add_argument("--lr-schedule", "--lr_schedule", dest="lr_schedule",
+                   choices=("train_loss", "test_acc", "none"), default="train_loss",
+                   help="what halves the learning rate (ReduceLROnPlateau, factor 0.5): "
+                   "'train_loss' (default), 'test_acc' (the original's: it uses the test set "
+                   "during training) or 'none' (constant)")
     r.add_argument("--early-stop", "--early_stop", dest="early_stop", choices=("none", "topology"),
                    default="none",
                    help="'topology': stop training when the topological rule fires (functional graph "
@@ -306,17 +319,69 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--nproc", type=_positive_int, default=None)
     w.set_defaults(func=cmd_persist_worker)
 
-    # subcommands contributed by other modules
-    for module in ("early_stopping", "gap"):
-        try:
-            mod = __import__(f"{__package__}.{module}", fromlist=["register_cli"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__package__}.{module}":
-                raise
-            continue
-        register = getattr(mod, "register_cli", None)
-        if register is not None:
-            register(sub)
+    # early-stop ---------------------------------------------------------------------------
+    e = sub.add_parser(
+        "early-stop",
+        help="apply the topological early-stopping rule to recorded summaries",
+        description="Apply the topological early-stopping rule (topodnn.early_stopping) to a JSON "
+        "list of {epoch, summary} records computed on training inputs (as `topodnn run "
+        "--early-stop topology` writes early_stop_trl<T>.json).",
+    )
+    e.add_argument("summaries", help="JSON file: list of {'epoch': int, 'summary': {dim: {...}}}")
+    e.add_argument("--signal", default="area_2", help="'<stat>_<dim>' or '<stat>_sum' (default area_2)")
+    e.add_argument("--mode", default="max", choices=("max", "min"),
+                   help="'max': the signal grows while the network learns (default)")
+    e.add_argument("--patience", type=_positive_int, default=3,
+                   help="evaluations without improvement before stopping (default 3)")
+    e.add_argument("--min-delta", dest="min_delta", type=float, default=0.0,
+                   help="an improvement must beat the best by more than this (default 0)")
+    e.add_argument("--smooth", type=_positive_int, default=1,
+                   help="trailing moving average over this many evaluations (default 1: none)")
+    e.add_argument("--start-epoch", dest="start_epoch", type=_nonneg_int, default=0,
+                   help="evaluations before this epoch are ignored (default 0)")
+    e.set_defaults(func=cmd_early_stop)
+
+    # fit-gap ------------------------------------------------------------------------------
+    f = sub.add_parser(
+        "fit-gap",
+        help="fit the generalisation-gap model on results directories",
+        description="Fit a linear model of the generalisation gap (train - test accuracy, points) on "
+        "topological summaries of the training-input functional graph of every trained checkpoint "
+        "(epoch >= 1) under RESULTS_DIR. Summaries are cached next to the checkpoints.",
+    )
+    f.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR")
+    f.add_argument("--out", default="gap_model.json", help="model file to write (JSON)")
+    f.add_argument("--stats", default="life,midlife,betti_max,eps_at_max,n_pairs,area",
+                   help="comma-separated statistics (e.g. life,midlife or n_pairs_per_node)")
+    f.add_argument("--dims", default="1,2", help="comma-separated homology dimensions")
+    f.add_argument("--ridge", type=float, default=1.0, help="ridge penalty (0 = OLS)")
+    f.add_argument("--with-train-acc", action="store_true",
+                   help="also use the training accuracy as a (non-topological) feature")
+    f.add_argument("--epochs", default=None, help="comma-separated epochs to use (default: all but 0)")
+    f.add_argument("--n-samples", type=_positive_int, default=1000,
+                   help="training inputs of the functional graph (default 1000)")
+    f.add_argument("--max-epsilon", type=float, default=0.3)
+    f.add_argument("--min-persistence", type=float, default=0.02)
+    f.add_argument("--data-dir", default=None, help="override the checkpoints' data directory")
+    f.add_argument("--no-cache", action="store_true",
+                   help="recompute summaries even where a cache exists (and rewrite the caches)")
+    f.set_defaults(func=cmd_fit_gap)
+
+    # predict-gap --------------------------------------------------------------------------
+    q = sub.add_parser(
+        "predict-gap",
+        help="predict a checkpoint's generalisation gap without a test set",
+        description="Predict train - test accuracy of CHECKPOINT (accuracy points) from what is "
+        "known without a test set, and the test accuracy it implies. Without --model the gap "
+        "model shipped with topodnn is used; a checkpoint outside its domain gets a warning.",
+    )
+    q.add_argument("checkpoint", metavar="CHECKPOINT")
+    q.add_argument("--model", default=None,
+                   help="gap model file written by fit-gap (default: the shipped model)")
+    q.add_argument("--n-samples", type=_positive_int, default=None, help="default: the model's")
+    q.add_argument("--data-dir", default=None)
+    q.add_argument("--json", action="store_true", help="print the result as JSON")
+    q.set_defaults(func=cmd_predict_gap)
     return parser
 
 
@@ -491,6 +556,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             save_every=args.save_every, permute_labels=args.permute_labels,
             save_path=args.save_path, data_dir=args.data_dir, seed=seed,
             progress=args.progress, n_train=args.n_train, n_test=args.n_test, callback=callback,
+            lr_schedule=args.lr_schedule,
         )
         last = int(history["epoch"][-1]) if history.get("epoch") else args.n_epochs_train
         _say(f"training: {last} epochs in {time.perf_counter() - t0:.1f} s; "
@@ -845,6 +911,74 @@ def _plot_history(folder: Path, trial: int) -> None:
     plot_training(hist, ax=fig.subplots())
     out = results.save_figure(fig, results.training_plot_path(folder, trial))
     print(f"wrote {out}")
+
+
+# --------------------------------------------------------------------------------------------
+# early-stop, fit-gap, predict-gap
+
+
+def _csv(text: Optional[str], cast: Callable[[str], Any], what: str) -> Optional[list]:
+    if text is None:
+        return None
+    try:
+        return [cast(t.strip()) for t in str(text).split(",") if t.strip()]
+    except ValueError:
+        raise CLIError(f"{what} must be a comma-separated list; got {text!r}") from None
+
+
+def cmd_early_stop(args: argparse.Namespace) -> int:
+    """``topodnn early-stop``: the stopping rule on recorded summaries."""
+    from .early_stopping import choose_stop, read_records
+
+    summaries, epochs = read_records(args.summaries)
+    stop, best = choose_stop(summaries, epochs=epochs, signal=args.signal, mode=args.mode,
+                             patience=args.patience, min_delta=args.min_delta, smooth=args.smooth,
+                             start_epoch=args.start_epoch)
+    print(f"stop_epoch: {stop if stop is not None else 'none (train to the end)'}")
+    print(f"best_epoch: {best}")
+    return 0
+
+
+def cmd_fit_gap(args: argparse.Namespace) -> int:
+    """``topodnn fit-gap``: fit a gap model on results directories and write it."""
+    from .gap import feature_names, fit_gap_from_results
+
+    names = feature_names(_csv(args.stats, str, "--stats"), _csv(args.dims, int, "--dims"),
+                          with_train_acc=args.with_train_acc)
+    model = fit_gap_from_results(
+        args.results_dirs, names=names, ridge=args.ridge, epochs=_csv(args.epochs, int, "--epochs"),
+        n_samples=args.n_samples, max_epsilon=args.max_epsilon,
+        min_persistence=args.min_persistence, data_dir=args.data_dir, cache=not args.no_cache,
+        progress=True,
+    )
+    model.save(args.out)
+    meta = model.metadata
+    print(f"fitted on {model.n_observations} checkpoints from {model.n_runs} runs -> {args.out}")
+    print(f"training MAE: {meta['train_mae']:.3f} points; mean gap {meta['domain']['mean_gap']:.3f}")
+    if "loo_mae" in meta:
+        print(f"leave-one-run-out MAE: {meta['loo_mae']:.3f} points "
+              f"(Pearson r {meta['loo_pearson_r']:.3f})")
+    return 0
+
+
+def cmd_predict_gap(args: argparse.Namespace) -> int:
+    """``topodnn predict-gap``: the predicted gap of a checkpoint (the shipped model by default)."""
+    from .gap import _jsonable, predict_gap
+
+    res = predict_gap(args.checkpoint, args.model, n_samples=args.n_samples, data_dir=args.data_dir)
+    for line in res["domain_warnings"]:
+        print(f"{PROG}: warning: {line}", file=sys.stderr)
+    res["model"] = args.model if args.model is not None else "shipped"
+    if args.json:
+        print(json.dumps(_jsonable(res), indent=2))
+    else:
+        print(f"checkpoint: {args.checkpoint} ({res['net']}, epoch {res['epoch']}, trained on "
+              f"{res['n_train']} {res['dataset']} images)")
+        print(f"train accuracy:          {res['train_acc']:.2f} %")
+        print(f"predicted gap:           {res['predicted_gap']:.2f} points "
+              f"(the model's mean gap: {res['model_mean_gap']:.2f})")
+        print(f"estimated test accuracy: {res['estimated_test_acc']:.2f} %")
+    return 0
 
 
 # --------------------------------------------------------------------------------------------

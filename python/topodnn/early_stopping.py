@@ -3,11 +3,11 @@
 The functional graph of a network (nodes = units, distance = 1 - |Pearson corr| of their
 activations) changes shape as the network learns. Learning to generalise forms 2-D and 3-D
 cavities (beta_2 and beta_3 grow, the maxima of their curves grow) and moves 1-D cavities from
-higher to lower density; memorising makes the cavities regress toward higher density. In the units
-used throughout topodnn, a filtration value is eps = (1 - |corr|) / 2 in [0, 0.5]: *higher density
-means smaller eps*. Read literally, while the network learns the eps at which beta_1 peaks should
-move to larger values and the beta_2 curve should grow, and both should move back when it starts
-to memorise. On our runs only the beta_2 half of that holds (see Defaults).
+higher to lower density; memorising makes the cavities regress toward higher density. Density here
+is that of the graph thresholded at a filtration value: in the units used throughout topodnn,
+eps = (1 - |corr|) / 2 in [0, 0.5], and the graph at eps joins every pair with |corr| >= 1 - 2 eps,
+so *higher density means larger eps* (more edges). Read literally, while the network learns the eps
+at which beta_1 peaks should move to smaller values, and back to larger ones once it memorises.
 
 The rule
 --------
@@ -31,16 +31,17 @@ Defaults
 --------
 ``signal="area_2"`` (area under the beta_2 curve, eps units), ``mode="max"``, ``patience=3``,
 ``min_delta=0.0``, ``smooth=1``; the callback computes H0..H2 (``max_dim=2``) and ignores the
-untrained network (``start_epoch=1``). Chosen from real runs (LeNet-300-100 on the embedded MNIST
-sample and on scikit-learn's digits, 0/20/50 % permuted labels, topology every 2 epochs; see
-the "Results" section of README.md and ``benchmarks/results/applications.json``): with half the labels permuted the beta_2 area grows while
-test accuracy rises, peaks within a few epochs of the best test accuracy and collapses as the
-network memorises (the 2-D cavities dissolve), which is the regression the method describes.
-The 1-D signals point the wrong way on the same runs: the eps of the beta_1 maximum and the H1
-midlife keep *growing* while the network memorises (its units decorrelate, so every cavity moves
-to lower density), so a rule on them never sees the regression; they are kept as options
-(``mode`` can flip the direction) but are not the default. The beta_2 signals need the 2-skeleton,
-the dominant cost of the topology.
+untrained network (``start_epoch=1``). The study of README.md ("Results: early stopping and the
+generalisation gap", ``experiments/study.py``) chose, on its tuning runs, ``"betti_max_2"``,
+``mode="max"``, ``patience=5`` (frozen in ``benchmarks/results/study_es_rule.json``; ``area_2``
+with ``smooth=3`` came next); on its fresh runs that rule helped where networks memorised (4.1
+points of test accuracy lost against 11.2 for training to the end) but lost 6.6 points on average
+against 1.9 for ordinary early stopping on a 10 % validation split: the verdict is inconclusive,
+and a validation split is the better tool where one can be spared. The move the method names is
+there: once a network memorises, the eps of the beta_1 maximum grows (0.04 after the
+test-accuracy peak, against 0.001 in clean runs), so ``"eps_at_max_1"`` with ``mode="min"`` follows
+it, but it moves later than the beta_2 maximum falls. The beta_2 signals need the 2-skeleton, the
+dominant cost of the topology.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ __all__ = [
     "signal_value",
     "choose_stop",
     "TopologicalEarlyStopping",
-    "register_cli",
+    "read_records",
 ]
 
 #: Statistics of one homology dimension that a signal may name, as ``"<stat>_<dim>"``.
@@ -64,9 +65,10 @@ SIGNAL_STATS = ("life", "midlife", "betti_max", "eps_at_max", "n_pairs", "area")
 
 #: Named signals with a documented meaning (any ``"<stat>_<dim>"`` is accepted as well).
 SIGNALS = {
-    "eps_at_max_1": "eps (=(1-|corr|)/2) at the maximum of the beta_1 curve; grows while "
-    "1-D cavities move to lower density (learning)",
-    "midlife_1": "mean (birth+death)/2 of H1 pairs; grows with the same move",
+    "eps_at_max_1": "eps (=(1-|corr|)/2) at the maximum of the beta_1 curve; falls while 1-D "
+    "cavities move to lower density (learning), grows when they regress toward higher density "
+    "(memorising; follow it with mode='min')",
+    "midlife_1": "mean (birth+death)/2 of H1 pairs; moves with eps_at_max_1",
     "betti_max_2": "maximum of the beta_2 curve; grows as 2-D cavities form",
     "area_2": "area under the beta_2 curve; grows as 2-D cavities form",
     "betti_max_sum": "sum over dimensions >= 1 of the Betti-curve maxima",
@@ -297,7 +299,9 @@ class TopologicalEarlyStopping:
         Compute topology at epochs that are multiples of ``every`` (epoch 0 included if the
         training loop calls back for it).
     n_samples, max_dim, max_epsilon, layers, comm
-        Passed to :func:`topodnn.pipeline.topology` (eps units: (1 - |corr|)/2).
+        Passed to :func:`topodnn.pipeline.model_topology` (eps units: (1 - |corr|)/2); the
+        summaries are its ``summaries()`` (pairs of persistence <= 0.02 dropped, counts also
+        per node).
     signal, mode, patience, min_delta, smooth, start_epoch
         The rule; see :func:`choose_stop`. ``patience`` counts topology evaluations, not epochs.
         ``start_epoch`` defaults to 1 here: the graph of the untrained network (epoch 0) says
@@ -393,27 +397,22 @@ class TopologicalEarlyStopping:
         """Compute and record the topology of ``model`` on the training inputs at ``epoch``."""
         import time
 
-        from topodnn.pipeline import topology
-        from topodnn.summaries import summarise_diagrams
+        from topodnn import pipeline
 
         t0 = time.perf_counter()
-        was_training = getattr(model, "training", False)
-        model.eval()
-        try:
-            diagrams = topology(
-                model,
-                self.inputs,
-                layers=self.layers,
-                max_dim=self.max_dim,
-                max_epsilon=self.max_epsilon,
-                n_samples=self.n_samples,
-                comm=self.comm,
-                progress=False,
-            )
-        finally:
-            if was_training:
-                model.train()
-        summary = summarise_diagrams(diagrams, max_epsilon=self.max_epsilon)
+        # model_topology runs the model in eval mode and restores its mode
+        topo = pipeline.model_topology(
+            model,
+            self.inputs,
+            layers=self.layers,
+            max_dim=self.max_dim,
+            max_epsilon=self.max_epsilon,
+            n_samples=self.n_samples,
+            comm=self.comm,
+            progress=False,
+        )
+        diagrams = topo.diagrams
+        summary = topo.summaries()
         raw = signal_value(summary, self.signal)
         values = [h["signal"] for h in self.history] + [raw]
         smoothed = float(_smoothed(values, self.smooth)[-1])
@@ -455,50 +454,36 @@ class TopologicalEarlyStopping:
         return [h["epoch"] for h in self.history]
 
 
-def register_cli(subparsers: Any) -> None:
-    """Add the ``early-stop`` subcommand to the ``topodnn`` argparse parser.
+def read_records(path: Any) -> tuple[list[Mapping[Any, Mapping[str, float]]], list[int]]:
+    """Summaries and epochs from a JSON file of ``{"epoch": e, "summary": {dim: {...}}}`` records.
 
-    ``topodnn early-stop SUMMARIES.json`` applies the rule offline to a JSON list of
-    ``{"epoch": e, "summary": {dim: {...}}}`` records (as written by the applications study or by
-    a callback's history) and prints the stop and best epochs.
+    Accepts a list of records, or an object whose ``"history"`` is one (as ``topodnn run
+    --early-stop topology`` writes ``early_stop_trl<T>.json``).
+
+    Returns
+    -------
+    (summaries, epochs)
+        In the file's order, ready for :func:`choose_stop`.
+
+    Raises
+    ------
+    ValueError
+        The file is missing, not JSON, or not a list of such records.
     """
-    p = subparsers.add_parser(
-        "early-stop",
-        help="apply the topological early-stopping rule to recorded summaries",
-        description="Apply the topological early-stopping rule (topodnn.early_stopping) to a JSON "
-        "list of {epoch, summary} records computed on training inputs.",
-    )
-    p.add_argument("summaries", help="JSON file: list of {'epoch': int, 'summary': {dim: {...}}}")
-    p.add_argument("--signal", default="area_2", help="'<stat>_<dim>' or '<stat>_sum'")
-    p.add_argument("--mode", default="max", choices=("max", "min"))
-    p.add_argument("--patience", type=int, default=3)
-    p.add_argument("--min-delta", type=float, default=0.0)
-    p.add_argument("--smooth", type=int, default=1)
-    p.add_argument("--start-epoch", type=int, default=0)
-    p.set_defaults(func=_cli_early_stop)
-
-
-def _cli_early_stop(args: Any) -> int:
     import json
+    from pathlib import Path
 
-    with open(args.summaries) as fh:
-        records = json.load(fh)
+    p = Path(path)
+    try:
+        records = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"summaries file {str(p)!r} does not exist") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{p}: cannot read a JSON list of {{epoch, summary}} records ({exc})") from None
     if isinstance(records, dict) and "history" in records:
         records = records["history"]
     if not isinstance(records, list) or not all(
         isinstance(r, dict) and "epoch" in r and "summary" in r for r in records
     ):
-        raise ValueError(f"{args.summaries}: expected a JSON list of {{'epoch', 'summary'}} records")
-    stop, best = choose_stop(
-        [r["summary"] for r in records],
-        epochs=[r["epoch"] for r in records],
-        signal=args.signal,
-        mode=args.mode,
-        patience=args.patience,
-        min_delta=args.min_delta,
-        smooth=args.smooth,
-        start_epoch=args.start_epoch,
-    )
-    print(f"stop_epoch: {stop if stop is not None else 'none (train to the end)'}")
-    print(f"best_epoch: {best}")
-    return 0
+        raise ValueError(f"{p}: expected a JSON list of {{'epoch', 'summary'}} records")
+    return [r["summary"] for r in records], [int(r["epoch"]) for r in records]

@@ -1,56 +1,71 @@
-"""Generalisation-gap prediction without a test set.
+"""Generalisation-gap prediction without a test set: features, predictors, their evaluation.
 
-The gap of a trained network is ``train accuracy - test accuracy`` (accuracy points, 0-100), the
-training accuracy evaluated at the checkpoint's weights on its whole training split with the labels
-it was trained on (permuted ones included: a memorising network has a large gap). It
-correlates with the topology of the network's functional graph; a linear model fitted across
-networks, datasets, label noise and epochs predicts it from topological summaries alone, so the
-test accuracy of a new network is estimated as ``train accuracy - predicted gap`` without touching
-a test set.
+The gap of a trained network is ``train accuracy - test accuracy`` in accuracy points (0-100):
+the training accuracy evaluated at the checkpoint's weights, in eval mode, on its whole training
+split with the labels it was trained on (permuted ones included), the test accuracy on the whole
+test split. The cross-entropy gap is ``test loss - train loss`` (nats, eval mode). The claim of the
+method (Corneanu et al., CVPR 2020) is that the gap is a simple function of the topology of the
+network's functional graph, so that ``test accuracy = train accuracy - predicted gap`` can be
+estimated without a test set.
 
-Which data
-----------
-Every summary used here, when fitting and when predicting, is computed on the functional graph of
-the first ``n_samples`` inputs of the *training* set, in order (the training split exactly as
-:func:`topodnn.datasets.load_dataset` returns it for the dataset, ``data_dir``, ``n_train`` and
-``seed`` recorded in the checkpoint; label permutation changes labels only, not inputs). The
-original pipeline built the graph on the first 1000 *test* images; that would make "without a test
-set" untrue, so it is not done here. For the same reason the diagrams that ``topodnn run``
-writes (``dgm_epc<E>_trl<T>.npz``, built on test inputs as in the original) are not used:
-``fit-gap`` computes its own training-input summaries and caches them next to each checkpoint
-(``<checkpoint stem>.train_summary.json``, tagged with the topology settings). Fitting and prediction must see the same kind of summary: the
-model file records ``n_samples``, ``max_dim``, ``max_epsilon`` and ``min_persistence`` and
-prediction uses them.
+Observations
+------------
+One observation is one checkpoint of one training run (a network at one epoch). **Epoch 0, the
+untrained network, is never an observation**: its gap is the difference of two chance accuracies
+and its graph that of random weights; nothing of learning is in it. Observations of one run are
+not independent, so every evaluation holds out whole runs (or whole groups of runs).
 
 Features
 --------
-By default the six summaries of :func:`topodnn.summaries.summarise` for H1 and H2 -- ``life``,
-``midlife``, ``betti_max``, ``eps_at_max``, ``n_pairs``, ``area`` -- named ``"<stat>_<dim>"``
-(12 features; ``feature_names(stats, dims)`` chooses others). A statistic that is undefined (life,
-midlife, eps_at_max of a dimension with no pair: NaN) is replaced by the training mean of that
-feature, i.e. contributes nothing; the count features (``n_pairs``, ``betti_max`` = 0) still say
-that the dimension is empty. ``with_train_acc=True`` (``--with-train-acc``) appends the training
-accuracy itself: it is known without a test set, and where labels were noisy it carries what no
-function of the network can (two networks computing the same function, trained on clean or on
-half-permuted labels, have the same graph but gaps of 0 and about -40 points early in training).
+A model is linear in named features (:func:`feature_names`, :func:`features_from_summary`):
 
-Model
------
-Features are standardised with the training means and standard deviations (a constant feature gets
-scale 1). The coefficients solve ridge regression with an unpenalised intercept,
+* topological, from the summaries of :func:`topodnn.summaries.summarise` of the probe graph:
+  ``"<stat>_<dim>"`` with ``stat`` one of :data:`TOPOLOGICAL_STATS` (``life``, ``midlife``,
+  ``betti_max``, ``eps_at_max``, ``n_pairs``, ``n_essential``, ``area`` and the per-node counts
+  ``betti_max_per_node``, ``n_pairs_per_node``, ``n_essential_per_node``, ``area_per_node``);
+* not topological, all known without a test set: ``train_acc`` (points), ``train_loss`` (nats,
+  eval mode), ``log_n_train`` (natural log of the training-set size), ``mean_abs_corr`` (mean
+  |corr| over all pairs of units of the probe graph: its density without topology),
+  ``arch_<net>`` and ``dataset_<name>`` (1 for that network / dataset, else 0).
 
-    min_b ||y - mean(y) - Z b||^2 + ridge * ||b||^2,   Z = standardised features,
+A statistic that is undefined (life of a dimension without pairs: NaN) is replaced by the training
+mean of that feature.
 
-through ``numpy.linalg.lstsq`` on the augmented system ``[Z; sqrt(ridge) I] b = [y - mean(y); 0]``.
-``ridge=0`` is ordinary least squares with intercept. The default ``ridge=1.0`` is negligible next
-to the ``n`` rows when the features are independent but keeps collinear ones (``n_pairs``,
-``betti_max`` and ``area`` of one dimension move together) from blowing up. Fitting needs at least
-``n_features + 2`` observations (one observation = one checkpoint: a network at one epoch), so that
-the least-squares fit with intercept keeps a residual degree of freedom.
+Which inputs (the probe)
+------------------------
+The functional graph is built on a fixed set of probe inputs; fitting and prediction must use the
+same kind, recorded in the model file (``metadata["topology"]``: ``probe`` ``"train"`` or
+``"test"``, ``n_samples``, ``max_dim``, ``max_epsilon``, ``min_persistence``). ``probe="train"``
+uses the first ``n_samples`` *training* inputs (no test data at all); the original used the first
+1000 test inputs (unlabelled, but from the test set).
 
-Validation groups observations by *run* (one training run = all its checkpoints):
-:func:`leave_one_run_out` refits without each run in turn and predicts its checkpoints, so no
-epoch of a held-out run is seen in training.
+Models and predictors
+---------------------
+:class:`GapModel` is ``gap = intercept + sum_j coef_j (x_j - mean_j) / scale_j``, fitted by
+:func:`fit_gap_model` (ridge with an unpenalised intercept; ``ridge=0`` is ordinary least squares).
+A :class:`Predictor` names a feature list and how its penalty is chosen; :data:`PREDICTORS` holds
+the ones the study compares:
+
+* ``P0``, the papers' law: the gap linear in life and midlife of H1, ordinary least squares;
+* ``P1``: ridge on per-node H0/H1 summaries (the penalty chosen by cross-validation over runs
+  *inside* the training folds, never on held-out runs);
+* baselines: ``mean_gap`` (the mean gap of the training runs), ``train_loss_acc`` (training loss and
+  accuracy), ``n_train_arch`` (log training-set size and architecture), ``density_acc`` (mean |corr|
+  and training accuracy: density without topology).
+
+Evaluation
+----------
+:func:`group_cv_predictions` refits a predictor without each group in turn (leave one run out:
+groups = runs; leave one group out: groups = e.g. architecture x dataset) and predicts the held-out
+rows. :func:`mae`, :func:`spearman` and :func:`paired_bootstrap` (resample runs; the CI of the
+difference of two predictors' MAEs on the same held-out predictions) score them.
+
+The shipped model
+-----------------
+``topodnn predict-gap CHECKPOINT`` uses :data:`DEFAULT_MODEL_PATH` (package data, fitted by
+``experiments/study.py``) unless ``--model`` is given. A model file records its *domain*
+(networks, datasets, training-set sizes, epochs, learning rate, schedule, probe, the mean gap of
+the runs it was fitted on); :func:`predict_gap` reports every way a checkpoint lies outside it.
 """
 
 from __future__ import annotations
@@ -66,31 +81,46 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from . import results
+from .summaries import PER_NODE_KEYS, SUMMARY_KEYS
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "DEFAULT_STATS",
     "DEFAULT_DIMS",
+    "DEFAULT_TOPOLOGY",
+    "DEFAULT_MODEL_PATH",
+    "TOPOLOGICAL_STATS",
     "feature_names",
     "features_from_summary",
+    "is_topological",
     "GapModel",
     "fit_gap_model",
+    "Predictor",
+    "PREDICTORS",
+    "group_cv_predictions",
     "leave_one_run_out",
+    "mae",
+    "spearman",
     "pearson_r",
+    "paired_bootstrap",
+    "evaluate_predictors",
     "Observation",
     "collect_observations",
+    "observations_to_xy",
     "training_summary",
     "training_reference",
     "labels_as_trained",
+    "train_metrics",
     "train_accuracy",
     "checkpoint_summary",
     "summary_cache_path",
     "store_summary",
     "load_cached_summary",
-    "observations_to_xy",
+    "fit_gap_from_results",
+    "domain_warnings",
+    "load_default_model",
     "predict_gap",
-    "register_cli",
 ]
 
 FORMAT_NAME = "topodnn-gap-model"
@@ -98,14 +128,30 @@ FORMAT_VERSION = 1
 
 DEFAULT_STATS = ("life", "midlife", "betti_max", "eps_at_max", "n_pairs", "area")
 DEFAULT_DIMS = (1, 2)
+#: Statistics a topological feature ``"<stat>_<dim>"`` may name.
+TOPOLOGICAL_STATS = tuple(SUMMARY_KEYS) + tuple(PER_NODE_KEYS)
 
-#: Topology settings of the summaries, shared by fitting and prediction unless overridden.
-DEFAULT_TOPOLOGY = {"n_samples": 1000, "max_dim": 2, "max_epsilon": 0.3, "min_persistence": 0.02}
+#: Topology settings of the summaries (the original's), unless a model file says otherwise.
+DEFAULT_TOPOLOGY = {"probe": "train", "n_samples": 1000, "max_dim": 2, "max_epsilon": 0.3,
+                    "min_persistence": 0.02}
 
+#: The model ``topodnn predict-gap`` uses without ``--model`` (written by experiments/study.py).
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "data" / "gap_model.json"
 
-#: The one feature that is not topological: the training accuracy (points), known without a test
-#: set. Off by default (the method's claim is about topology alone); see the module notes.
+#: Non-topological features (known without a test set), besides ``arch_<net>``/``dataset_<name>``.
 TRAIN_ACC = "train_acc"
+TRAIN_LOSS = "train_loss"
+LOG_N_TRAIN = "log_n_train"
+MEAN_ABS_CORR = "mean_abs_corr"
+_PLAIN_EXTRAS = (TRAIN_ACC, TRAIN_LOSS, LOG_N_TRAIN, MEAN_ABS_CORR)
+_ONE_HOT = ("arch_", "dataset_")
+
+_TOPO_RE = re.compile(r"(" + "|".join(sorted(TOPOLOGICAL_STATS, key=len, reverse=True)) + r")_(\d+)")
+
+
+# --------------------------------------------------------------------------------------------
+# Features
+# --------------------------------------------------------------------------------------------
 
 
 def feature_names(
@@ -115,10 +161,9 @@ def feature_names(
     with_train_acc: bool = False,
 ) -> list[str]:
     """Feature names ``"<stat>_<dim>"`` in a fixed order (dimension-major), then ``train_acc``."""
-    known = set(DEFAULT_STATS) | {"n_essential"}
-    bad = [s for s in stats if s not in known]
+    bad = [s for s in stats if s not in TOPOLOGICAL_STATS]
     if bad:
-        raise ValueError(f"unknown summary statistic(s) {bad}; choose from {sorted(known)}")
+        raise ValueError(f"unknown summary statistic(s) {bad}; choose from {list(TOPOLOGICAL_STATS)}")
     if not stats or not dims:
         raise ValueError("need at least one statistic and one dimension")
     names = [f"{s}_{int(d)}" for d in dims for s in stats]
@@ -126,19 +171,25 @@ def feature_names(
 
 
 def _split_name(name: str) -> tuple[str, int]:
-    m = re.fullmatch(r"([a-z_]+)_(\d+)", name)
+    m = _TOPO_RE.fullmatch(name)
     if m is None:
-        raise ValueError(f"feature name {name!r} is not of the form '<stat>_<dim>' or 'train_acc'")
+        raise ValueError(
+            f"feature name {name!r} is neither '<stat>_<dim>' (stat in {list(TOPOLOGICAL_STATS)}) "
+            f"nor one of {list(_PLAIN_EXTRAS)}, 'arch_<net>', 'dataset_<name>'"
+        )
     return m.group(1), int(m.group(2))
 
 
-def _check_name(name: str) -> None:
-    if name != TRAIN_ACC:
-        _split_name(name)
+def is_topological(name: str) -> bool:
+    """True for ``"<stat>_<dim>"`` features; raises ValueError for a name that is no feature."""
+    if name in _PLAIN_EXTRAS or any(name.startswith(p) and len(name) > len(p) for p in _ONE_HOT):
+        return False
+    _split_name(name)
+    return True
 
 
 def _max_dim_of(names: Sequence[str]) -> int:
-    dims = [_split_name(n)[1] for n in names if n != TRAIN_ACC]
+    dims = [_split_name(n)[1] for n in names if is_topological(n)]
     return max(dims) if dims else 0
 
 
@@ -147,30 +198,47 @@ def features_from_summary(
     names: Sequence[str],
     *,
     train_acc: Optional[float] = None,
+    extra: Optional[Mapping[str, Any]] = None,
 ) -> np.ndarray:
-    """Feature vector of one summary (NaN where a statistic is undefined).
+    """Feature vector of one observation (NaN where a statistic is undefined).
 
     Parameters
     ----------
     summary
         ``{dim: {stat: value}}`` (dimension keys int or str).
     names
-        Feature names ``"<stat>_<dim>"`` (and ``"train_acc"``).
+        Feature names (see the module notes).
     train_acc
-        Training accuracy in points; required when ``names`` holds ``"train_acc"``.
+        Training accuracy in points (the ``train_acc`` feature; also read from ``extra``).
+    extra
+        The other non-topological values: ``train_acc``, ``train_loss``, ``n_train`` (or
+        ``log_n_train``), ``mean_abs_corr``, ``net``, ``dataset``.
 
     Raises
     ------
     ValueError
-        If a requested dimension or statistic is absent from the summary (e.g. a feature of H2
-        with a summary computed with ``max_dim=1``).
+        A feature whose value is not available (e.g. an H2 feature of a summary computed with
+        ``max_dim=1``, or ``train_loss`` not given).
     """
+    extra = dict(extra or {})
+    if train_acc is not None:
+        extra[TRAIN_ACC] = train_acc
+    if LOG_N_TRAIN not in extra and extra.get("n_train") is not None:
+        extra[LOG_N_TRAIN] = math.log(float(extra["n_train"]))
     out = np.empty(len(names), dtype=float)
     for i, name in enumerate(names):
-        if name == TRAIN_ACC:
-            if train_acc is None or not math.isfinite(float(train_acc)):
-                raise ValueError("feature 'train_acc' needs the training accuracy (points)")
-            out[i] = float(train_acc)
+        if not is_topological(name):
+            if name.startswith("arch_") or name.startswith("dataset_"):
+                key = "net" if name.startswith("arch_") else "dataset"
+                if extra.get(key) is None:
+                    raise ValueError(f"feature {name!r} needs the {key} of the observation")
+                out[i] = 1.0 if name.split("_", 1)[1] == str(extra[key]) else 0.0
+                continue
+            value = extra.get(name)
+            if value is None or not math.isfinite(float(value)):
+                unit = {TRAIN_ACC: " (points)", TRAIN_LOSS: " (nats)"}.get(name, "")
+                raise ValueError(f"feature {name!r} needs its value{unit}; none was given")
+            out[i] = float(value)
             continue
         stat, dim = _split_name(name)
         entry = summary.get(dim, summary.get(str(dim))) if isinstance(summary, Mapping) else None
@@ -180,10 +248,16 @@ def features_from_summary(
                 f"topology with max_dim >= {dim}"
             )
         if stat not in entry:
-            raise ValueError(f"summary of dimension {dim} has no statistic {stat!r}")
+            raise ValueError(f"summary of dimension {dim} has no statistic {stat!r}"
+                             + (" (summarise with n_nodes=)" if stat.endswith("_per_node") else ""))
         value = entry[stat]
         out[i] = math.nan if value is None else float(value)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Scores
+# --------------------------------------------------------------------------------------------
 
 
 def pearson_r(a: Sequence[float], b: Sequence[float]) -> float:
@@ -199,6 +273,92 @@ def pearson_r(a: Sequence[float], b: Sequence[float]) -> float:
     return float(xc @ yc) / den if den > 0 else math.nan
 
 
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, ties given their average rank."""
+    order = np.argsort(x, kind="mergesort")
+    sorted_x = x[order]
+    ranks = np.empty(x.size, dtype=float)
+    i = 0
+    while i < x.size:
+        j = i
+        while j + 1 < x.size and sorted_x[j + 1] == sorted_x[i]:
+            j += 1
+        ranks[order[i : j + 1]] = 0.5 * (i + j) + 1.0
+        i = j + 1
+    return ranks
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation (Pearson's r of the ranks, ties averaged; NaN if constant)."""
+    x = np.asarray(a, dtype=float)
+    y = np.asarray(b, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"need two 1-D sequences of equal length, got {x.shape} and {y.shape}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("spearman: values must be finite")
+    return pearson_r(_ranks(x), _ranks(y))
+
+
+def mae(pred: Sequence[float], y: Sequence[float]) -> float:
+    """Mean absolute error (in the units of ``y``: accuracy points for gaps)."""
+    p = np.asarray(pred, dtype=float)
+    t = np.asarray(y, dtype=float)
+    if p.shape != t.shape:
+        raise ValueError(f"pred and y differ in shape: {p.shape} and {t.shape}")
+    return float(np.mean(np.abs(p - t)))
+
+
+def paired_bootstrap(
+    y: Sequence[float],
+    pred_a: Sequence[float],
+    pred_b: Sequence[float],
+    runs: Sequence[Any],
+    *,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Bootstrap CI of ``MAE(a) - MAE(b)``, resampling whole runs (the same draws for both).
+
+    Every replicate draws as many runs as there are, with replacement; a run drawn k times
+    counts its rows k times. Both predictors are scored on the same drawn rows, so the interval is
+    that of the paired difference (negative: ``a`` is better).
+
+    Returns
+    -------
+    dict
+        ``diff`` (the observed MAE difference), ``lo``, ``hi`` (percentile interval at ``level``),
+        ``n_boot``, ``level``, ``n_runs``; accuracy points for gaps.
+    """
+    t = np.asarray(y, dtype=float)
+    a = np.asarray(pred_a, dtype=float)
+    b = np.asarray(pred_b, dtype=float)
+    ids = np.asarray([str(r) for r in runs])
+    if not (t.shape == a.shape == b.shape == ids.shape) or t.ndim != 1:
+        raise ValueError("y, pred_a, pred_b and runs must be 1-D and of one length")
+    if int(n_boot) < 1 or not (0.0 < level < 1.0):
+        raise ValueError(f"need n_boot >= 1 and 0 < level < 1, got {n_boot!r}, {level!r}")
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    k = uniq.size
+    per_run_diff = np.bincount(inverse, weights=np.abs(a - t) - np.abs(b - t), minlength=k)
+    per_run_n = np.bincount(inverse, minlength=k).astype(float)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, k, size=(int(n_boot), k))
+    weights = np.zeros((int(n_boot), k))
+    rows = np.repeat(np.arange(int(n_boot)), k)
+    np.add.at(weights, (rows, draws.ravel()), 1.0)
+    reps = (weights @ per_run_diff) / (weights @ per_run_n)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(reps, [alpha, 1.0 - alpha])
+    return {"diff": float(per_run_diff.sum() / per_run_n.sum()), "lo": float(lo), "hi": float(hi),
+            "n_boot": int(n_boot), "level": float(level), "n_runs": int(k)}
+
+
+# --------------------------------------------------------------------------------------------
+# The linear model
+# --------------------------------------------------------------------------------------------
+
+
 def min_observations(n_features: int) -> int:
     """Fewest observations :func:`fit_gap_model` accepts: ``n_features + 2``."""
     return int(n_features) + 2
@@ -211,11 +371,11 @@ class GapModel:
     Attributes
     ----------
     feature_names : list of str
-        ``"<stat>_<dim>"`` names, in the order of the columns of ``X``.
+        Feature names (see the module notes), in the order of the columns of ``X``.
     coef : ndarray
         Coefficients on standardised features (accuracy points per standard deviation).
     intercept : float
-        Predicted gap at the mean feature vector (accuracy points).
+        Predicted gap at the mean feature vector (accuracy points): the mean training gap.
     means, scales : ndarray
         Standardisation (means also impute undefined features).
     ridge : float
@@ -225,8 +385,8 @@ class GapModel:
     n_observations : int
         Rows used in the fit.
     metadata : dict
-        Free-form: topology settings (``n_samples``, ``max_dim``, ``max_epsilon``,
-        ``min_persistence``, ``data``), training residual MAE, where the runs came from.
+        Free-form: ``topology`` (probe settings), ``domain`` (what the model was fitted on),
+        ``predictor``, training residual MAE, provenance.
     """
 
     feature_names: list[str]
@@ -251,12 +411,12 @@ class GapModel:
 
     def _check_X(self, X: Any) -> np.ndarray:
         X = np.asarray(X, dtype=float)
+        k = len(self.feature_names)
         if X.ndim == 1:
-            X = X[None, :]
-        if X.ndim != 2 or X.shape[1] != len(self.feature_names):
+            X = X.reshape(1, -1) if k else X.reshape(-1, 0)
+        if X.ndim != 2 or X.shape[1] != k:
             raise ValueError(
-                f"X must have {len(self.feature_names)} columns ({', '.join(self.feature_names)}); "
-                f"got shape {X.shape}"
+                f"X must have {k} columns ({', '.join(self.feature_names)}); got shape {X.shape}"
             )
         if np.isinf(X).any():
             raise ValueError("X contains inf; features must be finite (NaN = undefined)")
@@ -269,11 +429,15 @@ class GapModel:
         return self.intercept + Z @ self.coef
 
     def predict_summary(
-        self, summary: Mapping[Any, Mapping[str, float]], *, train_acc: Optional[float] = None
+        self,
+        summary: Mapping[Any, Mapping[str, float]],
+        *,
+        train_acc: Optional[float] = None,
+        extra: Optional[Mapping[str, Any]] = None,
     ) -> float:
-        """Predicted gap of one topological summary (and training accuracy, if a feature)."""
-        x = features_from_summary(summary, self.feature_names, train_acc=train_acc)
-        return float(self.predict(x)[0])
+        """Predicted gap of one observation (see :func:`features_from_summary`)."""
+        x = features_from_summary(summary, self.feature_names, train_acc=train_acc, extra=extra)
+        return float(self.predict(x.reshape(1, -1))[0])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -310,9 +474,9 @@ class GapModel:
             )
         try:
             names = [str(n) for n in d["feature_names"]]
-            coef = np.asarray(d["coefficients"], dtype=float)
-            means = np.asarray(d["means"], dtype=float)
-            scales = np.asarray(d["scales"], dtype=float)
+            coef = np.asarray(d["coefficients"], dtype=float).reshape(-1)
+            means = np.asarray(d["means"], dtype=float).reshape(-1)
+            scales = np.asarray(d["scales"], dtype=float).reshape(-1)
             model = cls(
                 feature_names=names,
                 coef=coef,
@@ -324,15 +488,16 @@ class GapModel:
                 n_observations=int(d.get("n_observations", d["n_runs"])),
                 metadata=dict(d.get("metadata", {})),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{source}: gap model is missing or has a malformed field ({exc})") from None
         k = len(names)
         if not (coef.shape == means.shape == scales.shape == (k,)):
             raise ValueError(f"{source}: coefficients, means and scales must each have {k} entries")
-        if not (np.isfinite(coef).all() and np.isfinite(means).all() and (scales > 0).all()):
+        if not (np.isfinite(coef).all() and np.isfinite(means).all() and (scales > 0).all()
+                and math.isfinite(model.intercept)):
             raise ValueError(f"{source}: non-finite coefficients/means or non-positive scales")
         for n in names:
-            _check_name(n)
+            is_topological(n)
         return model
 
     @classmethod
@@ -343,6 +508,8 @@ class GapModel:
             text = p.read_text()
         except FileNotFoundError:
             raise ValueError(f"gap model file {str(p)!r} does not exist") from None
+        except OSError as exc:
+            raise ValueError(f"cannot read gap model file {str(p)!r}: {exc.strerror or exc}") from None
         try:
             d = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -353,7 +520,7 @@ class GapModel:
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
+    if isinstance(obj, (list, tuple, set)):
         return [_jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
         return _jsonable(obj.tolist())
@@ -368,8 +535,10 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _check_xy(X: Any, y: Any, feature_names_: Optional[Sequence[str]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
+    X = np.asarray(X, dtype=float)
+    if X.ndim == 1 and X.size == 0 and y.ndim == 1:
+        X = X.reshape(y.size, 0)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (observations x features), got shape {X.shape}")
     if y.shape != (X.shape[0],):
@@ -401,17 +570,19 @@ def fit_gap_model(
     Parameters
     ----------
     X : array_like, shape (n, k)
-        Features, one row per observation (a network at one epoch); NaN = undefined.
+        Features, one row per observation (a network at one epoch); NaN = undefined. ``k = 0``
+        fits the mean gap alone.
     y : array_like, shape (n,)
         True gaps, train accuracy - test accuracy, in accuracy points.
     feature_names : sequence of str, optional
-        Column names ``"<stat>_<dim>"`` (see :func:`feature_names`).
+        Column names (see :func:`feature_names`).
     ridge : float, default 1.0
-        Ridge penalty on the standardised coefficients (0 = ordinary least squares).
+        Ridge penalty on the standardised coefficients (0 = ordinary least squares):
+        ``min_b ||y - mean(y) - Z b||^2 + ridge ||b||^2`` with ``Z`` the standardised features.
     run_ids : sequence, optional
         Run of each row; only used to record ``n_runs``.
     metadata : mapping, optional
-        Stored in the model file (topology settings, provenance).
+        Stored in the model file (topology settings, domain, provenance).
 
     Raises
     ------
@@ -427,7 +598,7 @@ def fit_gap_model(
             f"too few runs to fit the gap model: {n} observation(s) for {k} features; need at least "
             f"{need} (n_features + 2). Add checkpoints/runs or choose fewer features"
         )
-    if not (math.isfinite(ridge) and ridge >= 0):
+    if not (isinstance(ridge, (int, float)) and math.isfinite(ridge) and ridge >= 0):
         raise ValueError(f"ridge must be a finite number >= 0, got {ridge!r}")
     defined = ~np.isnan(X)
     empty = [names[j] for j in range(k) if not defined[:, j].any()]
@@ -435,17 +606,20 @@ def fit_gap_model(
         raise ValueError(f"feature(s) {empty} are undefined (NaN) in every observation; drop them")
     means = np.array([X[defined[:, j], j].mean() for j in range(k)])
     Xf = np.where(defined, X, means)
-    scales = Xf.std(axis=0)
+    scales = Xf.std(axis=0) if k else np.zeros(0)
     scales = np.where(scales > 1e-12 * np.maximum(1.0, np.abs(means)), scales, 1.0)
     Z = (Xf - means) / scales
     y_mean = float(y.mean())
     yc = y - y_mean
-    if ridge > 0:
-        A = np.vstack([Z, math.sqrt(ridge) * np.eye(k)])
-        b = np.concatenate([yc, np.zeros(k)])
+    if k == 0:
+        coef = np.zeros(0)
     else:
-        A, b = Z, yc
-    coef, *_ = np.linalg.lstsq(A, b, rcond=None)
+        if ridge > 0:
+            A = np.vstack([Z, math.sqrt(ridge) * np.eye(k)])
+            b = np.concatenate([yc, np.zeros(k)])
+        else:
+            A, b = Z, yc
+        coef, *_ = np.linalg.lstsq(A, b, rcond=None)
     fitted = y_mean + Z @ coef
     meta = dict(metadata or {})
     meta.setdefault("train_mae", float(np.mean(np.abs(fitted - y))))
@@ -465,6 +639,154 @@ def fit_gap_model(
     )
 
 
+# --------------------------------------------------------------------------------------------
+# Predictors and their evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def _inner_folds(groups: np.ndarray, n_folds: int, seed: int) -> list[np.ndarray]:
+    """Masks of ``n_folds`` folds of whole groups (a seeded shuffle of the distinct groups)."""
+    uniq = np.unique(groups)
+    order = np.random.default_rng(seed).permutation(uniq.size)
+    fold_of = {uniq[j]: i % n_folds for i, j in enumerate(order)}
+    labels = np.array([fold_of[g] for g in groups])
+    return [labels == f for f in range(min(n_folds, uniq.size))]
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A gap predictor: a feature list and how the ridge penalty is set.
+
+    Attributes
+    ----------
+    name : str
+    features : tuple of str
+        Feature names (empty: the mean gap).
+    ridge : float
+        Fixed penalty (0: ordinary least squares), used when ``ridge_grid`` is None.
+    ridge_grid : tuple of float, optional
+        Candidate penalties; :meth:`fit` picks the one with the smallest MAE of a
+        ``inner_folds``-fold cross-validation over the *groups of its training data* (runs), so
+        the choice never sees data outside the rows it is fitted on.
+    inner_folds : int
+    description : str
+    """
+
+    name: str
+    features: tuple[str, ...]
+    ridge: float = 0.0
+    ridge_grid: Optional[tuple[float, ...]] = None
+    inner_folds: int = 5
+    description: str = ""
+
+    @property
+    def topological(self) -> bool:
+        """True if every feature is topological (and there is at least one)."""
+        return bool(self.features) and all(is_topological(f) for f in self.features)
+
+    def choose_ridge(self, X: np.ndarray, y: np.ndarray, groups: Sequence[Any]) -> float:
+        """The penalty of ``ridge_grid`` with the least inner cross-validated MAE.
+
+        Inner folds whose training part is too small to fit (fewer than ``k + 2`` rows) are
+        skipped; if none is left the middle of the grid is used.
+        """
+        if self.ridge_grid is None:
+            return float(self.ridge)
+        grid = [float(a) for a in self.ridge_grid]
+        g = np.asarray([str(v) for v in groups])
+        need = min_observations(len(self.features))
+        folds = [t for t in _inner_folds(g, int(self.inner_folds), seed=0) if (~t).sum() >= need]
+        if len(folds) < 2:
+            return grid[len(grid) // 2]
+        best, best_err = grid[0], math.inf
+        for alpha in grid:
+            err = 0.0
+            for test in folds:
+                m = fit_gap_model(X[~test], y[~test], feature_names=self.features, ridge=alpha)
+                err += float(np.sum(np.abs(m.predict(X[test]) - y[test])))
+            if err < best_err - 1e-12:
+                best, best_err = alpha, err
+        return best
+
+    def fit(self, X: Any, y: Any, groups: Optional[Sequence[Any]] = None, *,
+            metadata: Optional[Mapping[str, Any]] = None) -> GapModel:
+        """Fit on ``(X, y)``; ``groups`` (runs) serve the inner choice of the penalty."""
+        X, y, _ = _check_xy(X, y, self.features)
+        groups = list(range(len(y))) if groups is None else list(groups)
+        if len(groups) != len(y):
+            raise ValueError(f"groups has {len(groups)} entries for {len(y)} observations")
+        alpha = self.choose_ridge(X, y, groups)
+        meta = {"predictor": self.name, **dict(metadata or {})}
+        if self.ridge_grid is not None:
+            meta["ridge_grid"] = list(self.ridge_grid)
+        return fit_gap_model(X, y, feature_names=self.features, ridge=alpha, run_ids=groups,
+                             metadata=meta)
+
+
+#: H0/H1 summaries of P1 (per node where they count), available for every architecture.
+P1_FEATURES = ("life_0", "n_essential_per_node_0", "life_1", "midlife_1", "betti_max_per_node_1",
+               "eps_at_max_1", "n_pairs_per_node_1", "area_per_node_1")
+
+#: The predictors the study compares (see the module notes).
+PREDICTORS: dict[str, Predictor] = {
+    "P0": Predictor("P0", ("life_1", "midlife_1"), ridge=0.0,
+                    description="the papers' law: gap linear in life and midlife of H1 (OLS)"),
+    "P1": Predictor("P1", P1_FEATURES, ridge_grid=(0.01, 0.1, 1.0, 10.0, 100.0, 1000.0),
+                    description="ridge on per-node H0/H1 summaries, penalty by inner CV over runs"),
+    "mean_gap": Predictor("mean_gap", (), description="the mean gap of the training runs"),
+    "train_loss_acc": Predictor("train_loss_acc", (TRAIN_LOSS, TRAIN_ACC),
+                                description="training loss and accuracy (OLS)"),
+    "n_train_arch": Predictor("n_train_arch", (LOG_N_TRAIN, "arch_lenet", "arch_conv_2"),
+                              description="log training-set size and architecture (OLS)"),
+    "density_acc": Predictor("density_acc", (MEAN_ABS_CORR, TRAIN_ACC),
+                             description="mean |corr| (density without topology) and training "
+                                         "accuracy (OLS)"),
+}
+
+
+def group_cv_predictions(
+    predictor: Predictor,
+    X: Any,
+    y: Any,
+    groups: Sequence[Any],
+    *,
+    inner_groups: Optional[Sequence[Any]] = None,
+) -> np.ndarray:
+    """Held-out predictions: refit without each group in turn and predict that group's rows.
+
+    Parameters
+    ----------
+    predictor : Predictor
+    X, y
+        Features (columns = ``predictor.features``) and gaps (points).
+    groups
+        The unit held out together: the run of each row (leave one run out) or a coarser group
+        (leave one group out).
+    inner_groups
+        The groups the predictor's inner penalty choice splits by (default ``groups``); with a
+        coarse ``groups`` pass the runs.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        Each row predicted by a model fitted on the rows of the other groups only.
+    """
+    X, y, _ = _check_xy(X, y, predictor.features)
+    g = np.asarray([str(v) for v in groups])
+    if g.shape != y.shape:
+        raise ValueError(f"groups has {g.size} entries for {y.size} observations")
+    inner = g if inner_groups is None else np.asarray([str(v) for v in inner_groups])
+    uniq = list(dict.fromkeys(g))
+    if len(uniq) < 2:
+        raise ValueError(f"cross-validation needs at least 2 groups, got {len(uniq)}")
+    pred = np.empty_like(y)
+    for grp in uniq:
+        test = g == grp
+        model = predictor.fit(X[~test], y[~test], inner[~test])
+        pred[test] = model.predict(X[test])
+    return pred
+
+
 def leave_one_run_out(
     X: Any,
     y: Any,
@@ -473,16 +795,7 @@ def leave_one_run_out(
     feature_names: Optional[Sequence[str]] = None,
     ridge: float = 1.0,
 ) -> tuple[np.ndarray, float]:
-    """Leave-one-run-out predictions and their mean absolute error.
-
-    For each distinct run id, fit on the other runs' rows and predict the held-out run's rows.
-
-    Returns
-    -------
-    predictions : ndarray, shape (n,)
-        Out-of-run predicted gap of every row (accuracy points).
-    mae : float
-        Mean absolute error of those predictions, accuracy points.
+    """Leave-one-run-out predictions of the ridge model and their mean absolute error (points).
 
     Raises
     ------
@@ -490,18 +803,69 @@ def leave_one_run_out(
         Fewer than 2 runs, or a fold whose training part has fewer than ``k + 2`` rows.
     """
     X, y, names = _check_xy(X, y, feature_names)
-    ids = np.asarray([str(r) for r in run_ids])
-    if ids.shape != (X.shape[0],):
-        raise ValueError(f"run_ids has {ids.size} entries for {X.shape[0]} observations")
-    runs = list(dict.fromkeys(ids))
-    if len(runs) < 2:
-        raise ValueError(f"leave-one-run-out needs at least 2 runs, got {len(runs)}")
-    pred = np.empty_like(y)
-    for r in runs:
-        test = ids == r
-        model = fit_gap_model(X[~test], y[~test], feature_names=names, ridge=ridge)
-        pred[test] = model.predict(X[test])
-    return pred, float(np.mean(np.abs(pred - y)))
+    ids = [str(r) for r in run_ids]
+    if len(ids) != X.shape[0]:
+        raise ValueError(f"run_ids has {len(ids)} entries for {X.shape[0]} observations")
+    if len(set(ids)) < 2:
+        raise ValueError(f"leave-one-run-out needs at least 2 runs, got {len(set(ids))}")
+    pred = group_cv_predictions(Predictor("ridge", tuple(names), ridge=float(ridge)), X, y, ids)
+    return pred, mae(pred, y)
+
+
+def evaluate_predictors(
+    predictors: Mapping[str, Predictor],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    schemes: Mapping[str, Sequence[Any]],
+    runs: Sequence[Any],
+    baselines: Sequence[str] = (),
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Score predictors under several hold-out schemes, with paired bootstrap CIs.
+
+    Parameters
+    ----------
+    predictors
+        ``{name: Predictor}``.
+    rows
+        One mapping per observation with ``gap`` (points), ``summary`` and the non-topological
+        values (see :func:`features_from_summary`'s ``extra``).
+    schemes
+        ``{scheme name: group of each row}``: e.g. ``{"loro": runs, "logo_arch_dataset": ...}``.
+    runs
+        The run of each row: the bootstrap resamples runs, and inner penalty choices split by
+        runs.
+    baselines
+        Names in ``predictors``: every predictor gets, per scheme, the CI of ``MAE(predictor) -
+        MAE(baseline)``.
+
+    Returns
+    -------
+    dict
+        ``{name: {scheme: {"mae", "spearman", "pred", "vs": {baseline: ci}}}}``; MAE in points.
+    """
+    y = np.array([float(r["gap"]) for r in rows])
+    run_list = [str(r) for r in runs]
+    out: dict[str, Any] = {}
+    preds: dict[tuple[str, str], np.ndarray] = {}
+    for name, pr in predictors.items():
+        X = np.array([features_from_summary(r["summary"], pr.features, extra=r) for r in rows]) \
+            .reshape(len(rows), len(pr.features))
+        out[name] = {}
+        for scheme, groups in schemes.items():
+            pred = group_cv_predictions(pr, X, y, groups, inner_groups=run_list)
+            preds[(name, scheme)] = pred
+            rho = spearman(pred, y) if np.ptp(pred) > 0 else math.nan
+            out[name][scheme] = {"mae": mae(pred, y), "spearman": rho, "pred": pred.tolist()}
+    for name in predictors:
+        for scheme in schemes:
+            out[name][scheme]["vs"] = {
+                b: paired_bootstrap(y, preds[(name, scheme)], preds[(b, scheme)], run_list,
+                                    n_boot=n_boot, seed=seed)
+                for b in baselines if b != name
+            }
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -512,7 +876,7 @@ _CKPT_RE = re.compile(r"ckpt_trl(\d+)_epc(\d+)\.pt$")
 
 
 def training_reference(ckpt: Mapping[str, Any]) -> dict[str, Any]:
-    """Which training data a checkpoint was trained on (dataset, data_dir, n_train, seed).
+    """What a checkpoint was trained on: dataset, data_dir, n_train, seed, label noise, recipe.
 
     Raises
     ------
@@ -529,13 +893,18 @@ def training_reference(ckpt: Mapping[str, Any]) -> dict[str, Any]:
             "inputs cannot be reloaded, so the gap cannot be predicted without a test set. Use a "
             "checkpoint written by topodnn.training.train"
         )
+    info = ckpt.get("dataset_info") if isinstance(ckpt.get("dataset_info"), Mapping) else {}
     return {
         "dataset": str(dataset),
         "data_dir": args.get("data_dir"),
         "n_train": args.get("n_train"),
         "n_test": args.get("n_test"),
+        "n_train_used": info.get("n_train", args.get("n_train")),
         "training_seed": args.get("seed"),
         "permute_labels": float(args.get("permute_labels", 0.0) or 0.0),
+        "lr": args.get("lr"),
+        "lr_schedule": args.get("lr_schedule", "test_acc"),
+        "weight_decay": args.get("weight_decay", 5e-4),
     }
 
 
@@ -549,11 +918,19 @@ def _train_set(ref: Mapping[str, Any], data_dir: Optional[str] = None) -> Any:
     if ref.get("n_test") is not None:
         kwargs["n_test"] = int(ref["n_test"])
     # ``seed`` in a checkpoint's args is the training seed (weights, batch order), not the seed of
-    # the embedded sample's train/test split, which training always draws with the default.
+    # the dataset's train/test split, which training always draws with the default.
     train_set, _test, _info = load_dataset(ref["dataset"], **kwargs)
     if len(train_set) < 2:
         raise ValueError(f"training set of {ref['dataset']!r} has fewer than 2 inputs")
     return train_set
+
+
+def _test_inputs(ref: Mapping[str, Any], data_dir: Optional[str] = None) -> Any:
+    from topodnn.datasets import load_dataset
+
+    _train, test, _info = load_dataset(ref["dataset"], data_dir=data_dir if data_dir is not None
+                                       else ref.get("data_dir"))
+    return test.tensors[0]
 
 
 def labels_as_trained(true_labels: Any, permute_labels: float, training_seed: Optional[int]) -> Any:
@@ -573,8 +950,8 @@ def labels_as_trained(true_labels: Any, permute_labels: float, training_seed: Op
     return training.shuffle_labels(true_labels, float(permute_labels), int(training_seed) + offset)[0]
 
 
-def train_accuracy(model: Any, train_set: Any, ref: Mapping[str, Any]) -> float:
-    """Accuracy (points, 0-100) of ``model`` on its whole training split, labels as trained.
+def train_metrics(model: Any, train_set: Any, ref: Mapping[str, Any]) -> tuple[float, float]:
+    """(loss in nats, accuracy in points) of ``model`` on its whole training split, labels as trained.
 
     Evaluated at the checkpoint's weights in eval mode. (The ``train_acc`` that training records
     for epochs >= 1 is the running mean over the epoch's mini-batches, i.e. over changing weights
@@ -586,7 +963,13 @@ def train_accuracy(model: Any, train_set: Any, ref: Mapping[str, Any]) -> float:
 
     images, labels = train_set.tensors[0], train_set.tensors[1]
     labels = labels_as_trained(labels, ref.get("permute_labels", 0.0), ref.get("training_seed"))
-    return 100.0 * float(evaluate(model, TensorDataset(images, labels))[1])
+    loss, acc = evaluate(model, TensorDataset(images, labels))
+    return float(loss), 100.0 * float(acc)
+
+
+def train_accuracy(model: Any, train_set: Any, ref: Mapping[str, Any]) -> float:
+    """Accuracy (points, 0-100) of ``model`` on its whole training split (see :func:`train_metrics`)."""
+    return train_metrics(model, train_set, ref)[1]
 
 
 def training_summary(
@@ -599,28 +982,24 @@ def training_summary(
     min_persistence: float = 0.02,
     layers: Optional[Sequence[Any]] = None,
     comm: Any = None,
-) -> dict[int, dict[str, Any]]:
-    """Topological summary of ``model`` on the first ``n_samples`` training inputs."""
-    from topodnn.pipeline import topology
-    from topodnn.summaries import summarise_diagrams
+    return_info: bool = False,
+) -> Any:
+    """Summary (per node too) of ``model``'s functional graph on the first ``n_samples`` inputs.
 
-    model.eval()
-    diagrams = topology(
-        model,
-        inputs[:n_samples],
-        layers=layers,
-        max_dim=max_dim,
-        max_epsilon=max_epsilon,
-        n_samples=n_samples,
-        comm=comm,
-        progress=False,
-    )
-    return summarise_diagrams(diagrams, min_persistence=min_persistence, max_epsilon=max_epsilon)
+    Through :func:`topodnn.pipeline.model_topology`; ``return_info=True`` also returns the graph's
+    info dict (``mean_abs_corr``, ``n_nodes`` ...).
+    """
+    from topodnn.pipeline import model_topology
+
+    topo = model_topology(model, inputs, layers=layers, max_dim=max_dim, max_epsilon=max_epsilon,
+                          n_samples=n_samples, comm=comm, progress=False)
+    summary = topo.summaries(min_persistence=min_persistence)
+    return (summary, topo.info) if return_info else summary
 
 
 @dataclass
 class Observation:
-    """One checkpoint: its run, epoch, accuracies (points) and training-data summary."""
+    """One checkpoint: its run, epoch, accuracies (points), losses (nats) and probe summary."""
 
     run_id: str
     checkpoint: str
@@ -629,14 +1008,22 @@ class Observation:
     test_acc: float
     summary: dict[int, dict[str, Any]]
     info: dict[str, Any] = field(default_factory=dict)
+    train_loss: Optional[float] = None
+    mean_abs_corr: Optional[float] = None
 
     @property
     def gap(self) -> float:
         return self.train_acc - self.test_acc
 
+    def extra(self) -> dict[str, Any]:
+        """The non-topological values, as :func:`features_from_summary` takes them."""
+        return {TRAIN_ACC: self.train_acc, TRAIN_LOSS: self.train_loss,
+                MEAN_ABS_CORR: self.mean_abs_corr, "n_train": self.info.get("n_train_used"),
+                "net": self.info.get("net"), "dataset": self.info.get("dataset")}
+
 
 def summary_cache_path(checkpoint: Union[str, os.PathLike]) -> Path:
-    """Where the training-data summary of a checkpoint is cached (next to it)."""
+    """Where the probe summary of a checkpoint is cached (next to it)."""
     p = Path(checkpoint)
     return p.with_name(p.stem + ".train_summary.json")
 
@@ -647,8 +1034,11 @@ def _topology_key(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 def load_cached_summary(
     path: Union[str, os.PathLike], settings: Mapping[str, Any]
-) -> Optional[tuple[dict[int, dict[str, Any]], float]]:
-    """(summary, train_acc) from a cache file made with the same settings, else None."""
+) -> Optional[tuple[dict[int, dict[str, Any]], float, dict[str, Any]]]:
+    """(summary, train_acc, extra) from a cache file made with the same settings, else None.
+
+    ``extra`` holds what else the cache recorded (``train_loss``, ``mean_abs_corr``).
+    """
     path = Path(path)
     if not path.exists():
         return None
@@ -666,17 +1056,19 @@ def load_cached_summary(
     if d.get("train_acc") is None or not isinstance(d.get("summary"), dict):
         return None
     summary = {int(k): {s: (math.nan if v is None else v) for s, v in e.items()} for k, e in d["summary"].items()}
-    return summary, float(d["train_acc"])
+    extra = {k: d[k] for k in (TRAIN_LOSS, MEAN_ABS_CORR) if d.get(k) is not None}
+    return summary, float(d["train_acc"]), extra
 
 
 def store_summary(
-    path: Union[str, os.PathLike], summary: Mapping[int, Any], train_acc: float, settings: Mapping[str, Any]
+    path: Union[str, os.PathLike], summary: Mapping[int, Any], train_acc: float, settings: Mapping[str, Any],
+    *, extra: Optional[Mapping[str, Any]] = None,
 ) -> None:
     """Write the cache file read by :func:`load_cached_summary`."""
     Path(path).write_text(
         json.dumps(
             {"data": "train", "settings": _jsonable(_topology_key(settings)), "train_acc": float(train_acc),
-             "summary": _jsonable(summary)},
+             **_jsonable(dict(extra or {})), "summary": _jsonable(summary)},
             indent=1,
         )
     )
@@ -692,10 +1084,11 @@ def checkpoint_summary(
     data_dir: Optional[str] = None,
     cache: bool = True,
     data_cache: Optional[dict] = None,
-) -> tuple[dict[int, dict[str, Any]], float, dict[str, Any]]:
-    """Training-data summary and training accuracy of one checkpoint (cached next to it).
+) -> tuple[dict[int, dict[str, Any]], float, dict[str, Any], dict[str, Any]]:
+    """Training-input summary, training accuracy and extras of one checkpoint (cached next to it).
 
-    Returns ``(summary, train_acc, ckpt)``; ``train_acc`` in points, see :func:`train_accuracy`.
+    Returns ``(summary, train_acc, ckpt, extra)``; ``train_acc`` in points (see
+    :func:`train_metrics`), ``extra`` with ``train_loss`` (nats) and ``mean_abs_corr``.
     ``cache=False`` ignores an existing cache file and rewrites it with the recomputed summary.
     """
     from topodnn.training import load_checkpoint, model_from_checkpoint
@@ -707,7 +1100,7 @@ def checkpoint_summary(
     if cached is not None:
         ckpt = load_checkpoint(checkpoint)
         training_reference(ckpt)
-        return cached[0], cached[1], ckpt
+        return cached[0], cached[1], ckpt, cached[2]
     model, ckpt = model_from_checkpoint(checkpoint)
     ref = training_reference(ckpt)
     key = json.dumps(_jsonable({**ref, "data_dir": data_dir or ref.get("data_dir")}), sort_keys=True)
@@ -717,14 +1110,16 @@ def checkpoint_summary(
         train_set = _train_set(ref, data_dir)
         if data_cache is not None:
             data_cache[key] = train_set
-    summary = training_summary(model, train_set.tensors[0], n_samples=n_samples, max_dim=max_dim,
-                               max_epsilon=max_epsilon, min_persistence=min_persistence)
-    acc = train_accuracy(model, train_set, ref)
+    summary, info = training_summary(model, train_set.tensors[0], n_samples=n_samples, max_dim=max_dim,
+                                     max_epsilon=max_epsilon, min_persistence=min_persistence,
+                                     return_info=True)
+    loss, acc = train_metrics(model, train_set, ref)
+    extra = {TRAIN_LOSS: loss, MEAN_ABS_CORR: info.get("mean_abs_corr")}
     try:  # written (or refreshed, with cache=False) for the next fit or prediction
-        store_summary(cpath, summary, acc, settings)
+        store_summary(cpath, summary, acc, settings, extra=extra)
     except OSError:
         pass  # read-only results: recompute next time
-    return summary, acc, ckpt
+    return summary, acc, ckpt, extra
 
 
 def collect_observations(
@@ -739,19 +1134,20 @@ def collect_observations(
     cache: bool = True,
     progress: bool = False,
 ) -> list[Observation]:
-    """(summary, true gap) of every checkpoint under the given results directories.
+    """(summary, true gap) of every trained checkpoint under the given results directories.
 
     Checkpoints are the ``ckpt_trl<T>_epc<E>.pt`` files written by :func:`topodnn.training.train`
-    (searched recursively). The summary is computed on the checkpoint's own training inputs (see
-    the module notes) and cached, with the training accuracy, as
-    ``<checkpoint stem>.train_summary.json``; a cache made with other topology settings is
-    recomputed. True gap = training accuracy (:func:`train_accuracy`) - the test accuracy the
-    checkpoint's history records for its epoch. The run id is ``<directory>:trl<T>``.
+    (searched recursively); **epoch 0 is skipped** (the untrained network; see the module notes).
+    The summary is computed on the checkpoint's first ``n_samples`` training inputs and cached,
+    with the training accuracy and loss, as ``<checkpoint stem>.train_summary.json``; a cache made
+    with other topology settings is recomputed. True gap = training accuracy
+    (:func:`train_metrics`) - the test accuracy the checkpoint's history records for its epoch.
+    The run id is ``<directory>:trl<T>``.
 
     Parameters
     ----------
     epochs
-        Use only checkpoints of these epochs (default: all).
+        Use only checkpoints of these epochs (default: all but 0).
     """
     paths: list[Path] = []
     for d in results_dirs:
@@ -770,9 +1166,9 @@ def collect_observations(
         if m is None:
             continue
         trial, epoch = int(m.group(1)), int(m.group(2))
-        if wanted is not None and epoch not in wanted:
+        if epoch == 0 or (wanted is not None and epoch not in wanted):
             continue
-        summary, train_acc, ckpt = checkpoint_summary(
+        summary, train_acc, ckpt, extra = checkpoint_summary(
             p, n_samples=n_samples, max_dim=max_dim, max_epsilon=max_epsilon,
             min_persistence=min_persistence, data_dir=data_dir, cache=cache, data_cache=data_cache,
         )
@@ -791,6 +1187,8 @@ def collect_observations(
                 test_acc=test_acc,
                 summary=summary,
                 info={"net": ckpt.get("net"), **ref},
+                train_loss=extra.get(TRAIN_LOSS),
+                mean_abs_corr=extra.get(MEAN_ABS_CORR),
             )
         )
         if progress:
@@ -802,10 +1200,78 @@ def observations_to_xy(
     observations: Sequence[Observation], names: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Stack observations into ``(X, y, run_ids)``."""
-    X = np.array([features_from_summary(o.summary, names, train_acc=o.train_acc) for o in observations],
+    X = np.array([features_from_summary(o.summary, names, extra=o.extra()) for o in observations],
                  dtype=float)
     y = np.array([o.gap for o in observations], dtype=float)
     return X.reshape(len(observations), len(names)), y, [o.run_id for o in observations]
+
+
+def _domain_of(observations: Sequence[Observation]) -> dict[str, Any]:
+    """What a model fitted on these observations has seen (see :func:`domain_warnings`)."""
+    infos = [o.info for o in observations]
+    n_train = [int(i["n_train_used"]) for i in infos if i.get("n_train_used") is not None]
+    return {
+        "networks": sorted({str(i.get("net")) for i in infos}),
+        "datasets": sorted({str(i.get("dataset")) for i in infos}),
+        "n_train": [min(n_train), max(n_train)] if n_train else None,
+        "epochs": [min(o.epoch for o in observations), max(o.epoch for o in observations)],
+        "lr": sorted({float(i["lr"]) for i in infos if i.get("lr") is not None}),
+        "lr_schedule": sorted({str(i.get("lr_schedule")) for i in infos}),
+        "weight_decay": sorted({float(i["weight_decay"]) for i in infos if i.get("weight_decay") is not None}),
+        "permute_labels": sorted({float(i.get("permute_labels", 0.0)) for i in infos}),
+        "mean_gap": float(np.mean([o.gap for o in observations])),
+        "n_runs": len({o.run_id for o in observations}),
+    }
+
+
+def fit_gap_from_results(
+    results_dirs: Sequence[Union[str, os.PathLike]],
+    *,
+    names: Sequence[str],
+    ridge: float = 1.0,
+    epochs: Optional[Sequence[int]] = None,
+    n_samples: int = 1000,
+    max_epsilon: float = 0.3,
+    min_persistence: float = 0.02,
+    data_dir: Optional[str] = None,
+    cache: bool = True,
+    progress: bool = False,
+) -> GapModel:
+    """Fit a gap model on every trained checkpoint under ``results_dirs`` (``topodnn fit-gap``).
+
+    The probe is the first ``n_samples`` training inputs of each checkpoint; topology up to the
+    highest dimension the features name. The model's metadata records the probe, the domain of
+    the runs and, with at least two runs, the leave-one-run-out MAE (``loo_mae``, points) and
+    Pearson r.
+
+    Raises
+    ------
+    ValueError
+        No trained checkpoint, too few observations, or a feature that cannot be computed.
+    """
+    names = [str(n) for n in names]
+    for n in names:
+        is_topological(n)
+    topo = {"probe": "train", "n_samples": int(n_samples), "max_dim": max(1, _max_dim_of(names)),
+            "max_epsilon": float(max_epsilon), "min_persistence": float(min_persistence)}
+    obs = collect_observations(
+        results_dirs, epochs=epochs, data_dir=data_dir, cache=cache, progress=progress,
+        **{k: v for k, v in topo.items() if k != "probe"},
+    )
+    if not obs:
+        raise ValueError(f"no trained checkpoints (ckpt_trl*_epc*.pt, epoch >= 1) under "
+                         f"{[str(d) for d in results_dirs]}")
+    X, y, runs = observations_to_xy(obs, names)
+    meta: dict[str, Any] = {"topology": topo, "domain": _domain_of(obs),
+                            "results_dirs": [str(d) for d in results_dirs]}
+    if len(set(runs)) >= 2:
+        try:
+            pred, loo = leave_one_run_out(X, y, runs, feature_names=names, ridge=ridge)
+            meta["loo_mae"] = loo
+            meta["loo_pearson_r"] = pearson_r(pred, y)
+        except ValueError as exc:
+            meta["loo_note"] = str(exc)
+    return fit_gap_model(X, y, feature_names=names, ridge=ridge, run_ids=runs, metadata=meta)
 
 
 def _peek_checkpoint(path: Union[str, os.PathLike]) -> dict[str, Any]:
@@ -828,15 +1294,57 @@ def _peek_checkpoint(path: Union[str, os.PathLike]) -> dict[str, Any]:
     return ckpt
 
 
+def domain_warnings(domain: Optional[Mapping[str, Any]], *, net: str, dataset: str, n_train: Optional[int],
+                    epoch: int, ref: Mapping[str, Any]) -> list[str]:
+    """One line for each way a checkpoint lies outside a model's domain (empty: inside it)."""
+    if not domain:
+        return []
+    out: list[str] = []
+
+    def outside(what: str, value: Any, allowed: Any) -> None:
+        out.append(f"{what} {value!r} is outside the gap model's domain ({allowed}); the prediction "
+                   f"is an extrapolation")
+
+    if domain.get("networks") and net not in domain["networks"]:
+        outside("network", net, ", ".join(domain["networks"]))
+    if domain.get("datasets") and dataset not in domain["datasets"]:
+        outside("dataset", dataset, ", ".join(domain["datasets"]))
+    lo_hi = domain.get("n_train")
+    if lo_hi and n_train is not None and not (lo_hi[0] <= n_train <= lo_hi[1]):
+        outside("training-set size", n_train, f"{lo_hi[0]}..{lo_hi[1]}")
+    ep = domain.get("epochs")
+    if ep and not (ep[0] <= epoch <= ep[1]):
+        outside("epoch", epoch, f"{ep[0]}..{ep[1]}")
+    for key, label in (("lr", "learning rate"), ("lr_schedule", "learning-rate schedule"),
+                       ("weight_decay", "weight decay"), ("permute_labels", "fraction of permuted labels")):
+        allowed = domain.get(key)
+        value = ref.get(key)
+        if allowed and value is not None:
+            ok = any(value == a or (isinstance(a, (int, float)) and isinstance(value, (int, float))
+                                    and math.isclose(float(value), float(a), rel_tol=1e-9, abs_tol=1e-12))
+                     for a in allowed)
+            if not ok:
+                outside(label, value, ", ".join(map(str, allowed)))
+    return out
+
+
+def load_default_model() -> GapModel:
+    """The gap model shipped with topodnn (:data:`DEFAULT_MODEL_PATH`)."""
+    if not DEFAULT_MODEL_PATH.is_file():
+        raise ValueError(f"the shipped gap model {DEFAULT_MODEL_PATH} is missing from this installation; "
+                         f"pass a model file written by `topodnn fit-gap` (--model)")
+    return GapModel.load(DEFAULT_MODEL_PATH)
+
+
 def predict_gap(
     checkpoint: Union[str, os.PathLike],
-    model_file: Union[str, os.PathLike, GapModel],
+    model_file: Union[None, str, os.PathLike, GapModel] = None,
     *,
     n_samples: Optional[int] = None,
     data_dir: Optional[str] = None,
     train_acc: Optional[float] = None,
 ) -> dict[str, Any]:
-    """Predict the generalisation gap of a checkpoint from its training data alone.
+    """Predict the generalisation gap of a checkpoint without its test labels.
 
     Parameters
     ----------
@@ -844,20 +1352,23 @@ def predict_gap(
         A checkpoint written by :func:`topodnn.training.train`; it must name the dataset (and
         subset) it was trained on.
     model_file
-        A gap model file (or a loaded :class:`GapModel`).
+        A gap model file or a loaded :class:`GapModel`; default the shipped one
+        (:func:`load_default_model`).
     n_samples
-        Training inputs used for the functional graph; default: what the model was fitted with.
+        Probe inputs of the functional graph; default: what the model was fitted with.
     data_dir
         Where the training data lives, overriding the checkpoint's ``data_dir``.
     train_acc
         Training accuracy in points; default: evaluated on the whole training split with the
-        labels the network was trained on (:func:`train_accuracy`).
+        labels the network was trained on (:func:`train_metrics`).
 
     Returns
     -------
     dict
-        ``predicted_gap``, ``train_acc``, ``estimated_test_acc`` (accuracy points), and
-        ``epoch``, ``dataset``, ``summary``.
+        ``predicted_gap``, ``train_acc``, ``estimated_test_acc``, ``model_mean_gap`` (the mean gap
+        of the runs the model was fitted on; accuracy points), ``train_loss`` (nats), ``epoch``,
+        ``net``, ``dataset``, ``n_train``, ``probe``, ``domain_warnings`` (one line per way the
+        checkpoint lies outside the model's domain), ``summary``.
 
     Raises
     ------
@@ -865,123 +1376,61 @@ def predict_gap(
         "checkpoint has no saved training-data reference" if the checkpoint does not say which
         dataset it was trained on; errors of :meth:`GapModel.load` for a bad model file.
     """
-    from topodnn.training import load_checkpoint, model_from_checkpoint
+    from topodnn.training import model_from_checkpoint
 
-    gm = model_file if isinstance(model_file, GapModel) else GapModel.load(model_file)
+    if model_file is None:
+        gm = load_default_model()
+    elif isinstance(model_file, GapModel):
+        gm = model_file
+    else:
+        gm = GapModel.load(model_file)
     training_reference(_peek_checkpoint(checkpoint))  # fail early, before building anything
-    ckpt = load_checkpoint(checkpoint)
+    model, ckpt = model_from_checkpoint(checkpoint)
     ref = training_reference(ckpt)
     topo = {**DEFAULT_TOPOLOGY, **{k: v for k, v in gm.metadata.get("topology", {}).items() if v is not None}}
     if n_samples is not None:
         topo["n_samples"] = int(n_samples)
-    max_dim_needed = _max_dim_of(gm.feature_names)
-    topo["max_dim"] = max(int(topo["max_dim"]), max_dim_needed)
-    model, ckpt = model_from_checkpoint(checkpoint)
+    topo["max_dim"] = max(int(topo["max_dim"]), _max_dim_of(gm.feature_names))
     train_set = _train_set(ref, data_dir)
-    summary = training_summary(model, train_set.tensors[0], n_samples=int(topo["n_samples"]),
-                               max_dim=int(topo["max_dim"]), max_epsilon=float(topo["max_epsilon"]),
-                               min_persistence=float(topo["min_persistence"]))
-    epoch = int(ckpt.get("epoch", 0))
+    needs_graph = any(is_topological(n) for n in gm.feature_names) or MEAN_ABS_CORR in gm.feature_names
+    summary: dict[int, dict[str, Any]] = {}
+    info: dict[str, Any] = {}
+    if needs_graph:
+        if topo.get("probe", "train") == "test":
+            inputs = _test_inputs(ref, data_dir)
+        elif topo.get("probe", "train") == "train":
+            inputs = train_set.tensors[0]
+        else:
+            raise ValueError(f"gap model names an unknown probe {topo.get('probe')!r} (train or test)")
+        summary, info = training_summary(model, inputs, n_samples=int(topo["n_samples"]),
+                                         max_dim=int(topo["max_dim"]), max_epsilon=float(topo["max_epsilon"]),
+                                         min_persistence=float(topo["min_persistence"]), return_info=True)
+    loss, acc = train_metrics(model, train_set, ref)
     if train_acc is None:
-        train_acc = train_accuracy(model, train_set, ref)
-    gap = gm.predict_summary(summary, train_acc=train_acc)
+        train_acc = acc
+    epoch = int(ckpt.get("epoch", 0))
+    net = str(ckpt.get("net"))
+    n_train = int(ref["n_train_used"]) if ref.get("n_train_used") is not None else len(train_set)
+    extra = {TRAIN_LOSS: loss, MEAN_ABS_CORR: info.get("mean_abs_corr"), "n_train": n_train,
+             "net": net, "dataset": ref["dataset"]}
+    gap = gm.predict_summary(summary, train_acc=train_acc, extra=extra)
+    domain = gm.metadata.get("domain")
+    warnings_ = domain_warnings(domain, net=net, dataset=ref["dataset"], n_train=n_train, epoch=epoch, ref=ref)
+    if epoch == 0:
+        warnings_.insert(0, "epoch 0 is the untrained network; no gap model describes it")
+    mean_gap = (domain or {}).get("mean_gap", gm.intercept)
     return {
         "predicted_gap": float(gap),
         "train_acc": float(train_acc),
         "estimated_test_acc": float(train_acc) - float(gap),
+        "model_mean_gap": float(mean_gap),
+        "train_loss": float(loss),
         "epoch": epoch,
+        "net": net,
         "dataset": ref["dataset"],
+        "n_train": n_train,
+        "probe": {k: topo[k] for k in ("probe", "n_samples", "max_dim", "max_epsilon", "min_persistence")},
+        "predictor": gm.metadata.get("predictor"),
+        "domain_warnings": warnings_,
         "summary": summary,
     }
-
-
-# --------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------
-
-
-def register_cli(subparsers: Any) -> None:
-    """Add ``fit-gap`` and ``predict-gap`` to the ``topodnn`` argparse parser."""
-    p = subparsers.add_parser(
-        "fit-gap",
-        help="fit the generalisation-gap model on results directories",
-        description="Fit a linear model of the generalisation gap (train - test accuracy, points) on "
-        "topological summaries of the training-data functional graph of every checkpoint under "
-        "RESULTS_DIR. Summaries are cached next to the checkpoints.",
-    )
-    p.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR")
-    p.add_argument("--out", default="gap_model.json", help="model file to write (JSON)")
-    p.add_argument("--stats", default=",".join(DEFAULT_STATS), help="comma-separated statistics")
-    p.add_argument("--dims", default="1,2", help="comma-separated homology dimensions")
-    p.add_argument("--ridge", type=float, default=1.0, help="ridge penalty (0 = OLS)")
-    p.add_argument("--with-train-acc", action="store_true",
-                   help="also use the training accuracy as a (non-topological) feature")
-    p.add_argument("--epochs", default=None, help="comma-separated epochs to use (default: all)")
-    p.add_argument("--n-samples", type=int, default=DEFAULT_TOPOLOGY["n_samples"])
-    p.add_argument("--max-epsilon", type=float, default=DEFAULT_TOPOLOGY["max_epsilon"])
-    p.add_argument("--min-persistence", type=float, default=DEFAULT_TOPOLOGY["min_persistence"])
-    p.add_argument("--data-dir", default=None, help="override the checkpoints' data directory")
-    p.add_argument("--no-cache", action="store_true", help="recompute summaries even where a cache exists (and rewrite the caches)")
-    p.set_defaults(func=_cli_fit_gap)
-
-    q = subparsers.add_parser(
-        "predict-gap",
-        help="predict a checkpoint's generalisation gap without a test set",
-        description="Predict train - test accuracy of CHECKPOINT from the topology of its training "
-        "data, and the test accuracy it implies.",
-    )
-    q.add_argument("checkpoint", metavar="CHECKPOINT")
-    q.add_argument("--model", required=True, help="gap model file written by fit-gap")
-    q.add_argument("--n-samples", type=int, default=None, help="default: the model's")
-    q.add_argument("--data-dir", default=None)
-    q.add_argument("--json", action="store_true", help="print the result as JSON")
-    q.set_defaults(func=_cli_predict_gap)
-
-
-def _csv(text: Optional[str], cast: Any) -> Optional[list]:
-    if text is None:
-        return None
-    return [cast(t) for t in str(text).split(",") if t.strip()]
-
-
-def _cli_fit_gap(args: Any) -> int:
-    stats = _csv(args.stats, str)
-    dims = _csv(args.dims, int)
-    names = feature_names(stats, dims, with_train_acc=args.with_train_acc)
-    topo = {"n_samples": args.n_samples, "max_dim": max(dims), "max_epsilon": args.max_epsilon,
-            "min_persistence": args.min_persistence}
-    obs = collect_observations(
-        args.results_dirs, epochs=_csv(args.epochs, int), data_dir=args.data_dir,
-        cache=not args.no_cache, progress=True, **topo,
-    )
-    if not obs:
-        raise ValueError(f"no checkpoints (ckpt_trl*_epc*.pt) under {args.results_dirs}")
-    X, y, runs = observations_to_xy(obs, names)
-    meta: dict[str, Any] = {"topology": {**topo, "data": "train"}, "results_dirs": args.results_dirs}
-    n_runs = len(set(runs))
-    if n_runs >= 2:
-        try:
-            pred, mae = leave_one_run_out(X, y, runs, feature_names=names, ridge=args.ridge)
-            meta["loo_mae"] = mae
-            meta["loo_pearson_r"] = pearson_r(pred, y)
-        except ValueError as exc:
-            meta["loo_note"] = str(exc)
-    model = fit_gap_model(X, y, feature_names=names, ridge=args.ridge, run_ids=runs, metadata=meta)
-    model.save(args.out)
-    print(f"fitted on {model.n_observations} checkpoints from {model.n_runs} runs -> {args.out}")
-    print(f"training MAE: {model.metadata['train_mae']:.3f} points")
-    if "loo_mae" in meta:
-        print(f"leave-one-run-out MAE: {meta['loo_mae']:.3f} points (Pearson r {meta['loo_pearson_r']:.3f})")
-    return 0
-
-
-def _cli_predict_gap(args: Any) -> int:
-    res = predict_gap(args.checkpoint, args.model, n_samples=args.n_samples, data_dir=args.data_dir)
-    if args.json:
-        print(json.dumps(_jsonable({k: v for k, v in res.items()}), indent=2))
-    else:
-        print(f"checkpoint: {args.checkpoint} (epoch {res['epoch']}, trained on {res['dataset']})")
-        print(f"train accuracy:          {res['train_acc']:.2f} %")
-        print(f"predicted gap:           {res['predicted_gap']:.2f} points")
-        print(f"estimated test accuracy: {res['estimated_test_acc']:.2f} %")
-    return 0

@@ -36,6 +36,7 @@ units) is never written or even formed on the way to a sparse graph.
 from __future__ import annotations
 
 import logging
+import math
 import numbers
 import os
 import sys
@@ -49,7 +50,6 @@ import scipy.sparse as sp
 
 from ._agreement import agree_on, check_comm, comm_size, digest, on_rank
 from ._arrays import as_numpy, is_torch_tensor, real_dtype, real_scalar
-from .engine import _check_max_dim
 from .grouping import GroupSpec, Groups, LayerGroups, parse_groups, resolve_groups
 
 __all__ = [
@@ -658,16 +658,22 @@ def _index_dtype(n: int) -> np.dtype:
 
 
 def _block_edges(
-    Z: np.ndarray, i0: int, i1: int, cut: float
+    Z: np.ndarray, i0: int, i1: int, cut: float, abs_sums: Optional[dict] = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Upper-triangle edges (i, j), i0 <= i < i1, i < j, with ``|corr| >= cut``.
 
     Returns row, column (sorted by row then column; int32 unless n >= 2^31) and distance
     (float64) arrays. Memory: one ``(i1 - i0) x (n - i0)`` block in Z's dtype and its mask.
+    ``abs_sums``, if given, receives ``{i0: sum of |corr| over the block's pairs i < j}``
+    (float64; every pair, not only the edges kept).
     """
     n = Z.shape[1]
     C = Z[:, i0:i1].T @ Z[:, i0:]  # rows i0..i1-1, columns i0..n-1
     np.abs(C, out=C)
+    if abs_sums is not None:
+        lower = np.tril(C[:, : i1 - i0])  # the diagonal block's pairs j <= i
+        abs_sums[i0] = float(C.sum(dtype=np.float64)) - float(lower.sum(dtype=np.float64))
+        del lower
     flat = np.flatnonzero(C >= cut)  # row-major: sorted by (row, column)
     vals = C.reshape(-1)[flat]
     del C
@@ -828,6 +834,7 @@ def correlation_distances(
     progress: bool = True,
     copy: bool = True,
     return_constant: bool = False,
+    stats: Optional[dict] = None,
 ):
     """Distances ``1 - |Pearson corr|`` between the columns of an activation matrix.
 
@@ -864,6 +871,11 @@ def correlation_distances(
         matrix when it already has the working dtype and is writeable).
     return_constant : bool
         Also return the boolean mask of constant (zero-variance) units.
+    stats : dict, optional
+        If given, receives ``mean_abs_corr``: the mean ``|corr|`` over all ``n (n - 1) / 2``
+        pairs of units (a constant unit counts as 0; NaN for one unit), the density of the
+        graph before any threshold. Computed from the same block products (the dense path:
+        from the clipped distances); the same on any number of ranks.
 
     Returns
     -------
@@ -899,7 +911,7 @@ def correlation_distances(
         return (thr, A, dt, bs), facts
 
     thr, A, dt, bs = agree_on(comm, check, call="correlation_distances")
-    return _correlations(A, thr, dt, bs, comm, progress, copy, return_constant)
+    return _correlations(A, thr, dt, bs, comm, progress, copy, return_constant, stats)
 
 
 def _check_activations(activations: Any, dtype: Any) -> tuple[np.ndarray, np.dtype]:
@@ -926,7 +938,7 @@ def _check_activations(activations: Any, dtype: Any) -> tuple[np.ndarray, np.dty
 
 def _correlations(
     A: np.ndarray, thr: Optional[float], dt: np.dtype, block_size: int, comm: Any,
-    progress: bool, copy: bool, return_constant: bool,
+    progress: bool, copy: bool, return_constant: bool, stats: Optional[dict] = None,
 ):
     """The work of :func:`correlation_distances` on validated arguments (agreed across ranks)."""
     n = A.shape[1]
@@ -938,20 +950,25 @@ def _correlations(
     constant = norms == 0
     rank, size = _rank_size(comm)
 
+    n_pairs = n * (n - 1) // 2
     if thr is None:
         out = _dense_from_blocks(Z, int(block_size), progress and rank == 0)
+        if stats is not None:
+            stats["mean_abs_corr"] = (1.0 - math.fsum(out.sum(axis=1)) / (2 * n_pairs)
+                                      if n_pairs else math.nan)
     else:
         cut = 1.0 - thr  # keep |corr| >= cut
         blocks = _block_ranges(n, int(block_size))
         owners = _assign_blocks(blocks, n, size)
         mine = owners[rank]
         parts: dict[int, tuple[np.ndarray, ...]] = {}
+        abs_sums: Optional[dict] = {} if stats is not None else None
         work_total = sum((i1 - i0) * (n - i0) for b, (i0, i1) in enumerate(blocks) if b in mine)
         bar = _progress_bar(work_total, "correlations", "pair", progress and rank == 0)
         try:
             for b in mine:
                 i0, i1 = blocks[b]
-                parts[b] = _block_edges(Z, i0, i1, cut)
+                parts[b] = _block_edges(Z, i0, i1, cut, abs_sums)
                 bar.update((i1 - i0) * (n - i0))
         finally:
             bar.close()
@@ -964,6 +981,14 @@ def _correlations(
             vals = np.concatenate([parts[b][2] for b in range(len(blocks))])
         parts.clear()
         out = _symmetric_csr(n, rows, cols, vals)
+        if stats is not None:
+            if size > 1:
+                merged: dict = {}
+                for part in comm.allgather(abs_sums):
+                    merged.update(part)
+                abs_sums = merged
+            # fsum is exact, so the blocks' order (and the number of ranks) does not matter
+            stats["mean_abs_corr"] = math.fsum(abs_sums.values()) / n_pairs if n_pairs else math.nan
     if return_constant:
         return out, constant
     return out
@@ -1029,11 +1054,12 @@ def functional_graph(
         only) and a printed line on constant units.
     return_info : bool
         Also return a dict: ``layers``, ``nodes_per_layer``, ``n_nodes``, ``n_samples``,
-        ``constant_units`` (constant nodes per layer), ``n_edges`` (sparse), ``timings``
-        (seconds: ``activations``, ``correlations``), ``peak_memory_estimate`` (bytes), and how
-        nodes were grouped: ``groups`` (the spec's canonical text, ``"units"`` when ungrouped),
-        ``units_per_layer``, ``layer_shapes`` (per-sample output shapes) and ``node_units``
-        (per layer, the runs ``[start, stop, step]`` of units each node averages; see
+        ``constant_units`` (constant nodes per layer), ``n_edges`` (sparse), ``mean_abs_corr``
+        (mean ``|corr|`` over all pairs of nodes, before the threshold), ``timings`` (seconds:
+        ``activations``, ``correlations``), ``peak_memory_estimate`` (bytes), and how nodes were
+        grouped: ``groups`` (the spec's canonical text, ``"units"`` when ungrouped),
+        ``units_per_layer``, ``layer_shapes`` (per-sample output shapes) and ``node_units`` (per
+        layer, the runs ``[start, stop, step]`` of units each node averages; see
         :func:`topodnn.grouping.unit_ranges`).
     block_size : int
         Nodes per row block of the thresholded product.
@@ -1122,8 +1148,10 @@ def _functional_graph(
         )
     if m < n_samples and rank == 0:
         _report(f"data has only {m} samples (n_samples={n_samples}); using all {m}", progress)
+    corr_stats: dict = {}
     out, constant = _correlations(  # the activations are the same on every rank: no re-check
         X, thr, dt, block_size, comm, progress and rank == 0, copy=False, return_constant=True,
+        stats=corr_stats,
     )
     t2 = time.perf_counter()
     del X
@@ -1164,6 +1192,7 @@ def _functional_graph(
         "constant_units": dict(zip(names, const_per_layer)),
         "threshold": thr,
         "n_edges": n_edges,
+        "mean_abs_corr": corr_stats["mean_abs_corr"],
         "timings": {"activations": t1 - t0, "correlations": t2 - t1},
         "peak_memory_estimate": int(peak),
         "ranks": size,

@@ -132,11 +132,17 @@ class ModelTopology:
     timings: dict = field(default_factory=dict)
 
     def summaries(self, *, min_persistence: float = 0.02) -> dict:
-        """Per-dimension summaries (:func:`topodnn.summaries.summarise_diagrams`)."""
+        """Per-dimension summaries (:func:`topodnn.summaries.summarise_diagrams`), per node too.
+
+        The graph's ``n_nodes`` is passed on, so the counts also come per node
+        (``betti_max_per_node``, ``n_pairs_per_node``, ``n_essential_per_node``,
+        ``area_per_node``).
+        """
         from .summaries import summarise_diagrams
 
         return summarise_diagrams(
-            self.diagrams, min_persistence=min_persistence, max_epsilon=self.max_epsilon
+            self.diagrams, min_persistence=min_persistence, max_epsilon=self.max_epsilon,
+            n_nodes=self.n_nodes,
         )
 
 

@@ -117,7 +117,7 @@ def plot_betti_curves(
         else:
             pairs = _pairs_of_dim(value, dim)
             if min_persistence > 0:
-                pairs = filter_pairs(pairs, min_persistence)
+                pairs = filter_pairs(pairs, min_persistence, max_epsilon=max_epsilon)
             eps, beta = betti_curve(pairs, n_grid, max_epsilon=max_epsilon)
             beta = beta.astype(np.float64)
             step = False

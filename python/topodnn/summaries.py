@@ -24,11 +24,28 @@ Summaries (``summarise``) follow the paper's definitions:
 The original code computed midlife as ``mean(death) + mean(birth) / 2`` because of an
 operator-precedence slip; we use the paper's definition, which differs from the original's numbers
 by ``mean(death) / 2`` exactly (see ``tests/test_summaries.py``).
+
+Essential classes and the persistence filter
+--------------------------------------------
+A class still alive at the end of the filtration (``death = inf``) has persistence
+``max_epsilon - birth`` within the computed range: DIPHA's diagram files, which the original
+summarised, give it death = the largest filtration value. :func:`filter_pairs` given
+``max_epsilon`` drops an essential class born within ``min_persistence`` of ``max_epsilon``, as the
+original's filter did; with ``death = inf`` taken literally every essential class would pass.
+
+Counts per node
+---------------
+Networks of different sizes have functional graphs of different sizes (410 nodes for
+LeNet-300-100, 1,820 for LeNet): the number of cavities grows with the number of nodes. Given
+``n_nodes=``, :func:`summarise` adds :data:`PER_NODE_KEYS`: each count (``betti_max``,
+``n_pairs``, ``n_essential``, ``area``) divided by the number of nodes, under
+``"<stat>_per_node"`` (the original plotted cavities per node). Means (life, midlife) and
+positions (eps_at_max) do not scale with size and have no per-node version.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -40,6 +57,8 @@ __all__ = [
     "summarise",
     "summarise_diagrams",
     "SUMMARY_KEYS",
+    "COUNT_KEYS",
+    "PER_NODE_KEYS",
 ]
 
 #: The keys of the dictionaries returned by :func:`summarise`, in table order.
@@ -52,6 +71,11 @@ SUMMARY_KEYS = (
     "n_essential",
     "area",
 )
+
+#: The summaries that count features (and grow with the size of the graph).
+COUNT_KEYS = ("betti_max", "n_pairs", "n_essential", "area")
+#: Keys added by :func:`summarise` when ``n_nodes`` is given: the counts divided by the nodes.
+PER_NODE_KEYS = tuple(f"{k}_per_node" for k in COUNT_KEYS)
 
 Grid = Union[None, int, ArrayLike]
 
@@ -178,7 +202,11 @@ def smooth(beta: ArrayLike, fraction: float = 0.1) -> np.ndarray:
 
 
 def filter_pairs(
-    pairs: ArrayLike, min_persistence: float = 0.02, *, strict: bool = True
+    pairs: ArrayLike,
+    min_persistence: float = 0.02,
+    *,
+    strict: bool = True,
+    max_epsilon: Optional[float] = None,
 ) -> np.ndarray:
     """Drop short-lived pairs.
 
@@ -191,18 +219,44 @@ def filter_pairs(
     strict : bool, default True
         ``True`` keeps pairs with ``death - birth > min_persistence`` (the original's rule: a pair
         of persistence exactly 0.02 is dropped). ``False`` keeps ``>=``.
+    max_epsilon : float, optional
+        The end of the filtration. Given, an essential class (``death = inf``) has persistence
+        ``max_epsilon - birth`` and is filtered like any pair (the original's diagram files gave
+        it death = the largest filtration value); not given, essential classes are always kept.
 
     Returns
     -------
     ndarray, shape (k', 2)
-        The kept pairs, in their input order. Essential classes (``death = inf``) are always kept.
+        The kept pairs, in their input order (essential deaths stay ``inf``).
     """
     arr = _as_pairs(pairs)
     if not np.isfinite(min_persistence) or min_persistence < 0:
         raise ValueError(f"min_persistence must be finite and >= 0; got {min_persistence!r}")
-    life = arr[:, 1] - arr[:, 0]
+    deaths = arr[:, 1]
+    if max_epsilon is not None:
+        eps = _check_end(max_epsilon)
+        deaths = np.where(np.isfinite(deaths), deaths, np.maximum(eps, arr[:, 0]))
+    life = deaths - arr[:, 0]
     keep = life > min_persistence if strict else life >= min_persistence
     return arr[keep]
+
+
+def _check_end(max_epsilon: Any) -> float:
+    try:
+        eps = float(max_epsilon)
+    except (TypeError, ValueError):
+        raise ValueError(f"max_epsilon must be a finite number >= 0; got {max_epsilon!r}") from None
+    if not np.isfinite(eps) or eps < 0:
+        raise ValueError(f"max_epsilon must be finite and >= 0; got {max_epsilon!r}")
+    return eps
+
+
+def _check_n_nodes(n_nodes: Any) -> Optional[int]:
+    if n_nodes is None:
+        return None
+    if isinstance(n_nodes, bool) or not isinstance(n_nodes, (int, np.integer)) or n_nodes < 1:
+        raise ValueError(f"n_nodes must be a positive integer (nodes of the graph); got {n_nodes!r}")
+    return int(n_nodes)
 
 
 def summarise(
@@ -211,6 +265,7 @@ def summarise(
     min_persistence: float = 0.02,
     max_epsilon: float = 0.3,
     grid: Grid = None,
+    n_nodes: Optional[int] = None,
 ) -> dict[str, Any]:
     """Scalar summaries of one dimension's diagram.
 
@@ -220,12 +275,13 @@ def summarise(
         (birth, death) pairs in ε units; ``inf`` deaths are essential classes.
     min_persistence : float, default 0.02
         Pairs with ``death - birth <= min_persistence`` are dropped first (the original's
-        filter; 0 keeps every pair of positive persistence, see :func:`filter_pairs`).
+        filter; 0 keeps every pair of positive persistence, see :func:`filter_pairs`); an
+        essential class counts with persistence ``max_epsilon - birth``.
     max_epsilon : float, default 0.3
         The end of the filtration (ε ≤ max_epsilon was computed). Essential classes are treated
-        as dying at ``max_epsilon`` for ``life``, ``midlife`` and ``area``: this is what the
-        original's diagram files said (DIPHA writes the largest filtration value of the complex,
-        ≤ max_epsilon, as their death).
+        as dying at ``max_epsilon`` for the filter, ``life``, ``midlife`` and ``area``: this is
+        what the original's diagram files said (DIPHA writes the largest filtration value of the
+        complex, ≤ max_epsilon, as their death).
     grid : None, int or array_like, optional
         Where β is evaluated for ``betti_max`` and ``eps_at_max``: ``None`` uses the exact event
         points (see :func:`betti_curve`); an int or array uses that grid.
@@ -237,11 +293,12 @@ def summarise(
         no pair is left); ``betti_max``: max of β; ``eps_at_max``: the smallest ε where β reaches it
         (NaN when there is no pair); ``n_pairs``: pairs kept, essential ones included;
         ``n_essential``: essential pairs kept; ``area``: ∫ β(ε) dε over [0, max_epsilon]
-        (exact, ε units).
+        (exact, ε units); with ``n_nodes``, also ``betti_max_per_node``, ``n_pairs_per_node``,
+        ``n_essential_per_node``, ``area_per_node`` (each count / ``n_nodes``).
     """
-    if not np.isfinite(max_epsilon) or max_epsilon < 0:
-        raise ValueError(f"max_epsilon must be finite and >= 0; got {max_epsilon!r}")
-    kept = filter_pairs(pairs, min_persistence)
+    max_epsilon = _check_end(max_epsilon)
+    nodes = _check_n_nodes(n_nodes)
+    kept = filter_pairs(pairs, min_persistence, max_epsilon=max_epsilon)
     births = kept[:, 0]
     essential = ~np.isfinite(kept[:, 1])
     deaths = np.where(essential, np.maximum(float(max_epsilon), births), kept[:, 1])
@@ -259,7 +316,7 @@ def summarise(
     lo = np.clip(births, 0.0, max_epsilon)
     hi = np.clip(deaths, 0.0, max_epsilon)
     area = float(np.sum(np.maximum(hi - lo, 0.0)))
-    return {
+    out: dict[str, Any] = {
         "life": life,
         "midlife": midlife,
         "betti_max": betti_max,
@@ -268,6 +325,10 @@ def summarise(
         "n_essential": int(np.count_nonzero(essential)),
         "area": area,
     }
+    if nodes is not None:
+        for key in COUNT_KEYS:
+            out[f"{key}_per_node"] = float(out[key]) / nodes
+    return out
 
 
 def summarise_diagrams(
@@ -276,6 +337,7 @@ def summarise_diagrams(
     min_persistence: float = 0.02,
     max_epsilon: float = 0.3,
     grid: Grid = None,
+    n_nodes: Optional[int] = None,
 ) -> dict[int, dict[str, Any]]:
     """:func:`summarise` every dimension of a diagram.
 
@@ -284,8 +346,8 @@ def summarise_diagrams(
     diagrams : list of array_like or dict
         ``diagrams[q]`` = the (k, 2) pairs of H_q (the shape ``topodnn.topology`` and
         ripser return), or a mapping ``{q: pairs}``.
-    min_persistence, max_epsilon, grid
-        As in :func:`summarise`.
+    min_persistence, max_epsilon, grid, n_nodes
+        As in :func:`summarise` (``n_nodes``: the graph's nodes, the same for every dimension).
 
     Returns
     -------
@@ -295,7 +357,8 @@ def summarise_diagrams(
     items = diagrams.items() if isinstance(diagrams, Mapping) else enumerate(diagrams)
     return {
         int(q): summarise(
-            pairs, min_persistence=min_persistence, max_epsilon=max_epsilon, grid=grid
+            pairs, min_persistence=min_persistence, max_epsilon=max_epsilon, grid=grid,
+            n_nodes=n_nodes,
         )
         for q, pairs in items
     }
