@@ -135,6 +135,36 @@ py::tuple dipha_diagram_from_matrix(py::array dense, py::object indptr, py::obje
   return py::make_tuple(dims, births, deaths);
 }
 
+// Test hook of the column listing (dipha::rips::testing::apparent_verdicts): (values, ranks,
+// flags) of every simplex of dimension `dim`.
+py::tuple rips_apparent_verdicts(py::array_t<double, py::array::c_style | py::array::forcecast> dense, int dim,
+                                 double threshold, int64_t dense_lookup_bytes, bool reference) {
+  if (dense.ndim() != 2 || dense.shape(0) != dense.shape(1)) throw py::value_error("distance matrix must be square and 2-D");
+  dipha::rips::DistanceView v;
+  v.n = dense.shape(0);
+  v.dense64 = dense.data();
+  std::vector<dipha::rips::testing::Verdict> out;
+  std::string err;
+  {
+    py::gil_scoped_release release;
+    try {
+      out = dipha::rips::testing::apparent_verdicts(v, threshold, dim, dense_lookup_bytes, reference);
+    } catch (const dipha::Error& e) {
+      err = e.what();
+    }
+  }
+  if (!err.empty()) throw py::value_error(err);
+  const auto m = static_cast<py::ssize_t>(out.size());
+  py::array_t<double> values(m);
+  py::array_t<int64_t> ranks(m), flags(m);
+  for (py::ssize_t i = 0; i < m; ++i) {
+    values.mutable_at(i) = out[i].value;
+    ranks.mutable_at(i) = out[i].rank;
+    flags.mutable_at(i) = out[i].flags;
+  }
+  return py::make_tuple(values, ranks, flags);
+}
+
 }  // namespace
 
 void register_persistence(py::module_& m) {
@@ -146,6 +176,11 @@ void register_persistence(py::module_& m) {
         "dense_lookup_bytes: largest dense look-up matrix the engine may build (-1: its default, "
         "0: neighbour lists only). working_bytes: largest working coboundary of one column before it "
         "is reduced window by window (-1: its default, 1 GiB).");
+  m.def("_rips_apparent_verdicts", &rips_apparent_verdicts, py::arg("dense"), py::arg("dim"), py::arg("threshold"),
+        py::arg("dense_lookup_bytes") = -1, py::arg("reference") = false,
+        "Test hook: (values, ranks, flags) of every simplex of dimension dim (1 or 2) of a dense float64 "
+        "matrix cut at threshold, sorted by (value, rank); flags 1 = lower half of an apparent pair, 2 = "
+        "upper half. reference=False: the engine's per-edge listing; True: the simplex-by-simplex tests.");
   m.def("_dipha_diagram_from_matrix", &dipha_diagram_from_matrix, py::arg("dense"), py::arg("indptr"),
         py::arg("indices"), py::arg("values"), py::arg("n"), py::arg("upper_dim"), py::arg("comm"),
         "DIPHA diagram records (dims, births, deaths) of a full (type 7) or sparse (type 8) distance matrix.");

@@ -5,6 +5,7 @@
 //  * rips_simplex.hpp: filtration keys, binomial coefficients, colex ranks and vertices;
 //  * rips_graph.hpp/.cpp: the thresholded graph (neighbour lists, balls, dense look-up);
 //  * rips_cofaces.hpp: cofaces, facets and apparent pairs, specialised per look-up kind;
+//  * rips_listing.hpp: the columns of dimensions 1 and 2, edge by edge;
 //  * rips_reduction.hpp: the reduction of one dimension's columns (with its windowed path);
 //  * dipha/mpi_layer.hpp: every collective phase below.
 //
@@ -36,6 +37,7 @@
 #include "dipha/mpi_layer.hpp"
 #include "rips_cofaces.hpp"
 #include "rips_graph.hpp"
+#include "rips_listing.hpp"
 #include "rips_progress.hpp"
 #include "rips_reduction.hpp"
 #include "rips_simplex.hpp"
@@ -65,6 +67,9 @@ mpi::OomMessage rips_oom(int64_t n, const int64_t* edges) {
     return os.str();
   };
 }
+
+// The phases of a run stay out of line: each shows as its own function in a profile.
+#define RIPS_PHASE __attribute__((noinline))
 
 // Tag of the column messages of the reduction pipeline.
 constexpr int kTagColumns = 11;
@@ -104,7 +109,7 @@ class Engine : public EngineBase {
   double top_value = 0;    // the longest edge: no coboundary value exceeds it
 
   // H0 by union-find over the sorted edges (every rank; cheap). Marks the pivot (death) edges.
-  std::vector<char> h0(PairList& out) const {
+  RIPS_PHASE std::vector<char> h0(PairList& out) const {
     std::vector<int32_t> parent(g.n);
     for (int64_t i = 0; i < g.n; ++i) parent[i] = static_cast<int32_t>(i);
     auto find = [&](int32_t x) {
@@ -137,23 +142,31 @@ class Engine : public EngineBase {
     return true;
   }
 
-  // The columns of dimension q held by this rank, from the simplices of dimension q - 1 it holds
-  // (`simplices`, replaced by those of dimension q when q < max_dim). Edges are dealt to ranks
-  // round-robin: the work an edge brings (its cofaces) grows with its length, so contiguous
-  // blocks of the sorted edges would leave the last rank the heaviest share.
-  void list_columns(int q, const std::vector<char>& tree, const HashMap& cleared, std::vector<idx_t>& simplices,
+  // The columns of dimension q held by this rank. Dimensions 1 and 2 come from the edges of this
+  // rank, edge by edge (rips_listing.hpp): an edge lists the triangles whose max-key edge it is.
+  // Edges are dealt to ranks round-robin: the work an edge brings (its cofaces) grows with its
+  // length, so contiguous blocks of the sorted edges would leave the last rank the heaviest
+  // share. Dimension q >= 3 comes from the simplices of dimension q - 1 this rank listed
+  // (`simplices`, replaced by those of dimension q when q < max_dim), each simplex listed from
+  // its q smallest vertices and tested by is_column.
+  RIPS_PHASE void list_columns(int q, const std::vector<char>& tree, const HashMap& cleared, std::vector<idx_t>& simplices,
                     std::vector<Entry>& cols) const {
     std::vector<idx_t> next;
-    int32_t v[kMaxVerts];
-    if (q == 1) {
-      const size_t E = g.edges.size();
+    const size_t E = g.edges.size();
+    if (q <= 2) {
+      EdgeListing<Lookup> listing(cx);
       for (size_t e = static_cast<size_t>(rank); e < E; e += static_cast<size_t>(P)) {
-        if (max_dim > 1) next.push_back(g.edges[e].i);  // all local edges generate the triangles
-        if (tree[e]) continue;
-        cx.vertices(g.edges[e].i, 1, v);
-        if (cx.apparent_cofacet(v, 1, g.edges[e].v, g.edges[e].i) < 0) cols.push_back(g.edges[e]);
+        if (q == 1) {
+          if (!tree[e] && !listing.edge_is_apparent(g.edges[e])) cols.push_back(g.edges[e]);
+          continue;
+        }
+        listing.template triangles<false>(g.edges[e], [&](const Entry& t, int verdict) {
+          if (q < max_dim) next.push_back(t.i);
+          if (verdict == 0 && !cleared.find(t.i)) cols.push_back(t);
+        });
       }
     } else {
+      int32_t v[kMaxVerts];
       for (idx_t s : simplices) {
         cx.vertices(s, q - 1, v);
         double sv = cx.diameter(v, q - 1);
@@ -170,7 +183,7 @@ class Engine : public EngineBase {
 
   // Key ranges of the ranks for the columns of dimension q, from regular samples of every rank's
   // columns weighted by the rank's column count.
-  Split make_split(std::vector<Entry>& cols, int q) {
+  RIPS_PHASE Split make_split(std::vector<Entry>& cols, int q) {
     Split sp;
     sp.dim = q;
     if (P == 1) return sp;
@@ -207,7 +220,7 @@ class Engine : public EngineBase {
 
   // The pipelined reduction of this rank's columns of dimension q (sorted by decreasing key):
   // round 0 its own columns, rounds 1..rank the columns handed on by rank - 1.
-  void reduce_columns(Reducer<Lookup>& red, std::vector<Entry>& cols) {
+  RIPS_PHASE void reduce_columns(Reducer<Lookup>& red, std::vector<Entry>& cols) {
     const int q = red.dim();
     const std::string qs = std::to_string(q);
     mpi::Chain chain(mc, {"rips.reduce." + qs, "reducing dimension " + qs}, kTagColumns);
@@ -442,6 +455,55 @@ void agree_on_input(const DistanceView& d, const std::string& dim_name, int64_t 
 }
 
 }  // namespace detail
+
+namespace testing {
+
+namespace {
+template <class Lookup>
+std::vector<Verdict> verdicts(const detail::Graph& g, const detail::Binomial& C, int dim, bool reference) {
+  using namespace detail;
+  const Complex<Lookup> cx(g, C);
+  std::vector<Verdict> out;
+  EdgeListing<Lookup> listing(cx);
+  int32_t v[kMaxVerts];
+  for (const Entry& e : g.edges) {
+    if (dim == 1) {
+      cx.vertices(e.i, 1, v);
+      const bool lower = reference ? cx.apparent_cofacet(v, 1, e.v, e.i) >= 0 : listing.edge_is_apparent(e);
+      out.push_back({e.v, e.i, lower ? kLowerApparent : 0});
+    } else if (reference) {  // every triangle from its two smallest vertices
+      cx.vertices(e.i, 1, v);
+      cx.cofaces(v, 1, e.v, [&](double m, idx_t r, int32_t w) {
+        v[2] = w;
+        const int flags = (cx.apparent_cofacet(v, 2, m, r) >= 0 ? kLowerApparent : 0) |
+                          (cx.apparent_facet(v, 2, m) >= 0 ? kUpperApparent : 0);
+        out.push_back({m, r, flags});
+        return false;
+      }, /*above_only=*/true);
+    } else {
+      listing.template triangles<true>(e, [&](const Entry& t, int flags) { out.push_back({t.v, t.i, flags}); });
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const Verdict& a, const Verdict& b) {
+    return a.value < b.value || (a.value == b.value && a.rank < b.rank);
+  });
+  return out;
+}
+}  // namespace
+
+std::vector<Verdict> apparent_verdicts(const DistanceView& d, double threshold, int dim, int64_t dense_lookup_bytes,
+                                       bool reference) {
+  if (!d.dense64 || d.n < 0) throw Error("rips: apparent_verdicts takes a dense float64 matrix");
+  if (dim != 1 && dim != 2) throw Error("rips: apparent_verdicts lists dimension 1 or 2");
+  if (std::isnan(threshold) || threshold < 0) throw Error("rips: threshold must be >= 0 (or +inf)");
+  const detail::Binomial C(d.n, dim + 2);
+  if (C.overflowed()) throw Error("rips: simplex indices overflow 64 bits");
+  const detail::Graph g = detail::build_graph(d, threshold, /*clamp_negative=*/false, dense_lookup_bytes);
+  return g.dense() ? verdicts<detail::DenseLookup>(g, C, dim, reference)
+                   : verdicts<detail::NeighbourLookup>(g, C, dim, reference);
+}
+
+}  // namespace testing
 
 Pairs persistence(const DistanceView& d, const Options& opt, MPI_Comm comm) {
   detail::agree_on_input(d, "max_dim", opt.max_dim, {mpi::real_field("threshold", opt.threshold)},

@@ -20,10 +20,21 @@ namespace detail {
 /// Look-ups in the dense matrix (Graph::mat must be set).
 class DenseLookup {
  public:
+  static constexpr bool kDense = true;
   explicit DenseLookup(const Graph& g) : g_(g), mat_(g.mat.data()), n_(static_cast<size_t>(g.n)) {}
   const Graph& graph() const { return g_; }
   /// d(a, b), +inf when {a, b} is no edge (a == b included).
   double dist(int32_t a, int32_t b) const { return mat_[static_cast<size_t>(a) * n_ + b]; }
+
+  /// Distances from one vertex w to vertices x read in ascending order.
+  class Row {
+   public:
+    Row(const DenseLookup& L, int32_t w) : row_(L.mat_ + static_cast<size_t>(w) * L.n_) {}
+    double next(int32_t x) { return row_[x]; }
+
+   private:
+    const double* row_;
+  };
 
   /// Distances from the vertices v[a], a != skip, of a simplex to candidate vertices w.
   class Probe {
@@ -60,6 +71,7 @@ class DenseLookup {
 /// Look-ups in the sorted neighbour lists.
 class NeighbourLookup {
  public:
+  static constexpr bool kDense = false;
   explicit NeighbourLookup(const Graph& g) : g_(g) {}
   const Graph& graph() const { return g_; }
   double dist(int32_t a, int32_t b) const {
@@ -68,6 +80,24 @@ class NeighbourLookup {
     const int32_t* it = std::lower_bound(lo, hi, b);
     return (it != hi && *it == b) ? g_.nv[it - g_.nb.data()] : kInf;
   }
+
+  /// As DenseLookup::Row: a galloping cursor in w's neighbour list.
+  class Row {
+   public:
+    Row(const NeighbourLookup& L, int32_t w)
+        : it_(L.g_.nb.data() + L.g_.ptr[w]), end_(L.g_.nb.data() + L.g_.ptr[w + 1]),
+          base_(it_), val_(L.g_.nv.data() + L.g_.ptr[w]) {}
+    double next(int32_t x) {
+      it_ = gallop(it_, end_, x);
+      return (it_ != end_ && *it_ == x) ? val_[it_ - base_] : kInf;
+    }
+
+   private:
+    const int32_t* it_;
+    const int32_t* end_;
+    const int32_t* base_;
+    const double* val_;
+  };
 
   /// As DenseLookup::Probe. next() merges the sorted neighbour lists: w must be in every probed
   /// vertex's list (a vertex is never its own neighbour, so w in sigma drops out); galloping

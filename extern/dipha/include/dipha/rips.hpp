@@ -56,5 +56,25 @@ Pairs persistence(const DistanceView& d, const Options& opt, MPI_Comm comm);
 /// diagram file. Every rank returns the same diagram.
 Diagram dipha_diagram(const DistanceView& d, int64_t upper_dim, MPI_Comm comm, bool verbose = false);
 
+namespace testing {
+
+/// A simplex (filtration value, colex rank) and its apparent-pair verdict bits: 1 = lower half
+/// (paired with its smallest equal coface), 2 = upper half (paired with its largest facet).
+struct Verdict {
+  double value;
+  int64_t rank;
+  int flags;
+};
+
+/// Test hook: every simplex of dimension `dim` (1 or 2) of the complex of the dense float64
+/// matrix `d` cut at `threshold`, with its verdict bits, sorted by (value, rank): as the engine's
+/// per-edge listing finds them (triangles listed from their max-key edge), or, with `reference`,
+/// as the simplex-by-simplex tests find them (triangles listed from their two smallest vertices).
+/// The upper-half bit of an edge is not computed (0). dense_lookup_bytes as in Options.
+std::vector<Verdict> apparent_verdicts(const DistanceView& d, double threshold, int dim, int64_t dense_lookup_bytes,
+                                       bool reference);
+
+}  // namespace testing
+
 }  // namespace rips
 }  // namespace dipha
