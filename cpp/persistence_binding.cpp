@@ -74,7 +74,7 @@ std::string view_or_error(const py::array& a, py::object indptr, py::object indi
 
 py::list rips_persistence(py::array dense, py::object indptr, py::object indices, py::object values, int64_t n,
                           int max_dim, double threshold, py::object comm, bool verbose,
-                          int64_t dense_lookup_bytes, int64_t working_bytes) {
+                          int64_t dense_lookup_bytes, int64_t working_bytes, int n_threads) {
   topodnn::CommDup guard(comm, MPI_COMM_SELF);  // collective: before anything can fail on one rank only
   std::vector<py::array> keep;
   dipha::rips::DistanceView v;
@@ -85,6 +85,7 @@ py::list rips_persistence(py::array dense, py::object indptr, py::object indices
   opt.verbose = verbose;
   opt.dense_lookup_bytes = dense_lookup_bytes;
   opt.working_bytes = working_bytes;
+  opt.n_threads = n_threads;
   dipha::rips::Pairs pairs;
   std::string err;
   {
@@ -170,12 +171,13 @@ py::tuple rips_apparent_verdicts(py::array_t<double, py::array::c_style | py::ar
 void register_persistence(py::module_& m) {
   m.def("_rips_persistence", &rips_persistence, py::arg("dense"), py::arg("indptr"), py::arg("indices"),
         py::arg("values"), py::arg("n"), py::arg("max_dim"), py::arg("threshold"), py::arg("comm"),
-        py::arg("verbose"), py::arg("dense_lookup_bytes") = -1, py::arg("working_bytes") = -1,
+        py::arg("verbose"), py::arg("dense_lookup_bytes") = -1, py::arg("working_bytes") = -1, py::arg("n_threads") = 1,
         "Vietoris-Rips persistence pairs per dimension (see topodnn.engine.persistence). Either `dense` "
         "(square float32/float64) or the CSR triple (indptr, indices, values) with n vertices. "
         "dense_lookup_bytes: largest dense look-up matrix the engine may build (-1: its default, "
         "0: neighbour lists only). working_bytes: largest working coboundary of one column before it "
-        "is reduced window by window (-1: its default, 1 GiB).");
+        "is reduced window by window (-1: its default, 1 GiB). n_threads: threads of each rank (>= 1, or -1 "
+        "for one per hardware thread); results are identical for any number of ranks and threads.");
   m.def("_rips_apparent_verdicts", &rips_apparent_verdicts, py::arg("dense"), py::arg("dim"), py::arg("threshold"),
         py::arg("dense_lookup_bytes") = -1, py::arg("reference") = false,
         "Test hook: (values, ranks, flags) of every simplex of dimension dim (1 or 2) of a dense float64 "

@@ -32,6 +32,8 @@ const char* kDiphaUsage =
     "  --general       types 7/8: use the general engine (explicit enumeration of all simplices\n"
     "                  up to --upper_dim, distributed column reduction) instead of the fast\n"
     "                  Vietoris-Rips path; same output, more memory (extension, not in DIPHA)\n"
+    "  --threads N     types 7/8, fast path: N threads in each rank (default 1; same output for\n"
+    "                  any number of ranks and threads; extension, not in DIPHA)\n"
     "  --help          print this text and exit\n"
     "\n"
     "Work split: every rank reads the whole input and builds the filtration; the columns of the\n"
@@ -93,7 +95,7 @@ bool parse_double(const std::string& s, double& out) {
 }
 
 bool is_option_name(const std::string& s) {
-  return s == "--upper_dim" || s == "--dual" || s == "--benchmark" || s == "--general";
+  return s == "--upper_dim" || s == "--dual" || s == "--benchmark" || s == "--general" || s == "--threads";
 }
 
 void print_benchmark(const std::string& input, const Options& opt, int P, const RunStats& st, double total) {
@@ -173,6 +175,13 @@ int run_dipha_cli(int argc, char** argv, MPI_Comm comm) {
         opt.benchmark = true;
       } else if (a == "--general") {
         opt.general = true;
+      } else if (a == "--threads") {
+        int64_t t = 0;
+        if (i + 1 >= nopt) return "--threads needs an integer value before the file names";
+        if (!parse_int64(args[i + 1], t)) return "--threads value '" + args[i + 1] + "' is not an integer";
+        if (t < 1 || t > 4096) return "--threads must be between 1 and 4096, got " + args[i + 1];
+        opt.threads = static_cast<int>(t);
+        ++i;
       } else {
         return "unknown option '" + a + "'";
       }

@@ -33,6 +33,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "dipha/mpi_layer.hpp"
 #include "rips_cofaces.hpp"
@@ -41,6 +42,7 @@
 #include "rips_progress.hpp"
 #include "rips_reduction.hpp"
 #include "rips_simplex.hpp"
+#include "rips_threads.hpp"
 
 namespace dipha {
 namespace rips {
@@ -81,21 +83,36 @@ class EngineBase {
 };
 
 // Phases (fault-injection names, see dipha/mpi_layer.hpp): rips.fingerprint, rips.setup,
-// rips.h0, and per dimension q = 1..max_dim: rips.columns.<q> (listing the columns),
-// rips.split.<q> (choosing the key ranges of the ranks), rips.exchange.<q> (routing the columns
-// to their owners), rips.reduce.<q>.<t> (round t of the pipelined reduction),
+// rips.h0, rips.workers (the threads of every rank), and per dimension q = 1..max_dim:
+// rips.columns.<q> (listing the columns), rips.split.<q> (choosing the key ranges of the
+// workers), rips.exchange.<q> (routing the columns to their ranks, then to their threads),
+// rips.reduce.<q>.<t> (round t
+// of the pipelined reduction: 0 a worker's own columns, t >= 1 the t-th batch handed on to it),
 // rips.clearing.<q> (gathering the pivots for clearing, q < max_dim); rips.gather (the pairs).
+//
+// Threads: rank r runs T_r threads (Options::n_threads); the reduction has W = sum of T_r
+// workers, worker w = (threads of the ranks before r) + t for thread t of rank r, each owning a
+// key range, its pivots and its columns. The pipeline runs over the workers: thread t hands its
+// columns on to thread t + 1 through an in-memory queue; the last thread of rank r to the first
+// of rank r + 1 through the MPI chain, driven by the thread that called the engine (the relay),
+// which never computes when P > 1. Results are identical for any ranks x threads split.
 template <class Lookup>
 class Engine : public EngineBase {
  public:
-  Engine(const Graph& g, const Binomial& C, int max_dim, MPI_Comm comm, bool verbose, int64_t working_bytes)
-      : g(g), cx(g, C), max_dim(max_dim), n_edges(static_cast<int64_t>(g.edges.size())),
-        mc(comm, rips_oom(g.n, &n_edges)), rank(mc.rank()), P(mc.size()), log(verbose && mc.rank() == 0) {
-    heap_budget = static_cast<size_t>(working_bytes < 0 ? (int64_t{1} << 30) : working_bytes) / sizeof(Entry);
+  Engine(const Graph& g, const Binomial& C, const Options& opt, MPI_Comm comm)
+      : g(g), cx(g, C), max_dim(opt.max_dim), n_edges(static_cast<int64_t>(g.edges.size())),
+        mc(comm, rips_oom(g.n, &n_edges)), rank(mc.rank()), P(mc.size()), T(threads_of(opt.n_threads)),
+        log(opt.verbose && mc.rank() == 0) {
+    working_bytes = opt.working_bytes < 0 ? (int64_t{1} << 30) : opt.working_bytes;
     for (const Entry& e : g.edges) top_value = std::max(top_value, e.v);
   }
 
   Pairs run() override;
+
+  static int threads_of(int n_threads) {
+    if (n_threads > 0) return n_threads;
+    return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
 
  private:
   const Graph& g;
@@ -104,9 +121,12 @@ class Engine : public EngineBase {
   const int64_t n_edges;
   mpi::Comm mc;
   const int rank, P;
+  const int T;                 // threads of this rank
+  int first = 0, W = 1;        // global index of this rank's thread 0; workers over all ranks
+  std::vector<int> owner_rank;  // worker -> rank
   const Logger log;
-  size_t heap_budget = 0;  // entries of the largest working coboundary
-  double top_value = 0;    // the longest edge: no coboundary value exceeds it
+  int64_t working_bytes = 0;  // largest working coboundary of a rank (shared by its threads)
+  double top_value = 0;       // the longest edge: no coboundary value exceeds it
 
   // H0 by union-find over the sorted edges (every rank; cheap). Marks the pivot (death) edges.
   RIPS_PHASE std::vector<char> h0(PairList& out) const {
@@ -130,6 +150,20 @@ class Engine : public EngineBase {
     return death;
   }
 
+  // The worker layout: every rank's thread count.
+  void agree_on_workers() {
+    const mpi::Phase ph{"rips.workers", "sharing out the work over the threads"};
+    const std::vector<int> counts = mc.allgather(ph, T);
+    mc.run(ph, [&] {
+      owner_rank.clear();
+      for (int p = 0; p < P; ++p) {
+        if (p == rank) first = static_cast<int>(owner_rank.size());
+        owner_rank.insert(owner_rank.end(), static_cast<size_t>(counts[p]), p);
+      }
+      W = static_cast<int>(owner_rank.size());
+    });
+  }
+
   // Is the dim-q simplex (vertices v, value val, rank idx) a column to reduce?
   bool is_column(const int32_t* v, int q, double val, idx_t idx, const HashMap& cleared) const {
     // A simplex is in at most one pair: most simplices are the lower half of an apparent pair,
@@ -146,52 +180,81 @@ class Engine : public EngineBase {
   // rank, edge by edge (rips_listing.hpp): an edge lists the triangles whose max-key edge it is.
   // Edges are dealt to ranks round-robin: the work an edge brings (its cofaces) grows with its
   // length, so contiguous blocks of the sorted edges would leave the last rank the heaviest
-  // share. Dimension q >= 3 comes from the simplices of dimension q - 1 this rank listed
-  // (`simplices`, replaced by those of dimension q when q < max_dim), each simplex listed from
-  // its q smallest vertices and tested by is_column.
-  RIPS_PHASE void list_columns(int q, const std::vector<char>& tree, const HashMap& cleared, std::vector<idx_t>& simplices,
-                    std::vector<Entry>& cols) const {
-    std::vector<idx_t> next;
+  // share; the threads of a rank take its edges in small chunks as they go. Dimension q >= 3
+  // comes from the simplices of dimension q - 1 this rank listed (`simplices`, replaced by those
+  // of dimension q when q < max_dim), each simplex listed from its q smallest vertices and
+  // tested by is_column.
+  RIPS_PHASE void list_columns(int q, const std::vector<char>& tree, const HashMap& cleared,
+                               std::vector<idx_t>& simplices, std::vector<Entry>& cols) const {
     const size_t E = g.edges.size();
-    if (q <= 2) {
-      EdgeListing<Lookup> listing(cx);
-      for (size_t e = static_cast<size_t>(rank); e < E; e += static_cast<size_t>(P)) {
-        if (q == 1) {
-          if (!tree[e] && !listing.edge_is_apparent(g.edges[e])) cols.push_back(g.edges[e]);
-          continue;
+    const size_t R = static_cast<size_t>(rank), Ps = static_cast<size_t>(P);
+    const size_t items = q <= 2 ? (E > R ? (E - R + Ps - 1) / Ps : 0) : simplices.size();
+    ChunkCounter chunks(items, q <= 2 ? 16 : 256);
+    std::vector<std::vector<Entry>> found(static_cast<size_t>(T));
+    std::vector<std::vector<idx_t>> next(static_cast<size_t>(T));
+    run_threads(T, [&](int t) {
+      std::vector<Entry>& out = found[static_cast<size_t>(t)];
+      std::vector<idx_t>& nx = next[static_cast<size_t>(t)];
+      size_t begin, end;
+      if (q <= 2) {
+        EdgeListing<Lookup> listing(cx);
+        while (chunks.next(begin, end)) {
+          for (size_t k = begin; k < end; ++k) {
+            const size_t e = R + k * Ps;
+            if (q == 1) {
+              if (!tree[e] && !listing.edge_is_apparent(g.edges[e])) out.push_back(g.edges[e]);
+              continue;
+            }
+            listing.template triangles<false>(g.edges[e], [&](const Entry& tri, int verdict) {
+              if (q < max_dim) nx.push_back(tri.i);
+              if (verdict == 0 && !cleared.find(tri.i)) out.push_back(tri);
+            });
+          }
         }
-        listing.template triangles<false>(g.edges[e], [&](const Entry& t, int verdict) {
-          if (q < max_dim) next.push_back(t.i);
-          if (verdict == 0 && !cleared.find(t.i)) cols.push_back(t);
-        });
+        return;
       }
-    } else {
       int32_t v[kMaxVerts];
-      for (idx_t s : simplices) {
-        cx.vertices(s, q - 1, v);
-        double sv = cx.diameter(v, q - 1);
-        cx.cofaces(v, q - 1, sv, [&](double m, idx_t r, int32_t w) {
-          if (q < max_dim) next.push_back(r);
-          v[q] = w;  // w > all vertices of s: appended vertex keeps the order
-          if (is_column(v, q, m, r, cleared)) cols.push_back({m, r});
-          return false;
-        }, /*above_only=*/true);
+      while (chunks.next(begin, end)) {
+        for (size_t k = begin; k < end; ++k) {
+          cx.vertices(simplices[k], q - 1, v);
+          double sv = cx.diameter(v, q - 1);
+          cx.cofaces(v, q - 1, sv, [&](double m, idx_t r, int32_t w) {
+            if (q < max_dim) nx.push_back(r);
+            v[q] = w;  // w > all vertices of s: appended vertex keeps the order
+            if (is_column(v, q, m, r, cleared)) out.push_back({m, r});
+            return false;
+          }, /*above_only=*/true);
+        }
       }
+    });
+    std::vector<idx_t>().swap(simplices);
+    cols = concatenate(found);
+    simplices = concatenate(next);
+  }
+  template <class X> static std::vector<X> concatenate(std::vector<std::vector<X>>& parts) {
+    if (parts.size() == 1) return std::move(parts[0]);
+    size_t total = 0;
+    for (auto& p : parts) total += p.size();
+    std::vector<X> out;
+    out.reserve(total);
+    for (auto& p : parts) {
+      out.insert(out.end(), p.begin(), p.end());
+      std::vector<X>().swap(p);
     }
-    simplices.swap(next);
+    return out;
   }
 
-  // Key ranges of the ranks for the columns of dimension q, from regular samples of every rank's
-  // columns weighted by the rank's column count.
+  // Key ranges of the W workers for the columns of dimension q, from regular samples of every
+  // rank's columns weighted by the rank's column count.
   RIPS_PHASE Split make_split(std::vector<Entry>& cols, int q) {
     Split sp;
     sp.dim = q;
-    if (P == 1) return sp;
+    if (W == 1) return sp;
     const mpi::Phase ph{"rips.split." + std::to_string(q), "splitting the columns of dimension " + std::to_string(q)};
-    const int S = 64;  // regular samples per rank
+    const int S = 64 * T;  // regular samples of this rank
     std::vector<Entry> samples;
     mc.run(ph, [&] {
-      std::sort(cols.begin(), cols.end(), key_less);
+      std::sort(cols.begin(), cols.end(), KeyLess());
       for (int s = 0; s < S && !cols.empty(); ++s) samples.push_back(cols[(cols.size() * (2 * s + 1)) / (2 * S)]);
     });
     // weight: number of columns behind each sample
@@ -211,49 +274,126 @@ class Engine : public EngineBase {
       int next = 1;
       for (auto& w : weighted) {
         acc += w.second;
-        while (next < P && acc >= total * next / P) { sp.s.push_back(w.first); ++next; }
+        while (next < W && acc >= total * next / W) { sp.s.push_back(w.first); ++next; }
       }
-      while (static_cast<int>(sp.s.size()) < P - 1) sp.s.push_back({kInf, INT64_MAX});
+      while (static_cast<int>(sp.s.size()) < W - 1) sp.s.push_back({kInf, INT64_MAX});
     });
     return sp;
   }
 
-  // The pipelined reduction of this rank's columns of dimension q (sorted by decreasing key):
-  // round 0 its own columns, rounds 1..rank the columns handed on by rank - 1.
-  RIPS_PHASE void reduce_columns(Reducer<Lookup>& red, std::vector<Entry>& cols) {
-    const int q = red.dim();
+  // The pipelined reduction of dimension q. cols[t]: the columns of this rank's thread t
+  // (decreasing keys). Worker w runs round 0 on its own columns, then rounds 1..w on the batches
+  // handed on to it, one per worker below it, in order (the batch of worker w - 1 first): so a
+  // column meets the pivots of every column of higher key before its own turn, as in a serial
+  // reduction in decreasing key order.
+  RIPS_PHASE void reduce_columns(int q, std::vector<std::vector<Entry>>& cols,
+                                 std::vector<std::unique_ptr<Reducer<Lookup>>>& red) {
     const std::string qs = std::to_string(q);
-    mpi::Chain chain(mc, {"rips.reduce." + qs, "reducing dimension " + qs}, kTagColumns);
-    for (int t = 0; t <= rank; ++t) {
-      red.outgoing().clear();
-      const std::string round = "rips.reduce." + qs + "." + std::to_string(t);
-      if (t == 0) {
-        chain.step(round, [&] {
-          auto last_progress = std::chrono::steady_clock::now();
-          for (size_t k = 0; k < cols.size(); ++k) {
-            red.process_own(cols[k]);
-            if (log.on() && (k & 63) == 63 && seconds_since(last_progress) > 30) {
-              last_progress = std::chrono::steady_clock::now();
-              const ReductionStats st = red.stats();
-              log("dim %d: %zu / %zu columns reduced (%lld additions, %.1f M stored coefficients)", q, k + 1,
-                  cols.size(), static_cast<long long>(st.additions), st.stored_coefficients / 1e6);
-            }
+    const mpi::Phase phase{"rips.reduce." + qs, "reducing dimension " + qs};
+    auto round = [&](int t) { return mpi::Phase{phase.name + "." + std::to_string(t), phase.what}; };
+    mpi::Chain chain(mc, phase, kTagColumns);
+    WorkerFailures failures;
+    std::vector<Channel> inbox(static_cast<size_t>(T));  // inbox[0]: from the relay
+    Channel outbox;                                       // last thread -> relay
+    auto stop_all = [&] {
+      failures.stop = true;
+      for (auto& c : inbox) c.wake();
+    };
+    size_t total = 0;
+    for (auto& c : cols) total += c.size();
+    std::atomic<size_t> done{0};
+    std::atomic<int64_t> last_report{0};
+    const auto t0 = std::chrono::steady_clock::now();
+    auto progress = [&] {  // every 30 s, by whichever thread of rank 0 comes first
+      const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - t0).count();
+      int64_t last = last_report.load();
+      if (now - last >= 30 && last_report.compare_exchange_strong(last, now))
+        log("dim %d: %zu / %zu columns of rank 0 reduced", q, done.load(), total);
+    };
+
+    auto worker = [&](int t) {
+      Reducer<Lookup>& r = *red[static_cast<size_t>(t)];
+      std::vector<Entry>& own = cols[static_cast<size_t>(t)];
+      auto fail = [&](const std::string& message) {
+        failures.record(t, message);
+        stop_all();
+        r.release();
+        std::vector<Entry>().swap(own);
+      };
+      auto hand_on = [&] {  // this round's forwarded columns to the next worker
+        if (t + 1 < T) inbox[static_cast<size_t>(t + 1)].push(std::move(r.outgoing()));
+        else if (rank + 1 < P) outbox.push(std::move(r.outgoing()));
+        r.outgoing().clear();
+      };
+      std::string err = mpi::capture(round(0), rank, mc.oom(), [&] {
+        for (size_t k = 0; k < own.size() && !failures.stop; ++k) {
+          r.process_own(own[k]);
+          if (log.on() && (k & 63) == 63) {
+            done += 64;
+            progress();
           }
-          std::vector<Entry>().swap(cols);
-        });
-      } else {
+        }
+      });
+      std::vector<Entry>().swap(own);
+      if (!err.empty()) return fail(err);
+      if (failures.stop) return;
+      hand_on();
+      for (int k = 1; k <= first + t; ++k) {
         std::vector<int64_t> in;
-        if (chain.recv(rank - 1, in, round)) chain.step(round, [&] { red.process_message(in); });
+        if (!inbox[static_cast<size_t>(t)].pop(in, failures.stop)) return;
+        err = mpi::capture(round(k), rank, mc.oom(), [&] { r.process_message(in, failures.stop); });
+        if (!err.empty()) return fail(err);
+        if (failures.stop) return;
+        hand_on();
       }
-      if (chain.failed()) {  // free what this rank holds; it only drains from now on
-        red.release();
-        std::vector<Entry>().swap(cols);
+      r.release_heap();
+    };
+
+    if (P == 1) {
+      run_threads(T, worker);
+    } else {
+      // the relay: MPI to and from the neighbours, workers on threads of their own
+      std::vector<std::thread> threads;
+      try {
+        for (int t = 0; t < T; ++t) threads.emplace_back(worker, t);
+      } catch (const std::exception& e) {
+        failures.record(-1, std::string("rips: could not start the threads of the reduction: ") + e.what());
+        stop_all();
       }
-      if (rank + 1 < P) chain.send(rank + 1, red.outgoing());
+      int in_left = rank > 0 ? first : 0;           // batches from rank - 1
+      int out_left = rank + 1 < P ? first + T : 0;  // batches to rank + 1
+      int k_in = 0;
+      bool have = false;
+      std::vector<int64_t> msg;
+      while (in_left > 0 || out_left > 0) {
+        if (failures.failed()) chain.fail(failures.message());
+        bool moved = false;
+        if (out_left > 0) {
+          if (!have && !chain.is_void()) have = outbox.pop_for(msg, std::chrono::microseconds(0));
+          if (have || chain.is_void()) {
+            chain.send(rank + 1, msg);  // an empty message flagged as void once this rank's results are
+            msg.clear();
+            have = false;
+            --out_left;
+            moved = true;
+          }
+        }
+        if (in_left > 0 && chain.poll(rank - 1)) {
+          std::vector<int64_t> in;
+          const bool ok = chain.recv(rank - 1, in, round(++k_in).name);
+          --in_left;
+          if (ok) inbox[0].push(std::move(in));
+          else stop_all();  // this rank or one before it failed: its results are void
+          moved = true;
+        }
+        if (moved) continue;
+        if (out_left > 0 && !chain.is_void()) have = outbox.pop_for(msg, std::chrono::microseconds(200));
+        else std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+      for (auto& th : threads) th.join();
     }
+    if (failures.failed()) chain.fail(failures.message());
     chain.finish();
-    std::vector<int64_t>().swap(red.outgoing());
-    red.release_heap();
   }
 };
 
@@ -264,6 +404,7 @@ Pairs Engine<Lookup>::run() {
   std::vector<char> tree;
   mc.run({"rips.h0", "computing H0"}, [&] { tree = h0(h0pairs); });
   log("n = %lld vertices, %zu edges; H0 done", static_cast<long long>(g.n), g.edges.size());
+  agree_on_workers();
 
   Pairs pairs(max_dim + 1);
   // simplices of the current dimension held by this rank (for generating the next dimension)
@@ -276,37 +417,52 @@ Pairs Engine<Lookup>::run() {
     cols.clear();
     mc.run({"rips.columns." + qs, "listing the columns of dimension " + qs},
            [&] { list_columns(q, tree, cleared, local_simplices, cols); });
-    // route the columns to the owners of their keys
+    // route the columns to the ranks of the workers that own their keys
     const Split split = make_split(cols, q);
     if (P > 1) {
       const mpi::Phase ph{"rips.exchange." + qs, "routing the columns of dimension " + qs + " to their ranks"};
       std::vector<std::vector<Entry>> send(P);
       mc.run(ph, [&] {
-        for (auto& c : cols) send[split.owner(c, q)].push_back(c);
+        for (auto& c : cols) send[owner_rank[split.owner(c, q)]].push_back(c);
         std::vector<Entry>().swap(cols);
       });
       cols = mc.alltoallv(ph, send);
     }
-    std::sort(cols.begin(), cols.end(), [](const Entry& a, const Entry& b) { return key_less(b, a); });
-    log("dim %d: %zu columns on rank 0 after clearing and apparent pairs (%.2fs)", q, cols.size(), seconds_since(tq));
+    std::vector<std::vector<Entry>> mine(static_cast<size_t>(T));
+    std::vector<std::unique_ptr<Reducer<Lookup>>> red(static_cast<size_t>(T));
+    mc.run({"rips.exchange." + qs, "routing the columns of dimension " + qs + " to their workers"}, [&] {
+      for (auto& c : cols) mine[static_cast<size_t>(split.owner(c, q) - first)].push_back(c);
+      std::vector<Entry>().swap(cols);
+      const size_t budget = static_cast<size_t>(working_bytes / T) / sizeof(Entry);
+      for (int t = 0; t < T; ++t) red[t].reset(new Reducer<Lookup>(cx, q, split, first + t, budget, top_value, log));
+      run_threads(T, [&](int t) {
+        std::sort(mine[t].begin(), mine[t].end(), [](const Entry& a, const Entry& b) { return key_less(b, a); });
+      });
+    });
+    size_t n_cols = 0;
+    for (auto& c : mine) n_cols += c.size();
+    log("dim %d: %zu columns on rank 0 after clearing and apparent pairs (%.2fs)", q, n_cols, seconds_since(tq));
 
-    Reducer<Lookup> red(cx, q, split, rank, heap_budget, top_value, log);
-    reduce_columns(red, cols);
-    const ReductionStats st = red.stats();
+    reduce_columns(q, mine, red);
+    ReductionStats st;
+    for (auto& r : red) st += r->stats();
     log("dim %d: reduced in %.2fs (rank 0: %lld pairs stored, %lld emergent, %lld additions, %lld forwarded; "
         "%.1f M stored coefficients, largest V column %zu, largest working coboundary %zu, live %zu; %lld columns in %lld windows)", q,
         seconds_since(tq), static_cast<long long>(st.stored), static_cast<long long>(st.emergent),
         static_cast<long long>(st.additions), static_cast<long long>(st.forwarded), st.stored_coefficients / 1e6, st.max_v,
         st.max_heap, st.max_live, static_cast<long long>(st.windowed), static_cast<long long>(st.windows));
-    pairs[q].swap(red.pairs());
+    for (auto& r : red) pairs[q].insert(pairs[q].end(), r->pairs().begin(), r->pairs().end());
     if (q < max_dim) {
       const mpi::Phase ph{"rips.clearing." + qs, "gathering the pivots of dimension " + qs + " for clearing"};
-      std::vector<idx_t> mine;
+      std::vector<idx_t> keys;
       mc.run(ph, [&] {
-        mine.reserve(red.pivots().size());
-        red.pivots().for_each([&](idx_t k, int64_t) { mine.push_back(k); });
+        size_t n = 0;
+        for (auto& r : red) n += r->pivots().size();
+        keys.reserve(n);
+        for (auto& r : red) r->pivots().for_each([&](idx_t k, int64_t) { keys.push_back(k); });
+        red.clear();
       });
-      std::vector<idx_t> all = mc.allgatherv(ph, mine);
+      std::vector<idx_t> all = mc.allgatherv(ph, keys);
       mc.run(ph, [&] {
         cleared.clear();
         for (idx_t k : all) cleared.insert(k, 0);
@@ -327,9 +483,8 @@ Pairs Engine<Lookup>::run() {
 
 // The engine for the graph's look-up kind, chosen once for the whole run.
 std::unique_ptr<EngineBase> make_engine(const Graph& g, const Binomial& C, const Options& opt, MPI_Comm comm) {
-  if (g.dense())
-    return std::unique_ptr<EngineBase>(new Engine<DenseLookup>(g, C, opt.max_dim, comm, opt.verbose, opt.working_bytes));
-  return std::unique_ptr<EngineBase>(new Engine<NeighbourLookup>(g, C, opt.max_dim, comm, opt.verbose, opt.working_bytes));
+  if (g.dense()) return std::unique_ptr<EngineBase>(new Engine<DenseLookup>(g, C, opt, comm));
+  return std::unique_ptr<EngineBase>(new Engine<NeighbourLookup>(g, C, opt, comm));
 }
 
 long double estimate_count(int64_t n, int k, double density) {
@@ -359,6 +514,8 @@ Pairs compute(const DistanceView& d, const Options& opt, MPI_Comm comm, bool cla
     if (opt.max_dim < 0) throw Error("rips: max_dim must be >= 0, got " + std::to_string(opt.max_dim));
     if (opt.max_dim + 2 >= kMaxVerts) throw Error("rips: max_dim " + std::to_string(opt.max_dim) + " is too large (at most " + std::to_string(kMaxVerts - 3) + ")");
     if (std::isnan(opt.threshold) || opt.threshold < 0) throw Error("rips: threshold must be >= 0 (or +inf)");
+    if (opt.n_threads < 1 && opt.n_threads != -1)
+      throw Error("rips: n_threads must be >= 1 (or -1 for one per hardware thread), got " + std::to_string(opt.n_threads));
     if (d.n > INT32_MAX) throw Error("rips: at most 2^31-1 points are supported");
     if (d.indptr) {
       if (d.indptr[0] != 0) throw Error("rips: CSR indptr[0] must be 0");
@@ -511,7 +668,7 @@ Pairs persistence(const DistanceView& d, const Options& opt, MPI_Comm comm) {
   return detail::compute(d, opt, comm, /*clamp_negative=*/false, nullptr);
 }
 
-Diagram dipha_diagram(const DistanceView& d, int64_t upper_dim, MPI_Comm comm, bool verbose) {
+Diagram dipha_diagram(const DistanceView& d, int64_t upper_dim, MPI_Comm comm, bool verbose, int n_threads) {
   detail::agree_on_input(d, "upper_dim", upper_dim, {}, "every rank must pass the same distance matrix and upper_dim",
                          comm);
   if (upper_dim < 0) throw Error("rips: upper_dim must be >= 0");
@@ -520,6 +677,7 @@ Diagram dipha_diagram(const DistanceView& d, int64_t upper_dim, MPI_Comm comm, b
   Options opt;
   opt.max_dim = static_cast<int>(std::min<int64_t>(upper_dim - 1, detail::kMaxVerts - 3));
   opt.verbose = verbose;
+  opt.n_threads = n_threads;
   double max_edge = 0;
   Pairs p = detail::compute(d, opt, comm, /*clamp_negative=*/true, &max_edge);
   const double max_value = max_edge / 2;

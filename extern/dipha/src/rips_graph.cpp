@@ -53,7 +53,7 @@ Graph build_graph(const DistanceView& d, double threshold, bool clamp_negative, 
     for (int64_t i = 0; i < n; ++i)
       for (int64_t p = g.ptr[i]; p < g.ptr[i + 1]; ++p) g.mat[static_cast<size_t>(i) * n + g.nb[p]] = g.nv[p];
   }
-  std::sort(g.edges.begin(), g.edges.end(), key_less);
+  std::sort(g.edges.begin(), g.edges.end(), KeyLess());
   g.bd.resize(E2);
   g.bv.resize(E2);
   {

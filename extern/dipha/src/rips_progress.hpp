@@ -20,20 +20,16 @@ class Logger {
  public:
   explicit Logger(bool on) : on_(on) {}
   bool on() const { return on_; }
-  /// The same clock, silent: for the workers that do not report.
-  Logger silent() const {
-    Logger l(false);
-    l.t0_ = t0_;
-    return l;
-  }
+  /// One line, written at once (workers of a rank may report concurrently).
   void operator()(const char* fmt, ...) const __attribute__((format(printf, 2, 3))) {
     if (!on_) return;
-    std::fprintf(stderr, "[rips %7.2fs %7.0f MiB peak] ", seconds_since(t0_), mpi::peak_rss_mib());
+    char line[1024];
+    int n = std::snprintf(line, sizeof line, "[rips %7.2fs %7.0f MiB peak] ", seconds_since(t0_), mpi::peak_rss_mib());
     va_list ap;
     va_start(ap, fmt);
-    std::vfprintf(stderr, fmt, ap);
+    if (n >= 0 && n < static_cast<int>(sizeof line)) std::vsnprintf(line + n, sizeof line - n, fmt, ap);
     va_end(ap);
-    std::fputc('\n', stderr);
+    std::fprintf(stderr, "%s\n", line);
   }
 
  private:

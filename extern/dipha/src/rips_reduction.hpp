@@ -12,6 +12,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -100,6 +101,20 @@ struct ReductionStats {
   size_t max_heap = 0, max_v = 0, max_live = 0;
   int64_t windowed = 0, windows = 0;
   size_t stored_coefficients = 0;
+  /// Sums of the counts, largest of the sizes (the workers of a rank).
+  ReductionStats& operator+=(const ReductionStats& o) {
+    stored += o.stored;
+    emergent += o.emergent;
+    forwarded += o.forwarded;
+    additions += o.additions;
+    max_heap = std::max(max_heap, o.max_heap);
+    max_v = std::max(max_v, o.max_v);
+    max_live = std::max(max_live, o.max_live);
+    windowed += o.windowed;
+    windows += o.windows;
+    stored_coefficients += o.stored_coefficients;
+    return *this;
+  }
 };
 
 /// The reduction state of one worker for the columns of dimension `dim`.
@@ -118,9 +133,9 @@ class Reducer {
   void process_own(const Entry& sigma);
   /// A column handed over by the previous worker: its coboundary is rebuilt from its V column.
   void process_forwarded(const Entry& sigma, const int64_t* V, int64_t len);
-  /// Calls process_forwarded for every column of a message built by forward().
-  void process_message(const std::vector<int64_t>& in) {
-    for (size_t p = 0; p < in.size();) {
+  /// Calls process_forwarded for every column of a message built by forward(), until `stop`.
+  void process_message(const std::vector<int64_t>& in, const std::atomic<bool>& stop) {
+    for (size_t p = 0; p < in.size() && !stop.load(std::memory_order_relaxed);) {
       Entry s;
       std::memcpy(&s.v, &in[p], 8);
       s.i = in[p + 1];
@@ -199,7 +214,7 @@ class Reducer {
     v.resize(w);
   }
   void prune_heap() {
-    cancel_pairs(heap_, key_less);
+    cancel_pairs(heap_, KeyLess());
     std::make_heap(heap_.begin(), heap_.end(), KeyGreater());
   }
   void store(const Entry& sigma, const Entry& tau) {
@@ -273,7 +288,7 @@ class Reducer {
     each_coface_of_v([&](const Entry& e) {
       if (!key_less(e, win_lo_) && key_less(e, win_hi_)) win_.push_back(e);
     });
-    cancel_pairs(win_, key_less);
+    cancel_pairs(win_, KeyLess());
     win_pos_ = 0;
     ++st_.windows;
     if (log_.on() && seconds_since(last_progress_) > 30) {

@@ -25,6 +25,9 @@ struct Entry {
 };
 inline bool operator==(const Entry& a, const Entry& b) { return a.v == b.v && a.i == b.i; }
 inline bool key_less(const Entry& a, const Entry& b) { return a.v < b.v || (a.v == b.v && a.i < b.i); }
+struct KeyLess {  // for sorting (a function object: inlined, unlike a function pointer)
+  bool operator()(const Entry& a, const Entry& b) const { return key_less(a, b); }
+};
 struct KeyGreater {  // for a min-heap with std::push_heap
   bool operator()(const Entry& a, const Entry& b) const { return key_less(b, a); }
 };

@@ -7,7 +7,9 @@
 #include "dipha/engine.hpp"
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
+  // --threads: worker threads never call MPI, the main thread does
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   int rc = 1;
   try {
     rc = dipha::run_dipha_cli(argc, argv, MPI_COMM_WORLD);

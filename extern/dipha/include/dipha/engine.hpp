@@ -24,6 +24,7 @@ struct Options {
   bool dual = false;       // persistent cohomology (coboundary matrix, reversed order)
   bool general = false;    // types 7/8: explicit enumeration instead of dipha::rips
   bool benchmark = false;  // per-phase table on rank 0's stdout
+  int threads = 1;         // types 7/8, fast path: threads of each rank (extension, not in DIPHA)
 };
 
 /// One line of the --benchmark table.

@@ -40,12 +40,16 @@ struct Options {
   // by window of filtration values, regenerating its coboundary for each window. Negative: the
   // default (1 GiB).
   int64_t working_bytes = -1;
+  // Threads of each rank (>= 1; -1: one per hardware thread of the machine). The column listing
+  // is shared out over the threads edge by edge, the reduction over P x T workers (key ranges);
+  // results are identical for any number of ranks and threads. Ranks may use different counts.
+  int n_threads = 1;
 };
 
 /// Persistence pairs per homology dimension, in the units of the input (filtration value of a
 /// simplex = its longest edge). Essential classes have death = +inf. Zero-length pairs are
 /// dropped. Each dimension's pairs are sorted by (birth, death). Every rank of `comm` returns the
-/// same result, identical for any number of ranks.
+/// same result, identical for any number of ranks and threads.
 using Pairs = std::vector<std::vector<std::pair<double, double>>>;
 
 Pairs persistence(const DistanceView& d, const Options& opt, MPI_Comm comm);
@@ -54,7 +58,8 @@ Pairs persistence(const DistanceView& d, const Options& opt, MPI_Comm comm);
 /// essential class of dimension q -> record (-q-1, birth, max_value) where max_value is the
 /// largest value of any simplex of dimension <= upper_dim present; records sorted as in a DIPHA
 /// diagram file. Every rank returns the same diagram.
-Diagram dipha_diagram(const DistanceView& d, int64_t upper_dim, MPI_Comm comm, bool verbose = false);
+/// `n_threads` as in Options.
+Diagram dipha_diagram(const DistanceView& d, int64_t upper_dim, MPI_Comm comm, bool verbose = false, int n_threads = 1);
 
 namespace testing {
 
