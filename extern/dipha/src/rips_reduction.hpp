@@ -100,6 +100,7 @@ struct ReductionStats {
   int64_t stored = 0, emergent = 0, forwarded = 0, additions = 0;
   size_t max_heap = 0, max_v = 0, max_live = 0;
   int64_t windowed = 0, windows = 0;
+  int64_t generated = 0;  // coboundary entries generated (the work of a reduction)
   size_t stored_coefficients = 0;
   /// Sums of the counts, largest of the sizes (the workers of a rank).
   ReductionStats& operator+=(const ReductionStats& o) {
@@ -112,10 +113,52 @@ struct ReductionStats {
     max_live = std::max(max_live, o.max_live);
     windowed += o.windowed;
     windows += o.windows;
+    generated += o.generated;
     stored_coefficients += o.stored_coefficients;
     return *this;
   }
 };
+
+/// A column handed on to the next worker: its V column and, between the threads of a rank, its
+/// working coboundary (a heap, as it stood), which the next worker then need not regenerate.
+struct Forwarded {
+  Entry sigma;
+  std::vector<idx_t> v;
+  std::vector<Entry> heap;
+};
+using Batch = std::vector<Forwarded>;
+
+/// A batch as one MPI message, V columns only: (value bits, rank, |V|, V...)*.
+inline std::vector<int64_t> serialise(Batch& b) {
+  size_t words = 0;
+  for (const Forwarded& f : b) words += 3 + f.v.size();
+  std::vector<int64_t> out;
+  out.reserve(words);
+  for (Forwarded& f : b) {
+    int64_t bits;
+    std::memcpy(&bits, &f.sigma.v, 8);
+    out.push_back(bits);
+    out.push_back(f.sigma.i);
+    out.push_back(static_cast<int64_t>(f.v.size()));
+    out.insert(out.end(), f.v.begin(), f.v.end());
+    std::vector<idx_t>().swap(f.v);
+    std::vector<Entry>().swap(f.heap);
+  }
+  return out;
+}
+inline Batch deserialise(const std::vector<int64_t>& in) {
+  Batch b;
+  for (size_t p = 0; p < in.size();) {
+    Forwarded f;
+    std::memcpy(&f.sigma.v, &in[p], 8);
+    f.sigma.i = in[p + 1];
+    const int64_t len = in[p + 2];
+    f.v.assign(in.begin() + static_cast<std::ptrdiff_t>(p + 3), in.begin() + static_cast<std::ptrdiff_t>(p + 3 + len));
+    b.push_back(std::move(f));
+    p += 3 + static_cast<size_t>(len);
+  }
+  return b;
+}
 
 /// The reduction state of one worker for the columns of dimension `dim`.
 template <class Lookup>
@@ -131,22 +174,26 @@ class Reducer {
   int dim() const { return dim_; }
   /// A column of this worker's own range (the first round of the pipeline).
   void process_own(const Entry& sigma);
-  /// A column handed over by the previous worker: its coboundary is rebuilt from its V column.
-  void process_forwarded(const Entry& sigma, const int64_t* V, int64_t len);
-  /// Calls process_forwarded for every column of a message built by forward(), until `stop`.
-  void process_message(const std::vector<int64_t>& in, const std::atomic<bool>& stop) {
-    for (size_t p = 0; p < in.size() && !stop.load(std::memory_order_relaxed);) {
-      Entry s;
-      std::memcpy(&s.v, &in[p], 8);
-      s.i = in[p + 1];
-      int64_t len = in[p + 2];
-      process_forwarded(s, in.data() + p + 3, len);
-      p += 3 + len;
+  /// A column handed over by the previous worker: its coboundary is taken over, or rebuilt from
+  /// its V column.
+  void process_forwarded(Forwarded& f);
+  /// Every column of a batch, until `stop`.
+  void process_batch(Batch& b, const std::atomic<bool>& stop) {
+    for (size_t k = 0; k < b.size() && !stop.load(std::memory_order_relaxed); ++k) {
+      process_forwarded(b[k]);
+      b[k] = Forwarded();
     }
   }
+  /// Working coboundaries of at most `*credit` bytes in all (shared by the workers of a rank,
+  /// given back by the worker that takes one over) travel with the columns this worker hands on
+  /// when `carry` (to a thread of the same rank).
+  void forward_heaps(std::atomic<int64_t>* credit, bool carry) {
+    credit_ = credit;
+    carry_ = carry;
+  }
 
-  /// The serialised columns handed on since the last clear: (value bits, rank, |V|, V...)*.
-  std::vector<int64_t>& outgoing() { return outgoing_; }
+  /// The columns handed on since the last clear.
+  Batch& outgoing() { return outgoing_; }
   /// The persistence pairs (birth, death) of the columns reduced here (zero-length ones dropped).
   PairList& pairs() { return pairs_; }
   /// Pivot (rank of a dim+1 simplex) -> stored slot.
@@ -160,7 +207,7 @@ class Reducer {
   void release() {
     std::vector<Entry>().swap(heap_);
     std::vector<idx_t>().swap(work_v_);
-    std::vector<int64_t>().swap(outgoing_);
+    Batch().swap(outgoing_);
     std::vector<idx_t>().swap(v_ent_);
     std::vector<Entry>().swap(win_);
     std::vector<Entry>().swap(extra_);
@@ -172,13 +219,16 @@ class Reducer {
   static constexpr size_t kPruneFactor = 4;
 
   // Calls f(entry) for every coface (within the threshold) of the dim_ simplex s.
-  template <class F> void cofaces_of(idx_t s, F&& f) const {
+  template <class F> void cofaces_of(idx_t s, F&& f) {
     int32_t v[kMaxVerts];
     cx_.vertices(s, dim_, v);
+    int64_t n = 0;
     cx_.cofaces(v, dim_, cx_.diameter(v, dim_), [&](double m, idx_t r, int32_t) {
       f(Entry{m, r});
+      ++n;
       return false;
     });
+    st_.generated += n;
   }
   void push_coboundary(idx_t s) {
     cofaces_of(s, [&](const Entry& e) {
@@ -230,12 +280,16 @@ class Reducer {
   }
   void forward(const Entry& sigma) {
     cancel_pairs(work_v_);
-    int64_t bits;
-    std::memcpy(&bits, &sigma.v, 8);
-    outgoing_.push_back(bits);
-    outgoing_.push_back(sigma.i);
-    outgoing_.push_back(static_cast<int64_t>(work_v_.size()));
-    outgoing_.insert(outgoing_.end(), work_v_.begin(), work_v_.end());
+    Forwarded f{sigma, std::move(work_v_), {}};
+    work_v_.clear();
+    const int64_t bytes = static_cast<int64_t>(heap_.size() * sizeof(Entry));
+    if (carry_ && credit_ && !windowed_ && credit_->fetch_sub(bytes) >= bytes) {
+      f.heap = std::move(heap_);
+      heap_.clear();
+    } else if (carry_ && credit_ && !windowed_) {
+      credit_->fetch_add(bytes);  // not enough left: the next worker regenerates it
+    }
+    outgoing_.push_back(std::move(f));
     ++st_.forwarded;
   }
 
@@ -372,7 +426,9 @@ class Reducer {
   std::vector<idx_t> v_ent_;
   std::vector<Entry> heap_;
   std::vector<idx_t> work_v_;
-  std::vector<int64_t> outgoing_;
+  Batch outgoing_;
+  std::atomic<int64_t>* credit_ = nullptr;
+  bool carry_ = false;
   PairList pairs_;
   ReductionStats st_;
 
@@ -428,39 +484,58 @@ void Reducer<Lookup>::process_own(const Entry& sigma) {
   heap_.clear();
   work_v_.clear();
   work_v_.push_back(sigma.i);
+  // Emergent pair: the smallest coface tau is a pivot of nobody (no column of higher key has
+  // it, it is no upper half of an apparent pair): (sigma, tau) is a pair without any addition.
+  auto emergent = [&](const Entry& tau) {
+    if (split_.owner(tau, dim_ + 1) != self_ || pivots_.find(tau.i)) return false;
+    int32_t tv[kMaxVerts];
+    cx_.vertices(tau.i, dim_ + 1, tv);
+    return cx_.apparent_facet(tv, dim_ + 1, tau.v) < 0;
+  };
+  // Cofaces come in ascending rank; the first of value val(sigma), if any, is the smallest: the
+  // enumeration stops there when it makes an emergent pair.
   Entry best{kInf, INT64_MAX};
+  bool equal_seen = false, paired = false;
   cx_.cofaces(v, dim_, sigma.v, [&](double m, idx_t r, int32_t) {
-    Entry e{m, r};
+    const Entry e{m, r};
+    ++st_.generated;
     heap_.push_back(e);
     if (key_less(e, best)) best = e;
-    return false;
+    if (m == sigma.v && !equal_seen) {
+      equal_seen = true;
+      paired = emergent(e);
+    }
+    return paired;
   });
   if (heap_.empty()) { pairs_.push_back({sigma.v, kInf}); return; }
-  if (split_.owner(best, dim_ + 1) == self_ && !pivots_.find(best.i)) {
-    int32_t tv[kMaxVerts];
-    cx_.vertices(best.i, dim_ + 1, tv);
-    if (cx_.apparent_facet(tv, dim_ + 1, best.v) < 0) {  // emergent pair: already reduced
-      ++st_.emergent;
-      store(sigma, best);
-      return;
-    }
+  if (paired || (!equal_seen && emergent(best))) {
+    ++st_.emergent;
+    store(sigma, best);
+    return;
   }
   std::make_heap(heap_.begin(), heap_.end(), KeyGreater());
   reduce(sigma);
 }
 
 template <class Lookup>
-void Reducer<Lookup>::process_forwarded(const Entry& sigma, const int64_t* V, int64_t len) {
+void Reducer<Lookup>::process_forwarded(Forwarded& f) {
+  if (!f.heap.empty()) {
+    if (credit_) credit_->fetch_add(static_cast<int64_t>(f.heap.size() * sizeof(Entry)));
+    heap_ = std::move(f.heap);
+    work_v_ = std::move(f.v);
+    reduce(f.sigma);
+    return;
+  }
   heap_.clear();
-  work_v_.assign(V, V + len);
+  work_v_ = std::move(f.v);
   bool big = false;
-  for (int64_t i = 0; i < len && !big; ++i) {
-    push_coboundary(V[i]);
+  for (size_t i = 0; i < work_v_.size() && !big; ++i) {
+    push_coboundary(work_v_[i]);
     big = heap_.size() > heap_budget_;
   }
   // every entry of the working coboundary is at least sigma's value
-  if (big) enter_windows(Entry{sigma.v, INT64_MIN});
-  reduce(sigma);
+  if (big) enter_windows(Entry{f.sigma.v, INT64_MIN});
+  reduce(f.sigma);
 }
 
 }  // namespace detail

@@ -90,10 +90,11 @@ class WorkerFailures {
   std::string message_;
 };
 
-/// A FIFO of messages (serialised columns) from one worker to the next.
+/// A FIFO of messages from one worker to the next.
+template <class Message>
 class Channel {
  public:
-  void push(std::vector<int64_t>&& v) {
+  void push(Message&& v) {
     {
       std::lock_guard<std::mutex> l(m_);
       q_.push_back(std::move(v));
@@ -101,7 +102,7 @@ class Channel {
     cv_.notify_one();
   }
   /// Waits for the next message; false once `stop` is set (and wake() called).
-  bool pop(std::vector<int64_t>& v, const std::atomic<bool>& stop) {
+  bool pop(Message& v, const std::atomic<bool>& stop) {
     std::unique_lock<std::mutex> l(m_);
     cv_.wait(l, [&] { return !q_.empty() || stop.load(); });
     if (stop.load()) return false;
@@ -110,7 +111,7 @@ class Channel {
     return true;
   }
   /// The next message if one arrives within `wait`.
-  bool pop_for(std::vector<int64_t>& v, std::chrono::microseconds wait) {
+  bool pop_for(Message& v, std::chrono::microseconds wait) {
     std::unique_lock<std::mutex> l(m_);
     if (!cv_.wait_for(l, wait, [&] { return !q_.empty(); })) return false;
     v = std::move(q_.front());
@@ -126,7 +127,7 @@ class Channel {
  private:
   std::mutex m_;
   std::condition_variable cv_;
-  std::deque<std::vector<int64_t>> q_;
+  std::deque<Message> q_;
 };
 
 }  // namespace detail
