@@ -76,6 +76,12 @@ mpi::OomMessage rips_oom(int64_t n, const int64_t* edges) {
 // Tag of the column messages of the reduction pipeline.
 constexpr int kTagColumns = 11;
 
+// Key ranges per thread of a rank that runs several: dealt to the threads cyclically, so that
+// the costly stretches of the filtration (the columns of a reduction differ in cost by orders of
+// magnitude, unevenly along the key order) are shared out; each thread still owns its ranges'
+// pivots, and no lock guards the hot path.
+constexpr int kRangesPerThread = 4;
+
 class EngineBase {
  public:
   virtual ~EngineBase() = default;
@@ -83,26 +89,27 @@ class EngineBase {
 };
 
 // Phases (fault-injection names, see dipha/mpi_layer.hpp): rips.fingerprint, rips.setup,
-// rips.h0, rips.workers (the threads of every rank), and per dimension q = 1..max_dim:
-// rips.columns.<q> (listing the columns), rips.split.<q> (choosing the key ranges of the
-// workers), rips.exchange.<q> (routing the columns to their ranks, then to their threads),
-// rips.reduce.<q>.<t> (round t
-// of the pipelined reduction: 0 a worker's own columns, t >= 1 the t-th batch handed on to it),
-// rips.clearing.<q> (gathering the pivots for clearing, q < max_dim); rips.gather (the pairs).
+// rips.h0, rips.workers (the key ranges of every rank), and per dimension q = 1..max_dim:
+// rips.columns.<q> (listing the columns), rips.split.<q> (choosing the key ranges),
+// rips.exchange.<q> (routing the columns to their ranks, then to their threads),
+// rips.reduce.<q>.<t> (round t of the pipelined reduction: 0 a range's own columns, t >= 1 the
+// t-th batch handed on to it), rips.clearing.<q> (gathering the pivots for clearing,
+// q < max_dim); rips.gather (the pairs).
 //
-// Threads: rank r runs T_r threads (Options::n_threads); the reduction has W = sum of T_r
-// workers, worker w = (threads of the ranks before r) + t for thread t of rank r, each owning a
-// key range, its pivots and its columns. The pipeline runs over the workers: thread t hands its
-// columns on to thread t + 1 through an in-memory queue; the last thread of rank r to the first
-// of rank r + 1 through the MPI chain, driven by the thread that called the engine (the relay),
-// which never computes when P > 1. Results are identical for any ranks x threads split.
+// Threads: rank r runs T_r threads (Options::n_threads) and owns a block of consecutive key
+// ranges (one if T_r = 1, else kRangesPerThread per thread), range j of the block run by thread
+// j mod T_r. Each range has its pivots and its columns; the pipeline runs over the ranges of all
+// ranks in key order: a column goes on from range j to range j + 1 through an in-memory queue,
+// from the last range of rank r to the first of rank r + 1 through the MPI chain, driven by the
+// thread that called the engine (the relay, which never computes when P > 1). Results are
+// identical for any ranks x threads split.
 template <class Lookup>
 class Engine : public EngineBase {
  public:
   Engine(const Graph& g, const Binomial& C, const Options& opt, MPI_Comm comm)
       : g(g), cx(g, C), max_dim(opt.max_dim), n_edges(static_cast<int64_t>(g.edges.size())),
         mc(comm, rips_oom(g.n, &n_edges)), rank(mc.rank()), P(mc.size()), T(threads_of(opt.n_threads)),
-        log(opt.verbose && mc.rank() == 0) {
+        ranges(T > 1 ? kRangesPerThread * T : 1), log(opt.verbose && mc.rank() == 0) {
     working_bytes = opt.working_bytes < 0 ? (int64_t{1} << 30) : opt.working_bytes;
     for (const Entry& e : g.edges) top_value = std::max(top_value, e.v);
   }
@@ -121,9 +128,10 @@ class Engine : public EngineBase {
   const int64_t n_edges;
   mpi::Comm mc;
   const int rank, P;
-  const int T;                 // threads of this rank
-  int first = 0, W = 1;        // global index of this rank's thread 0; workers over all ranks
-  std::vector<int> owner_rank;  // worker -> rank
+  const int T;                  // threads of this rank
+  const int ranges;             // key ranges of this rank, range j run by thread j mod T
+  int first = 0, W = 1;         // global index of this rank's range 0; ranges over all ranks
+  std::vector<int> owner_rank;  // range -> rank
   const Logger log;
   int64_t working_bytes = 0;  // largest working coboundary of a rank (shared by its threads)
   double top_value = 0;       // the longest edge: no coboundary value exceeds it
@@ -150,10 +158,11 @@ class Engine : public EngineBase {
     return death;
   }
 
-  // The worker layout: every rank's thread count.
+  // The key ranges of the reduction: every rank's count (kRangesPerThread per thread when it runs
+  // several, else one), laid out in rank order.
   void agree_on_workers() {
     const mpi::Phase ph{"rips.workers", "sharing out the work over the threads"};
-    const std::vector<int> counts = mc.allgather(ph, T);
+    const std::vector<int> counts = mc.allgather(ph, ranges);
     mc.run(ph, [&] {
       owner_rank.clear();
       for (int p = 0; p < P; ++p) {
@@ -281,30 +290,32 @@ class Engine : public EngineBase {
     return sp;
   }
 
-  // The pipelined reduction of dimension q. cols[t]: the columns of this rank's thread t
-  // (decreasing keys). Worker w runs round 0 on its own columns, then rounds 1..w on the batches
-  // handed on to it, one per worker below it, in order (the batch of worker w - 1 first): so a
-  // column meets the pivots of every column of higher key before its own turn, as in a serial
-  // reduction in decreasing key order.
+  // The pipelined reduction of dimension q. cols[j]: the columns of this rank's key range j
+  // (decreasing keys), run by thread j mod T. Range w (global index) runs round 0 on its own
+  // columns, then rounds 1..w on the batches handed on to it, one per range below it, in order
+  // (the batch of range w - 1 first): so a column meets the pivots of every column of higher key
+  // before its own turn, as in a serial reduction in decreasing key order. A thread runs the
+  // rounds of its ranges as their batches arrive.
   RIPS_PHASE void reduce_columns(int q, std::vector<std::vector<Entry>>& cols,
                                  std::vector<std::unique_ptr<Reducer<Lookup>>>& red) {
     const std::string qs = std::to_string(q);
     const mpi::Phase phase{"rips.reduce." + qs, "reducing dimension " + qs};
-    auto round = [&](int t) { return mpi::Phase{phase.name + "." + std::to_string(t), phase.what}; };
+    auto round = [&](int k) { return mpi::Phase{phase.name + "." + std::to_string(k), phase.what}; };
     mpi::Chain chain(mc, phase, kTagColumns);
     WorkerFailures failures;
-    // thread t >= 1 gets batches from thread t - 1; thread 0 and the last thread talk to the
-    // relay in MPI messages
-    std::vector<Channel<Batch>> inbox(static_cast<size_t>(T));
-    Channel<std::vector<int64_t>> from_relay, to_relay;
+    const int R = static_cast<int>(cols.size());  // key ranges of this rank
+    // range j >= 1 gets batches from range j - 1 (in the mailbox of thread j mod T, slot
+    // j / T); range 0 from the relay (rank - 1), the last range sends to the relay (rank + 1)
+    std::vector<std::unique_ptr<Mailbox<Batch>>> mail;
+    for (int t = 0; t < T; ++t) mail.emplace_back(new Mailbox<Batch>(static_cast<size_t>((R - t + T - 1) / T)));
+    Channel<std::vector<int64_t>> to_relay;
     auto stop_all = [&] {
       failures.stop = true;
-      for (auto& c : inbox) c.wake();
-      from_relay.wake();
+      for (auto& m : mail) m->wake();
     };
-    // working coboundaries handed on between threads: at most a quarter of the working memory
+    // working coboundaries handed on within the rank: at most a quarter of the working memory
     std::atomic<int64_t> heap_credit{working_bytes / 4};
-    for (int t = 0; t < T; ++t) red[static_cast<size_t>(t)]->forward_heaps(&heap_credit, t + 1 < T);
+    for (int j = 0; j < R; ++j) red[static_cast<size_t>(j)]->forward_heaps(&heap_credit, j + 1 < R);
     size_t total = 0;
     for (auto& c : cols) total += c.size();
     std::atomic<size_t> done{0};
@@ -316,50 +327,66 @@ class Engine : public EngineBase {
       if (now - last >= 30 && last_report.compare_exchange_strong(last, now))
         log("dim %d: %zu / %zu columns of rank 0 reduced", q, done.load(), total);
     };
+    auto hand_on = [&](int j) {  // the round's forwarded columns of range j to range j + 1
+      Reducer<Lookup>& r = *red[static_cast<size_t>(j)];
+      if (j + 1 < R) mail[static_cast<size_t>((j + 1) % T)]->push(static_cast<size_t>((j + 1) / T), std::move(r.outgoing()));
+      else if (rank + 1 < P) to_relay.push(serialise(r.outgoing()));
+      r.outgoing().clear();
+    };
 
     auto worker = [&](int t) {
-      Reducer<Lookup>& r = *red[static_cast<size_t>(t)];
-      std::vector<Entry>& own = cols[static_cast<size_t>(t)];
       auto fail = [&](const std::string& message) {
         failures.record(t, message);
         stop_all();
-        r.release();
-        std::vector<Entry>().swap(own);
+        for (int j = t; j < R; j += T) {
+          red[static_cast<size_t>(j)]->release();
+          std::vector<Entry>().swap(cols[static_cast<size_t>(j)]);
+        }
       };
-      auto hand_on = [&] {  // this round's forwarded columns to the next worker
-        if (t + 1 < T) inbox[static_cast<size_t>(t + 1)].push(std::move(r.outgoing()));
-        else if (rank + 1 < P) to_relay.push(serialise(r.outgoing()));
-        r.outgoing().clear();
-      };
-      std::string err = mpi::capture(round(0), rank, mc.oom(), [&] {
-        for (size_t k = 0; k < own.size() && !failures.stop; ++k) {
-          r.process_own(own[k]);
-          if (log.on() && (k & 63) == 63) {
-            done += 64;
-            progress();
+      // own columns of every range of this thread
+      for (int j = t; j < R; j += T) {
+        Reducer<Lookup>& r = *red[static_cast<size_t>(j)];
+        std::vector<Entry>& own = cols[static_cast<size_t>(j)];
+        std::string err = mpi::capture(round(0), rank, mc.oom(), [&] {
+          for (size_t k = 0; k < own.size() && !failures.stop; ++k) {
+            r.process_own(own[k]);
+            if (log.on() && (k & 63) == 63) {
+              done += 64;
+              progress();
+            }
           }
-        }
-      });
-      std::vector<Entry>().swap(own);
-      if (!err.empty()) return fail(err);
-      if (failures.stop) return;
-      hand_on();
-      for (int k = 1; k <= first + t; ++k) {
-        Batch in;
-        if (t > 0) {
-          if (!inbox[static_cast<size_t>(t)].pop(in, failures.stop)) return;
-        } else {
-          std::vector<int64_t> msg;
-          if (!from_relay.pop(msg, failures.stop)) return;
-          err = mpi::capture(round(k), rank, mc.oom(), [&] { in = deserialise(msg); });
-          if (!err.empty()) return fail(err);
-        }
-        err = mpi::capture(round(k), rank, mc.oom(), [&] { r.process_batch(in, failures.stop); });
+        });
+        std::vector<Entry>().swap(own);
         if (!err.empty()) return fail(err);
         if (failures.stop) return;
-        hand_on();
+        hand_on(j);
       }
-      r.release_heap();
+      // the batches handed on, as they come: range j of global index first + j gets that many
+      Mailbox<Batch>& box = *mail[static_cast<size_t>(t)];
+      std::vector<int> got((R - t + T - 1) / T, 0);
+      int left = 0;
+      for (int j = t; j < R; j += T) left += first + j;
+      while (left > 0) {
+        const uint64_t seen = box.pushes();
+        bool moved = false;
+        for (int j = t; j < R && !failures.stop; j += T) {
+          const size_t slot = static_cast<size_t>(j / T);
+          Batch in;
+          while (got[slot] < first + j && box.try_pop(slot, in)) {
+            const int k = ++got[slot];
+            --left;
+            std::string err = mpi::capture(round(k), rank, mc.oom(),
+                                           [&] { red[static_cast<size_t>(j)]->process_batch(in, failures.stop); });
+            if (!err.empty()) return fail(err);
+            if (failures.stop) return;
+            hand_on(j);
+            moved = true;
+          }
+        }
+        if (failures.stop) return;
+        if (!moved && left > 0) box.wait(seen, failures.stop);
+      }
+      for (int j = t; j < R; j += T) red[static_cast<size_t>(j)]->release_heap();
     };
 
     if (P == 1) {
@@ -374,7 +401,7 @@ class Engine : public EngineBase {
         stop_all();
       }
       int in_left = rank > 0 ? first : 0;           // batches from rank - 1
-      int out_left = rank + 1 < P ? first + T : 0;  // batches to rank + 1
+      int out_left = rank + 1 < P ? first + R : 0;  // batches to rank + 1
       int k_in = 0;
       bool have = false;
       std::vector<int64_t> msg;
@@ -395,8 +422,14 @@ class Engine : public EngineBase {
           std::vector<int64_t> in;
           const bool ok = chain.recv(rank - 1, in, round(++k_in).name);
           --in_left;
-          if (ok) from_relay.push(std::move(in));
-          else stop_all();  // this rank or one before it failed: its results are void
+          if (ok) {
+            Batch b;
+            const std::string err = mpi::capture(round(k_in), rank, mc.oom(), [&] { b = deserialise(in); });
+            if (err.empty()) mail[0]->push(0, std::move(b));
+            else failures.record(-1, err), stop_all();
+          } else {
+            stop_all();  // this rank or one before it failed: its results are void
+          }
           moved = true;
         }
         if (moved) continue;
@@ -441,15 +474,16 @@ Pairs Engine<Lookup>::run() {
       });
       cols = mc.alltoallv(ph, send);
     }
-    std::vector<std::vector<Entry>> mine(static_cast<size_t>(T));
-    std::vector<std::unique_ptr<Reducer<Lookup>>> red(static_cast<size_t>(T));
-    mc.run({"rips.exchange." + qs, "routing the columns of dimension " + qs + " to their workers"}, [&] {
+    std::vector<std::vector<Entry>> mine(static_cast<size_t>(ranges));
+    std::vector<std::unique_ptr<Reducer<Lookup>>> red(static_cast<size_t>(ranges));
+    mc.run({"rips.exchange." + qs, "routing the columns of dimension " + qs + " to their threads"}, [&] {
       for (auto& c : cols) mine[static_cast<size_t>(split.owner(c, q) - first)].push_back(c);
       std::vector<Entry>().swap(cols);
       const size_t budget = static_cast<size_t>(working_bytes / T) / sizeof(Entry);
-      for (int t = 0; t < T; ++t) red[t].reset(new Reducer<Lookup>(cx, q, split, first + t, budget, top_value, log));
+      for (int j = 0; j < ranges; ++j) red[j].reset(new Reducer<Lookup>(cx, q, split, first + j, budget, top_value, log));
       run_threads(T, [&](int t) {
-        std::sort(mine[t].begin(), mine[t].end(), [](const Entry& a, const Entry& b) { return key_less(b, a); });
+        for (int j = t; j < ranges; j += T)
+          std::sort(mine[j].begin(), mine[j].end(), [](const Entry& a, const Entry& b) { return key_less(b, a); });
       });
     });
     size_t n_cols = 0;
@@ -466,7 +500,11 @@ Pairs Engine<Lookup>::run() {
         st.max_heap, st.max_live, static_cast<long long>(st.windowed), static_cast<long long>(st.windows));
     if (log.on()) {
       std::string per;
-      for (auto& r : red) per += (per.empty() ? "" : ", ") + std::to_string(r->stats().generated);
+      for (int t = 0; t < T; ++t) {
+        int64_t n = 0;
+        for (int j = t; j < ranges; j += T) n += red[j]->stats().generated;
+        per += (t ? ", " : "") + std::to_string(n);
+      }
       log("dim %d: coboundary entries generated by the threads of rank 0: %s", q, per.c_str());
     }
     for (auto& r : red) pairs[q].insert(pairs[q].end(), r->pairs().begin(), r->pairs().end());

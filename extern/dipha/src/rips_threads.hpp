@@ -130,6 +130,49 @@ class Channel {
   std::deque<Message> q_;
 };
 
+/// Messages for the key ranges that one thread runs (one slot each), with one wake-up for the
+/// thread.
+template <class Message>
+class Mailbox {
+ public:
+  explicit Mailbox(size_t slots) : q_(slots) {}
+  void push(size_t slot, Message&& m) {
+    {
+      std::lock_guard<std::mutex> l(m_);
+      q_[slot].push_back(std::move(m));
+      ++pushes_;
+    }
+    cv_.notify_one();
+  }
+  bool try_pop(size_t slot, Message& m) {
+    std::lock_guard<std::mutex> l(m_);
+    if (q_[slot].empty()) return false;
+    m = std::move(q_[slot].front());
+    q_[slot].pop_front();
+    return true;
+  }
+  /// Pushes so far (read before looking at the slots, then passed to wait()).
+  uint64_t pushes() {
+    std::lock_guard<std::mutex> l(m_);
+    return pushes_;
+  }
+  /// Waits until there were more than `seen` pushes, or `stop` is set (and wake() called).
+  void wait(uint64_t seen, const std::atomic<bool>& stop) {
+    std::unique_lock<std::mutex> l(m_);
+    cv_.wait(l, [&] { return pushes_ != seen || stop.load(); });
+  }
+  void wake() {
+    { std::lock_guard<std::mutex> l(m_); }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::vector<std::deque<Message>> q_;
+  uint64_t pushes_ = 0;
+};
+
 }  // namespace detail
 }  // namespace rips
 }  // namespace dipha
