@@ -7,6 +7,7 @@
 //  * rips_cofaces.hpp: cofaces, facets and apparent pairs, specialised per look-up kind;
 //  * rips_listing.hpp: the columns of dimensions 1 and 2, edge by edge;
 //  * rips_reduction.hpp: the reduction of one dimension's columns (with its windowed path);
+//  * rips_threads.hpp: threads inside a rank (fork-join, queues between them);
 //  * dipha/mpi_layer.hpp: every collective phase below.
 //
 // Zero-persistence apparent pairs are recognised locally (never stored), clearing removes the
@@ -17,7 +18,8 @@
 // P contiguous key ranges (rank 0 the lowest keys); rank r owns the columns and the pivots whose
 // key lies in its range. Pivots only grow during a column's reduction, so a column whose pivot
 // leaves rank r's range is handed to rank r + 1 (as its V column) and continued there: a
-// pipelined chain of P rounds, the mirror image of DIPHA's (§5.4 of the specification).
+// pipelined chain of P rounds, the mirror image of DIPHA's (§5.4 of the specification). A rank
+// that runs several threads splits its range further, among its threads (see Engine below).
 #include "dipha/rips.hpp"
 
 #include <unistd.h>

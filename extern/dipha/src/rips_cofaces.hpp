@@ -36,19 +36,44 @@ class DenseLookup {
     const double* row_;
   };
 
+  /// Calls f(w, m) for every common neighbour w of v[0..k] in ascending order (w > v[k] only
+  /// when above_only), m = the largest of val and the distances d(w, v[a]); stops when f
+  /// returns true. The AND of the vertices' adjacency bitsets: a word of 64 candidates at a time.
+  template <class F>
+  void common_neighbours(const int32_t* v, int k, double val, bool above_only, F&& f) const {
+    const uint64_t* bits[kMaxVerts];
+    const double* rows[kMaxVerts];
+    for (int a = 0; a <= k; ++a) {
+      bits[a] = g_.adj.data() + static_cast<size_t>(v[a]) * g_.words;
+      rows[a] = mat_ + static_cast<size_t>(v[a]) * n_;
+    }
+    size_t wd = 0;
+    uint64_t first_mask = ~uint64_t{0};
+    if (above_only) {
+      const size_t from = static_cast<size_t>(v[k]) + 1;
+      wd = from >> 6;
+      first_mask = (from & 63) ? ~uint64_t{0} << (from & 63) : ~uint64_t{0};
+    }
+    for (; wd < g_.words; ++wd) {
+      uint64_t m = bits[0][wd] & first_mask;
+      first_mask = ~uint64_t{0};
+      for (int a = 1; a <= k && m; ++a) m &= bits[a][wd];
+      while (m) {
+        const int32_t w = static_cast<int32_t>((wd << 6) + static_cast<size_t>(__builtin_ctzll(m)));
+        m &= m - 1;
+        double x = val;
+        for (int a = 0; a <= k; ++a) x = std::max(x, rows[a][w]);
+        if (f(w, x)) return;
+      }
+    }
+  }
+
   /// Distances from the vertices v[a], a != skip, of a simplex to candidate vertices w.
   class Probe {
    public:
     Probe(const DenseLookup& L, const int32_t* v, int k, int skip) {
       for (int a = 0; a <= k; ++a)
         if (a != skip) rows_[nr_++] = L.mat_ + static_cast<size_t>(v[a]) * L.n_;
-    }
-    /// For candidates w in ascending order: 1 if w is adjacent to every probed vertex (m raised
-    /// to the largest of those distances), 0 if not (w a probed vertex included), -1 if no
-    /// candidate >= w can be.
-    int next(int32_t w, double& m) {
-      for (int a = 0; a < nr_; ++a) m = std::max(m, rows_[a][w]);
-      return m == kInf ? 0 : 1;  // not adjacent to all, or w in sigma (diagonal is +inf)
     }
     /// For candidates in any order: is d(w, v[a]) <= val for every probed vertex?
     bool within(int32_t w, double val) const {
@@ -99,9 +124,15 @@ class NeighbourLookup {
     const double* val_;
   };
 
-  /// As DenseLookup::Probe. next() merges the sorted neighbour lists: w must be in every probed
-  /// vertex's list (a vertex is never its own neighbour, so w in sigma drops out); galloping
-  /// keeps a short candidate list against long ones at O(len log(ratio)).
+  /// As DenseLookup::common_neighbours: the shortest neighbour list of v's vertices merged
+  /// with the others (Probe::next).
+  template <class F>
+  void common_neighbours(const int32_t* v, int k, double val, bool above_only, F&& f) const;
+
+  /// Distances from the vertices v[a], a != skip, of a simplex to candidate vertices w. next()
+  /// merges the sorted neighbour lists: w must be in every probed vertex's list (a vertex is
+  /// never its own neighbour, so w in sigma drops out); galloping keeps a short candidate list
+  /// against long ones at O(len log(ratio)).
   class Probe {
    public:
     Probe(const NeighbourLookup& L, const int32_t* v, int k, int skip) : L_(L) {
@@ -115,6 +146,8 @@ class NeighbourLookup {
         ++nr_;
       }
     }
+    /// For candidates w in ascending order: 1 if w is adjacent to every probed vertex (m raised
+    /// to the largest of those distances), 0 if not, -1 if no candidate >= w can be.
     int next(int32_t w, double& m) {
       for (int a = 0; a < nr_; ++a) {
         it_[a] = gallop(it_[a], end_[a], w);
@@ -124,6 +157,7 @@ class NeighbourLookup {
       }
       return 1;
     }
+    /// For candidates in any order: is d(w, v[a]) <= val for every probed vertex?
     bool within(int32_t w, double val) const {
       for (int a = 0; a < nr_; ++a)
         if (!(L_.dist(w, vert_[a]) <= val)) return false;
@@ -143,6 +177,30 @@ class NeighbourLookup {
  private:
   const Graph& g_;
 };
+
+template <class F>
+void NeighbourLookup::common_neighbours(const int32_t* v, int k, double val, bool above_only, F&& f) const {
+  // candidates: the shortest neighbour list of sigma's vertices
+  int u = 0;
+  for (int a = 1; a <= k; ++a) if (g_.degree(v[a]) < g_.degree(v[u])) u = a;
+  const int32_t* nb = g_.nb.data() + g_.ptr[v[u]];
+  const int32_t* ne = g_.nb.data() + g_.ptr[v[u] + 1];
+  const double* nv = g_.nv.data() + g_.ptr[v[u]];
+  if (above_only) {
+    const int32_t* s = std::upper_bound(nb, ne, v[k]);
+    nv += s - nb;
+    nb = s;
+  }
+  Probe probe(*this, v, k, u);
+  for (; nb != ne; ++nb, ++nv) {
+    const int32_t w = *nb;
+    double m = std::max(val, *nv);
+    const int adj = probe.next(w, m);
+    if (adj < 0) return;
+    if (adj == 0) continue;
+    if (f(w, m)) return;
+  }
+}
 
 /// The clique complex of the graph seen through one look-up kind.
 template <class Lookup>
@@ -171,28 +229,11 @@ class Complex {
     for (int p = 0; p <= k; ++p) lo[p + 1] = lo[p] + C(v[p], p + 1);
     hi[k + 1] = 0;
     for (int p = k; p >= 0; --p) hi[p] = hi[p + 1] + C(v[p], p + 2);
-    // candidates: the shortest neighbour list of sigma's vertices
-    int u = 0;
-    for (int a = 1; a <= k; ++a) if (g.degree(v[a]) < g.degree(v[u])) u = a;
-    const int32_t* nb = g.nb.data() + g.ptr[v[u]];
-    const int32_t* ne = g.nb.data() + g.ptr[v[u] + 1];
-    const double* nv = g.nv.data() + g.ptr[v[u]];
-    if (above_only) {
-      const int32_t* s = std::upper_bound(nb, ne, v[k]);
-      nv += s - nb;
-      nb = s;
-    }
-    typename Lookup::Probe probe(L, v, k, u);
     int p = 0;  // number of vertices of sigma below w
-    for (; nb != ne; ++nb, ++nv) {
-      const int32_t w = *nb;
-      double m = std::max(val, *nv);
-      const int adj = probe.next(w, m);
-      if (adj < 0) return;
-      if (adj == 0) continue;
+    L.common_neighbours(v, k, val, above_only, [&](int32_t w, double m) {
       while (p <= k && v[p] < w) ++p;
-      if (f(m, lo[p] + C(w, p + 1) + hi[p], w)) return;
-    }
+      return f(m, lo[p] + C(w, p + 1) + hi[p], w);
+    });
   }
 
   // Facets of the dim-(k+1) simplex u (k+2 vertices), removing u[0] first (largest rank first).

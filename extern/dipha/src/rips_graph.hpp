@@ -18,6 +18,8 @@ namespace detail {
 struct Graph {
   int64_t n = 0;
   std::vector<double> mat;      // n*n with +inf for absent edges and on the diagonal, or empty
+  std::vector<uint64_t> adj;    // with mat: row i's neighbours as a bitset of `words` words
+  size_t words = 0;
   std::vector<int64_t> ptr;     // n+1
   std::vector<int32_t> nb;      // neighbour ids, ascending per row
   std::vector<double> nv;       // edge values, same order
@@ -32,8 +34,8 @@ struct Graph {
 constexpr int64_t kDefaultDenseLookupBytes = 512LL * 1024 * 1024;
 
 /// The graph of `d` cut at `threshold` (d > threshold, +inf and NaN are absent edges), values
-/// clamped to >= 0 when `clamp_negative`; a dense look-up matrix when n*n*8 <= dense_bytes
-/// (negative: kDefaultDenseLookupBytes).
+/// clamped to >= 0 when `clamp_negative`; a dense look-up matrix and adjacency bitsets
+/// (n*n/8 bytes more) when n*n*8 <= dense_bytes (negative: kDefaultDenseLookupBytes).
 Graph build_graph(const DistanceView& d, double threshold, bool clamp_negative, int64_t dense_bytes);
 
 /// Advances `it` (within [it, end)) to the first entry >= w, galloping: O(log distance).

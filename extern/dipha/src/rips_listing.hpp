@@ -3,7 +3,9 @@
 // Every triangle sigma whose max-key edge is e = {a, b} (a > b, value L) has value L, and so do
 // its cofaces of equal value: they all lie among the common neighbours of a and b within L,
 //   S_e = { w : d(a, w) <= L and d(b, w) <= L }   (ascending vertex ids).
-// One pass over e builds S_e and answers every apparent-pair test of e and of its triangles:
+// One pass over e builds S_e (dense look-up: the AND of a's and b's adjacency bitsets; neighbour
+// lists: the intersection of their balls of radius L) and answers every apparent-pair test of e
+// and of its triangles:
 //  * e's smallest coface of equal value is {a, b, min S_e} (colex rank grows with the added
 //    vertex); e is the lower half of an apparent pair iff e is that triangle's max-key facet;
 //  * the triangles listed from e are the w in S_e for which e is the max-key edge: key = (value,
@@ -42,8 +44,9 @@ template <class Lookup>
 class EdgeListing {
  public:
   explicit EdgeListing(const Complex<Lookup>& cx)
-      : cx_(cx), g_(cx.g), C_(cx.C), words_(static_cast<size_t>(cx.g.n / 64 + 1)), bits_(words_, 0),
-        seen_(Lookup::kDense ? 0 : words_, 0), da_at_(static_cast<size_t>(cx.g.n)), db_at_(static_cast<size_t>(cx.g.n)) {}
+      : cx_(cx), g_(cx.g), C_(cx.C), words_(static_cast<size_t>(cx.g.n / 64 + 1)),
+        bits_(Lookup::kDense ? 0 : words_, 0), seen_(Lookup::kDense ? 0 : words_, 0),
+        da_at_(Lookup::kDense ? 0 : static_cast<size_t>(cx.g.n)), db_at_(Lookup::kDense ? 0 : static_cast<size_t>(cx.g.n)) {}
 
   /// Dimension 1: is the edge e (rank e.i, value e.v) the lower half of an apparent pair?
   bool edge_is_apparent(const Entry& e) const {
@@ -147,6 +150,33 @@ class EdgeListing {
   // S_e into ids_ (ascending), da_, db_.
   void candidates(int32_t a, int32_t b, double L) {
     ids_.clear();
+    da_.clear();
+    db_.clear();
+    if constexpr (Lookup::kDense) {
+      // the AND of a's and b's adjacency bitsets, ascending, kept where both are within L
+      const uint64_t* A = g_.adj.data() + static_cast<size_t>(a) * g_.words;
+      const uint64_t* B = g_.adj.data() + static_cast<size_t>(b) * g_.words;
+      const double* ra = g_.mat.data() + static_cast<size_t>(a) * static_cast<size_t>(g_.n);
+      const double* rb = g_.mat.data() + static_cast<size_t>(b) * static_cast<size_t>(g_.n);
+      for (size_t wd = 0; wd < g_.words; ++wd) {
+        uint64_t m = A[wd] & B[wd];
+        while (m) {
+          const int32_t x = static_cast<int32_t>((wd << 6) + static_cast<size_t>(__builtin_ctzll(m)));
+          m &= m - 1;
+          const double dax = ra[x], dbx = rb[x];
+          if (dax <= L && dbx <= L) {
+            ids_.push_back(x);
+            da_.push_back(dax);
+            db_.push_back(dbx);
+          }
+        }
+      }
+    } else {
+      neighbour_candidates(a, b, L);
+    }
+  }
+  // S_e from the balls of a and b (neighbour lists only).
+  void neighbour_candidates(int32_t a, int32_t b, double L) {
     marked_.clear();
     size_t lo = words_, hi = 0;
     auto mark = [&](int32_t x, double dax, double dbx) {
@@ -163,36 +193,19 @@ class EdgeListing {
     const double* dva = g_.bd.data() + g_.ptr[a];
     const int32_t* vb = g_.bv.data() + g_.ptr[b];
     const double* dvb = g_.bd.data() + g_.ptr[b];
-    if (Lookup::kDense) {
-      // the smaller ball, each member checked against the other vertex's row
-      if (pa <= pb) {
-        for (int64_t t = 0; t < pa; ++t) {
-          const double d = cx_.L.dist(b, va[t]);
-          if (d <= L) mark(va[t], dva[t], d);
-        }
-      } else {
-        for (int64_t t = 0; t < pb; ++t) {
-          const double d = cx_.L.dist(a, vb[t]);
-          if (d <= L) mark(vb[t], d, dvb[t]);
-        }
-      }
-    } else {
-      // both balls: a's marked in seen_, b's members found there kept
-      for (int64_t t = 0; t < pa; ++t) {
-        seen_[static_cast<size_t>(va[t]) >> 6] |= uint64_t{1} << (va[t] & 63);
-        da_at_[va[t]] = dva[t];
-      }
-      for (int64_t t = 0; t < pb; ++t) {
-        const int32_t x = vb[t];
-        if (seen_[static_cast<size_t>(x) >> 6] >> (x & 63) & 1) mark(x, da_at_[x], dvb[t]);
-      }
-      for (int64_t t = 0; t < pa; ++t) seen_[static_cast<size_t>(va[t]) >> 6] = 0;
+    // both balls: a's marked in seen_, b's members found there kept
+    for (int64_t t = 0; t < pa; ++t) {
+      seen_[static_cast<size_t>(va[t]) >> 6] |= uint64_t{1} << (va[t] & 63);
+      da_at_[va[t]] = dva[t];
     }
+    for (int64_t t = 0; t < pb; ++t) {
+      const int32_t x = vb[t];
+      if (seen_[static_cast<size_t>(x) >> 6] >> (x & 63) & 1) mark(x, da_at_[x], dvb[t]);
+    }
+    for (int64_t t = 0; t < pa; ++t) seen_[static_cast<size_t>(va[t]) >> 6] = 0;
     const size_t s = marked_.size();
     if (s == 0) return;
     ids_.reserve(s);
-    da_.resize(s);
-    db_.resize(s);
     if (s * 4 < hi - lo + 1) {
       // few members spread wide: sort them rather than scan the words between
       std::sort(marked_.begin(), marked_.end());
@@ -209,8 +222,8 @@ class EdgeListing {
       }
     }
     for (size_t j = 0; j < s; ++j) {
-      da_[j] = da_at_[ids_[j]];
-      db_[j] = db_at_[ids_[j]];
+      da_.push_back(da_at_[ids_[j]]);
+      db_.push_back(db_at_[ids_[j]]);
     }
   }
 
@@ -218,8 +231,9 @@ class EdgeListing {
   const Graph& g_;
   const Binomial& C_;
   const size_t words_;
+  // neighbour lists only (the dense look-up has adjacency bitsets):
   std::vector<uint64_t> bits_;   // members of S_e being built
-  std::vector<uint64_t> seen_;   // neighbour lists only: a's ball
+  std::vector<uint64_t> seen_;   // a's ball
   std::vector<double> da_at_, db_at_;  // by vertex id: d(a, x), d(b, x) of the marked x
   std::vector<int32_t> marked_;
   std::vector<int32_t> ids_;     // S_e ascending
