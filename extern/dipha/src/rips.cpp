@@ -255,7 +255,7 @@ class Engine : public EngineBase {
     return out;
   }
 
-  // Key ranges of the W workers for the columns of dimension q, from regular samples of every
+  // The W key ranges for the columns of dimension q, from regular samples of every
   // rank's columns weighted by the rank's column count.
   RIPS_PHASE Split make_split(std::vector<Entry>& cols, int q) {
     Split sp;
@@ -465,7 +465,7 @@ Pairs Engine<Lookup>::run() {
     cols.clear();
     mc.run({"rips.columns." + qs, "listing the columns of dimension " + qs},
            [&] { list_columns(q, tree, cleared, local_simplices, cols); });
-    // route the columns to the ranks of the workers that own their keys
+    // route the columns to the ranks of the ranges that own their keys
     const Split split = make_split(cols, q);
     if (P > 1) {
       const mpi::Phase ph{"rips.exchange." + qs, "routing the columns of dimension " + qs + " to their ranks"};

@@ -2,10 +2,10 @@
 // matrix: nothing is stored but the reduction (V) columns of the pairs that needed work.
 //
 // Columns of dimension `dim` are processed in decreasing key order; the pivot of a column is its
-// smallest-key coface. The keys are split into contiguous ranges (Split), one per worker; a
-// worker owns the columns and the pivots of its range. Pivots only grow during a column's
-// reduction, so a column whose pivot leaves the range is handed on (forward()) as its V column,
-// to be continued by the next worker (rips.cpp runs that pipeline).
+// smallest-key coface. The keys are split into contiguous ranges (Split); the Reducer of a range
+// owns the columns and the pivots of its range (a rank runs one range, or several on its
+// threads). Pivots only grow during a column's reduction, so a column whose pivot leaves the
+// range is handed on (forward()) to be continued by the next range (rips.cpp runs that pipeline).
 //
 // A column whose working coboundary outgrows a budget (a large cocycle, typically an essential
 // class of a dense graph) is reduced window by window of filtration values instead.
@@ -78,7 +78,7 @@ class HashMap {
 };
 
 /// Key-range ownership of one pass: splitters s_1 .. s_{W-1} (keys of dimension `dim`); a key
-/// belongs to worker w if s_w <= key < s_{w+1} under the order (value, dimension, rank).
+/// belongs to range w if s_w <= key < s_{w+1} under the order (value, dimension, rank).
 struct Split {
   std::vector<Entry> s;  // W-1 splitters, all of dimension `dim`
   int dim = 0;
@@ -102,7 +102,7 @@ struct ReductionStats {
   int64_t windowed = 0, windows = 0;
   int64_t generated = 0;  // coboundary entries generated (the work of a reduction)
   size_t stored_coefficients = 0;
-  /// Sums of the counts, largest of the sizes (the workers of a rank).
+  /// Sums of the counts, largest of the sizes (the ranges of a rank).
   ReductionStats& operator+=(const ReductionStats& o) {
     stored += o.stored;
     emergent += o.emergent;
@@ -119,8 +119,8 @@ struct ReductionStats {
   }
 };
 
-/// A column handed on to the next worker: its V column and, between the threads of a rank, its
-/// working coboundary (a heap, as it stood), which the next worker then need not regenerate.
+/// A column handed on to the next range: its V column and, within a rank, its working
+/// coboundary (a heap, as it stood), which the next range then need not regenerate.
 struct Forwarded {
   Entry sigma;
   std::vector<idx_t> v;
@@ -160,11 +160,11 @@ inline Batch deserialise(const std::vector<int64_t>& in) {
   return b;
 }
 
-/// The reduction state of one worker for the columns of dimension `dim`.
+/// The reduction state of one key range for the columns of dimension `dim`.
 template <class Lookup>
 class Reducer {
  public:
-  /// `self`: the worker's index in `split`; `heap_budget`: the largest working coboundary
+  /// `self`: the range's index in `split`; `heap_budget`: the largest working coboundary
   /// (entries) before a column goes windowed; `top_value`: the longest edge.
   Reducer(const Complex<Lookup>& cx, int dim, const Split& split, int self, size_t heap_budget, double top_value,
           const Logger& log)
@@ -172,9 +172,9 @@ class Reducer {
         top_value_(top_value), log_(log) {}
 
   int dim() const { return dim_; }
-  /// A column of this worker's own range (the first round of the pipeline).
+  /// A column of this range (the first round of the pipeline).
   void process_own(const Entry& sigma);
-  /// A column handed over by the previous worker: its coboundary is taken over, or rebuilt from
+  /// A column handed over by the previous range: its coboundary is taken over, or rebuilt from
   /// its V column.
   void process_forwarded(Forwarded& f);
   /// Every column of a batch, until `stop`.
@@ -184,9 +184,9 @@ class Reducer {
       b[k] = Forwarded();
     }
   }
-  /// Working coboundaries of at most `*credit` bytes in all (shared by the workers of a rank,
-  /// given back by the worker that takes one over) travel with the columns this worker hands on
-  /// when `carry` (to a thread of the same rank).
+  /// Working coboundaries of at most `*credit` bytes in all (shared by the ranges of a rank,
+  /// given back by the range that takes one over) travel with the columns this range hands on
+  /// when `carry` (to a range of the same rank).
   void forward_heaps(std::atomic<int64_t>* credit, bool carry) {
     credit_ = credit;
     carry_ = carry;
@@ -287,7 +287,7 @@ class Reducer {
       f.heap = std::move(heap_);
       heap_.clear();
     } else if (carry_ && credit_ && !windowed_) {
-      credit_->fetch_add(bytes);  // not enough left: the next worker regenerates it
+      credit_->fetch_add(bytes);  // not enough left: the next range regenerates it
     }
     outgoing_.push_back(std::move(f));
     ++st_.forwarded;

@@ -90,7 +90,7 @@ class WorkerFailures {
   std::string message_;
 };
 
-/// A FIFO of messages from one worker to the next.
+/// A FIFO of messages between threads (worker threads and the relay).
 template <class Message>
 class Channel {
  public:
