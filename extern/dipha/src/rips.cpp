@@ -362,6 +362,7 @@ class Engine : public EngineBase {
         if (!err.empty()) return fail(err);
         if (failures.stop) return;
         hand_on(j);
+        r.trim();
       }
       // the batches handed on, as they come: range j of global index first + j gets that many
       Mailbox<Batch>& box = *mail[static_cast<size_t>(t)];
@@ -382,6 +383,7 @@ class Engine : public EngineBase {
             if (!err.empty()) return fail(err);
             if (failures.stop) return;
             hand_on(j);
+            red[static_cast<size_t>(j)]->trim();
             moved = true;
           }
         }

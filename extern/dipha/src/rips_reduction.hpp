@@ -214,6 +214,10 @@ class Reducer {
   }
   /// Frees the heap between rounds.
   void release_heap() { std::vector<Entry>().swap(heap_); }
+  /// Frees the heap if it grew large (a thread runs several ranges: each would keep its largest).
+  void trim() {
+    if (heap_.capacity() > (size_t{1} << 16)) release_heap();
+  }
 
  private:
   static constexpr size_t kPruneFactor = 4;
