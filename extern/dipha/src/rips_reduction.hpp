@@ -119,28 +119,40 @@ struct ReductionStats {
   }
 };
 
-/// A column handed on to the next range: its V column and, within a rank, its working
-/// coboundary (a heap, as it stood), which the next range then need not regenerate.
+/// A column handed on to the next range: its V column and, when it is not too large, its
+/// working coboundary (a heap, as it stood), which the next range then need not regenerate.
+/// Within a rank the heap is moved (`credited`: it holds part of the rank's credit); to the next
+/// rank it travels cancelled and sorted (a sorted array is a heap).
 struct Forwarded {
   Entry sigma;
   std::vector<idx_t> v;
   std::vector<Entry> heap;
+  bool credited = false;
 };
 using Batch = std::vector<Forwarded>;
 
-/// A batch as one MPI message, V columns only: (value bits, rank, |V|, V...)*.
+/// A batch as one MPI message: (value bits, rank, |V|, V..., |H|, (value bits, rank) per heap
+/// entry)*.
 inline std::vector<int64_t> serialise(Batch& b) {
   size_t words = 0;
-  for (const Forwarded& f : b) words += 3 + f.v.size();
+  for (const Forwarded& f : b) words += 4 + f.v.size() + 2 * f.heap.size();
   std::vector<int64_t> out;
   out.reserve(words);
-  for (Forwarded& f : b) {
+  auto put_value = [&](double x) {
     int64_t bits;
-    std::memcpy(&bits, &f.sigma.v, 8);
+    std::memcpy(&bits, &x, 8);
     out.push_back(bits);
+  };
+  for (Forwarded& f : b) {
+    put_value(f.sigma.v);
     out.push_back(f.sigma.i);
     out.push_back(static_cast<int64_t>(f.v.size()));
     out.insert(out.end(), f.v.begin(), f.v.end());
+    out.push_back(static_cast<int64_t>(f.heap.size()));
+    for (const Entry& e : f.heap) {
+      put_value(e.v);
+      out.push_back(e.i);
+    }
     std::vector<idx_t>().swap(f.v);
     std::vector<Entry>().swap(f.heap);
   }
@@ -152,10 +164,16 @@ inline Batch deserialise(const std::vector<int64_t>& in) {
     Forwarded f;
     std::memcpy(&f.sigma.v, &in[p], 8);
     f.sigma.i = in[p + 1];
-    const int64_t len = in[p + 2];
+    const size_t len = static_cast<size_t>(in[p + 2]);
     f.v.assign(in.begin() + static_cast<std::ptrdiff_t>(p + 3), in.begin() + static_cast<std::ptrdiff_t>(p + 3 + len));
+    p += 3 + len;
+    const size_t h = static_cast<size_t>(in[p++]);
+    f.heap.resize(h);
+    for (size_t k = 0; k < h; ++k, p += 2) {
+      std::memcpy(&f.heap[k].v, &in[p], 8);
+      f.heap[k].i = in[p + 1];
+    }
     b.push_back(std::move(f));
-    p += 3 + static_cast<size_t>(len);
   }
   return b;
 }
@@ -282,16 +300,26 @@ class Reducer {
     ++st_.stored;
     if (tau.v != sigma.v) pairs_.push_back({sigma.v, tau.v});
   }
+  static constexpr size_t kSentHeap = size_t{1} << 16;  // largest heap sent to the next rank
   void forward(const Entry& sigma) {
     cancel_pairs(work_v_);
-    Forwarded f{sigma, std::move(work_v_), {}};
+    Forwarded f{sigma, std::move(work_v_), {}, false};
     work_v_.clear();
     const int64_t bytes = static_cast<int64_t>(heap_.size() * sizeof(Entry));
-    if (carry_ && credit_ && !windowed_ && credit_->fetch_sub(bytes) >= bytes) {
+    if (windowed_) {
+      // the next range regenerates it window by window
+    } else if (carry_) {
+      if (credit_ && credit_->fetch_sub(bytes) >= bytes) {
+        f.heap = std::move(heap_);
+        f.credited = true;
+        heap_.clear();
+      } else if (credit_) {
+        credit_->fetch_add(bytes);  // not enough left: the next range regenerates it
+      }
+    } else if (heap_.size() <= kSentHeap) {
+      cancel_pairs(heap_, KeyLess());
       f.heap = std::move(heap_);
       heap_.clear();
-    } else if (carry_ && credit_ && !windowed_) {
-      credit_->fetch_add(bytes);  // not enough left: the next range regenerates it
     }
     outgoing_.push_back(std::move(f));
     ++st_.forwarded;
@@ -524,7 +552,7 @@ void Reducer<Lookup>::process_own(const Entry& sigma) {
 template <class Lookup>
 void Reducer<Lookup>::process_forwarded(Forwarded& f) {
   if (!f.heap.empty()) {
-    if (credit_) credit_->fetch_add(static_cast<int64_t>(f.heap.size() * sizeof(Entry)));
+    if (f.credited && credit_) credit_->fetch_add(static_cast<int64_t>(f.heap.size() * sizeof(Entry)));
     heap_ = std::move(f.heap);
     work_v_ = std::move(f.v);
     reduce(f.sigma);
