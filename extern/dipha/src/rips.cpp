@@ -17,7 +17,7 @@
 // Distribution over the P ranks of a communicator: the columns of each dimension are split into
 // P contiguous key ranges (rank 0 the lowest keys); rank r owns the columns and the pivots whose
 // key lies in its range. Pivots only grow during a column's reduction, so a column whose pivot
-// leaves rank r's range is handed to rank r + 1 (its V column and, up to 64 Ki entries, its
+// leaves rank r's range is handed to rank r + 1 (its V column and, up to 1 Mi entries, its
 // working coboundary) and continued there: a pipelined chain of P rounds, the mirror image of
 // DIPHA's (§5.4 of the specification). A rank that runs several threads splits its range
 // further, among its threads (see Engine below).

@@ -122,7 +122,8 @@ struct ReductionStats {
 /// A column handed on to the next range: its V column and, when it is not too large, its
 /// working coboundary (a heap, as it stood), which the next range then need not regenerate.
 /// Within a rank the heap is moved (`credited`: it holds part of the rank's credit); to the next
-/// rank it travels cancelled and sorted (a sorted array is a heap).
+/// rank it travels in its array order, which keeps it a heap (not cancelled: sorting a large heap
+/// costs about what regenerating it does).
 struct Forwarded {
   Entry sigma;
   std::vector<idx_t> v;
@@ -300,7 +301,7 @@ class Reducer {
     ++st_.stored;
     if (tau.v != sigma.v) pairs_.push_back({sigma.v, tau.v});
   }
-  static constexpr size_t kSentHeap = size_t{1} << 16;  // largest heap sent to the next rank
+  static constexpr size_t kSentHeap = size_t{1} << 20;  // largest heap sent to the next rank (16 MiB)
   void forward(const Entry& sigma) {
     cancel_pairs(work_v_);
     Forwarded f{sigma, std::move(work_v_), {}, false};
@@ -317,8 +318,7 @@ class Reducer {
         credit_->fetch_add(bytes);  // not enough left: the next range regenerates it
       }
     } else if (heap_.size() <= kSentHeap) {
-      cancel_pairs(heap_, KeyLess());
-      f.heap = std::move(heap_);
+      f.heap = std::move(heap_);  // as it stands: serialised in order, it is still a heap
       heap_.clear();
     }
     outgoing_.push_back(std::move(f));
