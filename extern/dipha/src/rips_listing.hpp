@@ -39,7 +39,7 @@ namespace detail {
 /// Verdict bits of a simplex in the apparent pairs.
 enum : int { kLowerApparent = 1, kUpperApparent = 2 };
 
-/// The per-edge listing; one object per worker (it owns scratch space of O(n)).
+/// The per-edge listing; one object per thread (it owns scratch space of O(n)).
 template <class Lookup>
 class EdgeListing {
  public:
