@@ -7,6 +7,7 @@ only orchestrates (it never imports an engine nor loads the matrix, see benchmar
   ``topodnn.persistence(D, max_dim, threshold, comm=MPI.COMM_WORLD)`` on P ranks;
 * ``ours-t1``, ``ours-t2``: ``topodnn.persistence(..., n_threads=T)`` in one process, run only if
   ``topodnn.persistence`` has an ``n_threads`` parameter (``inspect.signature``, in a child);
+* ``ours-c1``, ``ours-c2``: the same with ``collapse_edges=True`` (3 rounds of edge collapse);
 * ``gph-t1``, ``gph-t2``: ``gph.ripser_parallel(D, metric="precomputed", maxdim, thresh,
   n_threads=T)``;
 * ``ripser``: ``ripser.ripser(D, maxdim, thresh, distance_matrix=True)``.
@@ -37,7 +38,7 @@ sys.path.insert(0, HERE)
 import harness  # noqa: E402
 import workloads  # noqa: E402
 
-ENGINES = ("ours-r1", "ours-r2", "ours-t1", "ours-t2", "gph-t1", "gph-t2", "ripser")
+ENGINES = ("ours-r1", "ours-r2", "ours-t1", "ours-t2", "ours-c1", "ours-c2", "gph-t1", "gph-t2", "ripser")
 REFERENCE = "ours-r1"
 
 
@@ -47,6 +48,9 @@ def engine_spec(label: str) -> Dict[str, Any]:
         return {"engine": "ours", "mode": "ranks", "workers": int(label[6:]), "rule": "exact"}
     if label.startswith("ours-t"):
         return {"engine": "ours", "mode": "threads", "workers": int(label[6:]), "rule": "exact"}
+    if label.startswith("ours-c"):  # threads, with edge collapse (collapse_edges=True)
+        return {"engine": "ours", "mode": "threads", "workers": int(label[6:]), "rule": "exact",
+                "collapse": True}
     if label.startswith("gph-t"):
         return {"engine": "giotto-ph", "mode": "threads", "workers": int(label[5:]), "rule": "float32"}
     if label == "ripser":
@@ -93,8 +97,11 @@ def child_engine(label: str, matrix: str, threshold: float, max_dim: int, repeat
             def call():
                 return persistence(D, max_dim, threshold, comm=comm)
         else:
+            collapse = spec.get("collapse", False)
+
             def call():
-                return persistence(D, max_dim, threshold, n_threads=spec["workers"])
+                return persistence(D, max_dim, threshold, n_threads=spec["workers"],
+                                   collapse_edges=collapse)
     elif spec["engine"] == "giotto-ph":
         import gph
 

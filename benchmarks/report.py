@@ -53,7 +53,7 @@ STARTUP_CASE = "persistence"  # id of bench_startup.py's case the target is abou
 LENET_GRAPH_LIMIT_S = 0.3
 VGG16_GRAPH_RATIO, VGG16_GRAPH_PEAK_GIB = 2.0, 16.0
 ENGINE_NAMES = {"ours-r": ("ours", "rank"), "ours-t": ("ours", "thread"),
-                "gph-t": ("giotto-ph", "thread")}
+                "ours-c": ("ours with edge collapse", "thread"), "gph-t": ("giotto-ph", "thread")}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -218,9 +218,10 @@ def agreement_text(c: Optional[Dict[str, Any]], reference_label: bool = True) ->
 # Persistence
 
 
-PERSISTENCE_ORDER = ("ours-r1", "ours-r2", "ours-t1", "ours-t2", "gph-t1", "gph-t2", "ripser")
-PERSISTENCE_PAIRS = (("ours-r1", "gph-t1", 1), ("ours-t1", "gph-t1", 1),
-                     ("ours-r2", "gph-t2", 2), ("ours-t2", "gph-t2", 2))
+PERSISTENCE_ORDER = ("ours-r1", "ours-r2", "ours-t1", "ours-t2", "ours-c1", "ours-c2", "gph-t1", "gph-t2",
+                     "ripser")
+PERSISTENCE_PAIRS = (("ours-r1", "gph-t1", 1), ("ours-t1", "gph-t1", 1), ("ours-c1", "gph-t1", 1),
+                     ("ours-r2", "gph-t2", 2), ("ours-t2", "gph-t2", 2), ("ours-c2", "gph-t2", 2))
 
 
 def workload_heading(record: Dict[str, Any], w: str) -> str:
@@ -325,7 +326,7 @@ def persistence_targets(records: List[Dict[str, Any]], link: bool = True) -> Lis
                     rows.append([t, g, f"no bench_persistence run with workload {w}", "not run", "–"])
                 continue
             if "best" not in row:
-                if row["ours"].startswith("ours-t") and row["a"] is None:
+                if row["ours"].startswith(("ours-t", "ours-c")) and row["a"] is None:
                     why, verdict = threads_note, "not run"
                 else:
                     why = "; ".join(f"{engine_name(k)} {failure(row[x]) if row[x] else 'not run'}"

@@ -75,7 +75,8 @@ std::string view_or_error(const py::array& a, py::object indptr, py::object indi
 
 py::list rips_persistence(py::array dense, py::object indptr, py::object indices, py::object values, int64_t n,
                           int max_dim, double threshold, py::object comm, bool verbose,
-                          int64_t dense_lookup_bytes, int64_t working_bytes, double max_work, int collapse) {
+                          int64_t dense_lookup_bytes, int64_t working_bytes, double max_work, int collapse,
+                          int n_threads) {
   topodnn::CommDup guard(comm, MPI_COMM_SELF);  // collective: before anything can fail on one rank only
   std::vector<py::array> keep;
   dipha::rips::DistanceView v;
@@ -88,6 +89,7 @@ py::list rips_persistence(py::array dense, py::object indptr, py::object indices
   opt.working_bytes = working_bytes;
   opt.max_work = max_work;
   opt.collapse = collapse;
+  opt.n_threads = n_threads;
   dipha::rips::Pairs pairs;
   std::string err;
   {
@@ -180,13 +182,43 @@ py::tuple collapse_edges(int64_t n, py::array_t<int64_t, py::array::c_style | py
   return py::make_tuple(ou, ov, ow, counts);
 }
 
+// Test hook of the column listing (dipha::rips::testing::apparent_verdicts): (values, ranks,
+// flags) of every simplex of dimension `dim`.
+py::tuple rips_apparent_verdicts(py::array_t<double, py::array::c_style | py::array::forcecast> dense, int dim,
+                                 double threshold, int64_t dense_lookup_bytes, bool reference) {
+  if (dense.ndim() != 2 || dense.shape(0) != dense.shape(1)) throw py::value_error("distance matrix must be square and 2-D");
+  dipha::rips::DistanceView v;
+  v.n = dense.shape(0);
+  v.dense64 = dense.data();
+  std::vector<dipha::rips::testing::Verdict> out;
+  std::string err;
+  {
+    py::gil_scoped_release release;
+    try {
+      out = dipha::rips::testing::apparent_verdicts(v, threshold, dim, dense_lookup_bytes, reference);
+    } catch (const dipha::Error& e) {
+      err = e.what();
+    }
+  }
+  if (!err.empty()) throw py::value_error(err);
+  const auto m = static_cast<py::ssize_t>(out.size());
+  py::array_t<double> values(m);
+  py::array_t<int64_t> ranks(m), flags(m);
+  for (py::ssize_t i = 0; i < m; ++i) {
+    values.mutable_at(i) = out[i].value;
+    ranks.mutable_at(i) = out[i].rank;
+    flags.mutable_at(i) = out[i].flags;
+  }
+  return py::make_tuple(values, ranks, flags);
+}
+
 }  // namespace
 
 void register_persistence(py::module_& m) {
   m.def("_rips_persistence", &rips_persistence, py::arg("dense"), py::arg("indptr"), py::arg("indices"),
         py::arg("values"), py::arg("n"), py::arg("max_dim"), py::arg("threshold"), py::arg("comm"),
         py::arg("verbose"), py::arg("dense_lookup_bytes") = -1, py::arg("working_bytes") = -1,
-        py::arg("max_work") = -1.0, py::arg("collapse") = 0,
+        py::arg("max_work") = -1.0, py::arg("collapse") = 0, py::arg("n_threads") = 1,
         "Vietoris-Rips persistence pairs per dimension (see topodnn.engine.persistence). Either `dense` "
         "(square float32/float64) or the CSR triple (indptr, indices, values) with n vertices. "
         "dense_lookup_bytes: largest dense look-up matrix the engine may build (-1: its default, "
@@ -198,12 +230,18 @@ void register_persistence(py::module_& m) {
         "0's stderr gives the estimate and a rough time. Under MPI every rank must pass the same distance matrix, "
         "max_dim and threshold (a fingerprint is compared; a mismatch raises ValueError on every rank). "
         "collapse: edge collapse of the thresholded graph first (0: off, k > 0: k rounds, -1: rounds until "
-        "one removes no edge); same diagrams.");
+        "one removes no edge); same diagrams. n_threads: threads of each rank (>= 1, or -1 for one per hardware "
+        "thread); results are identical for any number of ranks and threads.");
   m.def("_collapse_edges", &collapse_edges, py::arg("n"), py::arg("u"), py::arg("v"), py::arg("values"),
         py::arg("rounds") = 1, py::arg("dense_lookup_bytes") = -1,
         "Edge collapse of the flag filtration of a filtered graph (n vertices, edges (u[i], v[i], values[i])): "
         "(u, v, values, counts) of the remaining edges, u < v, sorted by (value, v, u); counts holds "
         "edges_after_round, moved, removed, lookups, neighbour_steps.");
+  m.def("_rips_apparent_verdicts", &rips_apparent_verdicts, py::arg("dense"), py::arg("dim"), py::arg("threshold"),
+        py::arg("dense_lookup_bytes") = -1, py::arg("reference") = false,
+        "Test hook: (values, ranks, flags) of every simplex of dimension dim (1 or 2) of a dense float64 "
+        "matrix cut at threshold, sorted by (value, rank); flags 1 = lower half of an apparent pair, 2 = "
+        "upper half. reference=False: the engine's per-edge listing; True: the simplex-by-simplex tests.");
   m.def("_dipha_diagram_from_matrix", &dipha_diagram_from_matrix, py::arg("dense"), py::arg("indptr"),
         py::arg("indices"), py::arg("values"), py::arg("n"), py::arg("upper_dim"), py::arg("comm"),
         "DIPHA diagram records (dims, births, deaths) of a full (type 7) or sparse (type 8) distance matrix.");

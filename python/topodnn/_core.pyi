@@ -54,8 +54,18 @@ def _rips_persistence(
     working_bytes: int = -1,
     max_work: float = -1.0,
     collapse: int = 0,
+    n_threads: int = 1,
 ) -> list[npt.NDArray[np.float64]]:
     """(birth, death) pairs per dimension 0..max_dim, each a (k, 2) float64 array."""
+
+def _rips_apparent_verdicts(
+    dense: npt.NDArray[np.float64],
+    dim: int,
+    threshold: float,
+    dense_lookup_bytes: int = -1,
+    reference: bool = False,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Test hook: (values, ranks, flags) of every simplex of dimension dim, as the listing finds them."""
 
 def _collapse_edges(
     n: int,

@@ -259,6 +259,7 @@ def persistence(
     verbose: bool = False,
     max_work: Optional[float] = None,
     collapse_edges: Union[bool, int] = False,
+    n_threads: int = 1,
 ) -> List[np.ndarray]:
     """Persistence diagrams of the Vietoris-Rips filtration of a distance matrix.
 
@@ -292,6 +293,11 @@ def persistence(
         n, the number of edges within the threshold and ``max_dim``; about 2e8 visits per second
         on one core). ``None``: the default limit, 5e11 (about 40 minutes); above 1e11 a warning
         with a rough time is printed on rank 0's stderr. ``inf`` lifts the limit.
+    n_threads : int, default 1
+        Threads of this process (each rank under MPI): the column listing and the reduction are
+        shared out over them; -1 takes one per hardware thread. Ranks and threads compose
+        (``mpirun -n P`` with ``n_threads=T`` runs P x T workers); the diagrams are identical for
+        any split. The GIL is released while the engine runs.
     collapse_edges : bool or int, default False
         Edge collapse of the thresholded graph before the reduction (Boissonnat and Pritam,
         SoCG 2020): edges whose removal, or whose later entry, leaves the persistence of the flag
@@ -368,12 +374,22 @@ def persistence(
         md, thr = _check_max_dim(max_dim), _check_threshold(threshold)
         work = _check_max_work(max_work)
         rounds = _check_collapse(collapse_edges)
-        return (md, thr, work, rounds, _prepare(distances)), {}
+        threads = _check_threads(n_threads)
+        return (md, thr, work, rounds, threads, _prepare(distances)), {}
 
     # every rank validates, then one allgather of the verdicts, before the engine's collectives
-    md, thr, work, rounds, (dense, indptr, indices, values, n) = agree_on(comm, check, call="persistence")
+    md, thr, work, rounds, threads, (dense, indptr, indices, values, n) = agree_on(
+        comm, check, call="persistence")
     return _core._rips_persistence(dense, indptr, indices, values, n, md, thr, comm, bool(verbose),
-                                   max_work=work, collapse=rounds)
+                                   max_work=work, collapse=rounds, n_threads=threads)
+
+
+def _check_threads(n_threads: Any) -> int:
+    if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, numbers.Integral) or (
+            int(n_threads) < 1 and int(n_threads) != -1) or int(n_threads) > 4096:
+        raise ValueError(f"n_threads must be an integer from 1 to 4096, or -1 (one per hardware thread), "
+                         f"got {n_threads!r}")
+    return int(n_threads)
 
 
 #: Rounds of edge collapse for ``collapse_edges=True``.

@@ -35,6 +35,8 @@ const char* kDiphaUsage =
     "  --max_work W    types 7/8, fast path: refuse a computation whose work estimate exceeds W\n"
     "                  coface visits (default 5e11, roughly 40 min of one rank; inf: no limit);\n"
     "                  above 1e11 a warning gives the estimate and a rough time (extension)\n"
+    "  --threads N     types 7/8, fast path: N threads in each rank (default 1; same output for\n"
+    "                  any number of ranks and threads; extension, not in DIPHA)\n"
     "  --help          print this text and exit\n"
     "\n"
     "Work split: every rank reads the whole input and builds the filtration; the columns of the\n"
@@ -96,7 +98,8 @@ bool parse_double(const std::string& s, double& out) {
 }
 
 bool is_option_name(const std::string& s) {
-  return s == "--upper_dim" || s == "--dual" || s == "--benchmark" || s == "--general" || s == "--max_work";
+  return s == "--upper_dim" || s == "--dual" || s == "--benchmark" || s == "--general" || s == "--max_work" ||
+         s == "--threads";
 }
 
 void print_benchmark(const std::string& input, const Options& opt, int P, const RunStats& st, double total) {
@@ -182,6 +185,13 @@ int run_dipha_cli(int argc, char** argv, MPI_Comm comm) {
         opt.benchmark = true;
       } else if (a == "--general") {
         opt.general = true;
+      } else if (a == "--threads") {
+        int64_t t = 0;
+        if (i + 1 >= nopt) return "--threads needs an integer value before the file names";
+        if (!parse_int64(args[i + 1], t)) return "--threads value '" + args[i + 1] + "' is not an integer";
+        if (t < 1 || t > 4096) return "--threads must be between 1 and 4096, got " + args[i + 1];
+        opt.threads = static_cast<int>(t);
+        ++i;
       } else {
         return "unknown option '" + a + "'";
       }

@@ -384,7 +384,7 @@ Diagram compute(const std::string& input_path, const Options& opt, MPI_Comm comm
       }
     });
     timer.end("load input");
-    Diagram d = rips::dipha_diagram(view, opt.upper_dim, comm, false, opt.max_work);  // collective, agrees on its own
+    Diagram d = rips::dipha_diagram(view, opt.upper_dim, comm, false, opt.max_work, opt.threads);  // collective, agrees on its own
     timer.end("rips persistence");
     if (stats) stats->cells = -1;
     return d;

@@ -382,6 +382,12 @@ bool Chain::recv(int src, std::vector<int64_t>& v, const std::string& name, int6
   return true;
 }
 
+bool Chain::poll(int src) const {
+  int flag = 0;
+  MPI_Iprobe(src, tag_, comm_.get(), &flag, MPI_STATUS_IGNORE);
+  return flag != 0;
+}
+
 void Chain::drain(int src, int64_t n) {
   // A static sink: draining must not allocate (it is what a rank does after running out).
   static int64_t sink[kChunkWords];

@@ -9,7 +9,9 @@
 
 int main(int argc, char** argv) {
   dipha::mpi_defaults();  // fast start-up on one node; the user's MCA settings win
-  MPI_Init(&argc, &argv);
+  // --threads: worker threads never call MPI, the main thread does
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   int rc = 1;
   try {
     rc = dipha::run_dipha_cli(argc, argv, MPI_COMM_WORLD);

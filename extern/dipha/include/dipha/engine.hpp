@@ -25,6 +25,7 @@ struct Options {
   bool general = false;    // types 7/8: explicit enumeration instead of dipha::rips
   bool benchmark = false;  // per-phase table on rank 0's stdout
   double max_work = -1;    // types 7/8 (fast path): refusal limit of the work estimate, as in rips::Options
+  int threads = 1;         // types 7/8, fast path: threads of each rank (extension, not in DIPHA)
 };
 
 /// One line of the --benchmark table.

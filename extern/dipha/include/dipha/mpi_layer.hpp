@@ -282,6 +282,10 @@ class Comm {
 
 // ---------------------------------------------------------------------------------------------
 // Point-to-point pipeline.
+//
+// A Chain is driven by one thread of each rank (the one that calls the engine): threads of a
+// rank that take part in its work report their failures through capture() and fail(), and never
+// call MPI themselves.
 
 /// The nearest-neighbour pipeline of one phase: in each round a rank processes what it has,
 /// sends the rest to its neighbour and receives from the other one. A failure in a round (work
@@ -299,6 +303,11 @@ class Chain {
     if (!fail_.empty() || upstream_failed_) return;
     fail_ = capture(Phase{name, phase_.what}, comm_.rank(), comm_.oom(), std::forward<F>(work));
   }
+  /// Records a failure of this rank's work done outside step() (by another thread of the rank,
+  /// through capture()); the first one recorded is kept.
+  void fail(const std::string& message) {
+    if (fail_.empty()) fail_ = message.empty() ? "unknown error in " + phase_.name : message;
+  }
   bool failed() const { return !fail_.empty(); }
   /// True when this rank failed or a predecessor did: its results are void.
   bool is_void() const { return failed() || upstream_failed_; }
@@ -309,6 +318,8 @@ class Chain {
   /// the sender is void, or the buffer could not be allocated (the failure is recorded); the
   /// message is drained either way. `received` (optional) counts the bytes.
   bool recv(int src, std::vector<int64_t>& v, const std::string& name, int64_t* received = nullptr);
+  /// True when a message from `src` has arrived (recv would not wait for it). Never waits.
+  bool poll(int src) const;
   /// The agreement point (collective).
   void finish();
 

@@ -49,6 +49,10 @@ struct Options {
   // k > 0 rounds, -1 rounds until one removes no edge. The diagrams are the same (positive-length
   // pairs and essential classes, exactly); only persistence() reads it.
   int collapse = 0;
+  // Threads of each rank (>= 1; -1: one per hardware thread of the machine). The column listing
+  // is shared out over the threads edge by edge, the reduction over P x T workers (key ranges);
+  // results are identical for any number of ranks and threads. Ranks may use different counts.
+  int n_threads = 1;
 };
 
 /// Default refusal limit and warning level of the work estimate (coface visits), and the rate
@@ -77,7 +81,7 @@ double work_estimate(int64_t n, int64_t edges, int max_dim);
 /// Persistence pairs per homology dimension, in the units of the input (filtration value of a
 /// simplex = its longest edge). Essential classes have death = +inf. Zero-length pairs are
 /// dropped. Each dimension's pairs are sorted by (birth, death). Every rank of `comm` returns the
-/// same result, identical for any number of ranks.
+/// same result, identical for any number of ranks and threads.
 using Pairs = std::vector<std::vector<std::pair<double, double>>>;
 
 Pairs persistence(const DistanceView& d, const Options& opt, MPI_Comm comm);
@@ -86,9 +90,29 @@ Pairs persistence(const DistanceView& d, const Options& opt, MPI_Comm comm);
 /// essential class of dimension q -> record (-q-1, birth, max_value) where max_value is the
 /// largest value of any simplex of dimension <= upper_dim present; records sorted as in a DIPHA
 /// diagram file. Every rank returns the same diagram.
-/// `max_work` as in Options.
+/// `max_work` and `n_threads` as in Options.
 Diagram dipha_diagram(const DistanceView& d, int64_t upper_dim, MPI_Comm comm, bool verbose = false,
-                      double max_work = -1);
+                      double max_work = -1, int n_threads = 1);
+
+namespace testing {
+
+/// A simplex (filtration value, colex rank) and its apparent-pair verdict bits: 1 = lower half
+/// (paired with its smallest equal coface), 2 = upper half (paired with its largest facet).
+struct Verdict {
+  double value;
+  int64_t rank;
+  int flags;
+};
+
+/// Test hook: every simplex of dimension `dim` (1 or 2) of the complex of the dense float64
+/// matrix `d` cut at `threshold`, with its verdict bits, sorted by (value, rank): as the engine's
+/// per-edge listing finds them (triangles listed from their max-key edge), or, with `reference`,
+/// as the simplex-by-simplex tests find them (triangles listed from their two smallest vertices).
+/// The upper-half bit of an edge is not computed (0). dense_lookup_bytes as in Options.
+std::vector<Verdict> apparent_verdicts(const DistanceView& d, double threshold, int dim, int64_t dense_lookup_bytes,
+                                       bool reference);
+
+}  // namespace testing
 
 }  // namespace rips
 }  // namespace dipha

@@ -1,0 +1,79 @@
+// The thresholded graph of the Vietoris-Rips engine (see rips_graph.hpp).
+#include "rips_graph.hpp"
+
+#include <utility>
+
+namespace dipha {
+namespace rips {
+namespace detail {
+
+Graph build_graph(const DistanceView& d, double threshold, bool clamp_negative, int64_t dense_bytes) {
+  Graph g;
+  const int64_t n = d.n;
+  g.n = n;
+  auto keep = [&](double x) { return x <= threshold && x < kInf; };  // NaN fails both
+  auto value = [&](double x) { return clamp_negative ? std::max(0.0, x) : x; };
+  std::vector<int64_t> deg(n, 0);
+  auto lower = [&](auto&& visit) {  // visits (i, j, d) for every kept edge, i > j, rows ascending
+    if (d.dense64 || d.dense32) {
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < i; ++j) {
+          double x = d.dense64 ? d.dense64[i * n + j] : static_cast<double>(d.dense32[i * n + j]);
+          x = value(x);
+          if (keep(x)) visit(i, j, x);
+        }
+    } else {
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t p = d.indptr[i]; p < d.indptr[i + 1]; ++p) {
+          int64_t j = d.indices[p];
+          if (j >= i) continue;
+          double x = value(d.values[p]);
+          if (keep(x)) visit(i, j, x);
+        }
+    }
+  };
+  lower([&](int64_t i, int64_t j, double) { ++deg[i]; ++deg[j]; });
+  g.ptr.assign(n + 1, 0);
+  for (int64_t i = 0; i < n; ++i) g.ptr[i + 1] = g.ptr[i] + deg[i];
+  const int64_t E2 = g.ptr[n];
+  g.nb.resize(E2);
+  g.nv.resize(E2);
+  g.edges.reserve(E2 / 2);
+  std::vector<int64_t> fill(g.ptr.begin(), g.ptr.end() - 1);
+  // Row i receives its j < i entries at step i (ascending j) and its i' > i entries at later
+  // steps (ascending i'), so every row ends up sorted.
+  lower([&](int64_t i, int64_t j, double x) {
+    g.nb[fill[i]] = static_cast<int32_t>(j); g.nv[fill[i]++] = x;
+    g.nb[fill[j]] = static_cast<int32_t>(i); g.nv[fill[j]++] = x;
+    g.edges.push_back({x, edge_rank(i, j)});
+  });
+  if (dense_bytes < 0) dense_bytes = kDefaultDenseLookupBytes;
+  if (static_cast<double>(n) * n * 8.0 <= static_cast<double>(dense_bytes)) {
+    g.mat.assign(static_cast<size_t>(n) * n, kInf);
+    g.words = static_cast<size_t>(n + 63) / 64;
+    g.adj.assign(static_cast<size_t>(n) * g.words, 0);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t p = g.ptr[i]; p < g.ptr[i + 1]; ++p) {
+        const int32_t j = g.nb[p];
+        g.mat[static_cast<size_t>(i) * n + j] = g.nv[p];
+        g.adj[static_cast<size_t>(i) * g.words + (static_cast<size_t>(j) >> 6)] |= uint64_t{1} << (j & 63);
+      }
+  }
+  std::sort(g.edges.begin(), g.edges.end(), KeyLess());
+  g.bd.resize(E2);
+  g.bv.resize(E2);
+  {
+    std::vector<std::pair<double, int32_t>> row;
+    for (int64_t i = 0; i < n; ++i) {
+      row.clear();
+      for (int64_t p = g.ptr[i]; p < g.ptr[i + 1]; ++p) row.push_back({g.nv[p], g.nb[p]});
+      std::sort(row.begin(), row.end());
+      for (size_t t = 0; t < row.size(); ++t) { g.bd[g.ptr[i] + t] = row[t].first; g.bv[g.ptr[i] + t] = row[t].second; }
+    }
+  }
+  return g;
+}
+
+}  // namespace detail
+}  // namespace rips
+}  // namespace dipha

@@ -1,0 +1,56 @@
+// The thresholded graph of the Vietoris-Rips engine: sorted neighbour lists, the edges in
+// filtration order, each vertex's neighbours by distance ("balls") and, when it fits, a dense
+// symmetric look-up matrix.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "dipha/rips.hpp"
+#include "rips_simplex.hpp"
+
+namespace dipha {
+namespace rips {
+namespace detail {
+
+/// The graph of the edges d(i, j) <= threshold.
+struct Graph {
+  int64_t n = 0;
+  std::vector<double> mat;      // n*n with +inf for absent edges and on the diagonal, or empty
+  std::vector<uint64_t> adj;    // with mat: row i's neighbours as a bitset of `words` words
+  size_t words = 0;
+  std::vector<int64_t> ptr;     // n+1
+  std::vector<int32_t> nb;      // neighbour ids, ascending per row
+  std::vector<double> nv;       // edge values, same order
+  std::vector<Entry> edges;     // (value, rank) of every edge, sorted by key
+  std::vector<double> bd;       // per row, neighbour distances ascending ("balls"), same offsets
+  std::vector<int32_t> bv;      // the matching neighbour ids
+
+  int64_t degree(int32_t a) const { return ptr[a + 1] - ptr[a]; }
+  bool dense() const { return !mat.empty(); }
+};
+
+constexpr int64_t kDefaultDenseLookupBytes = 512LL * 1024 * 1024;
+
+/// The graph of `d` cut at `threshold` (d > threshold, +inf and NaN are absent edges), values
+/// clamped to >= 0 when `clamp_negative`; a dense look-up matrix and adjacency bitsets
+/// (n*n/8 bytes more) when n*n*8 <= dense_bytes (negative: kDefaultDenseLookupBytes).
+Graph build_graph(const DistanceView& d, double threshold, bool clamp_negative, int64_t dense_bytes);
+
+/// Advances `it` (within [it, end)) to the first entry >= w, galloping: O(log distance).
+inline const int32_t* gallop(const int32_t* it, const int32_t* end, int32_t w) {
+  if (it == end || *it >= w) return it;
+  size_t step = 1;
+  const int32_t* lo = it;
+  while (lo + step < end && lo[step] < w) {
+    lo += step;
+    step *= 2;
+  }
+  const int32_t* hi = lo + step < end ? lo + step + 1 : end;
+  return std::lower_bound(lo + 1, hi, w);
+}
+
+}  // namespace detail
+}  // namespace rips
+}  // namespace dipha

@@ -1,0 +1,245 @@
+// Column listing of dimensions 1 and 2, edge by edge, with one candidate set per edge.
+//
+// Every triangle sigma whose max-key edge is e = {a, b} (a > b, value L) has value L, and so do
+// its cofaces of equal value: they all lie among the common neighbours of a and b within L,
+//   S_e = { w : d(a, w) <= L and d(b, w) <= L }   (ascending vertex ids).
+// One pass over e builds S_e (dense look-up: the AND of a's and b's adjacency bitsets; neighbour
+// lists: the intersection of their balls of radius L) and answers every apparent-pair test of e
+// and of its triangles:
+//  * e's smallest coface of equal value is {a, b, min S_e} (colex rank grows with the added
+//    vertex); e is the lower half of an apparent pair iff e is that triangle's max-key facet;
+//  * the triangles listed from e are the w in S_e for which e is the max-key edge: key = (value,
+//    rank) and, among edges at a, rank{a, w} < rank{a, b} iff w < b (at b: iff w < a), so a tie
+//    d(a, w) = L needs w < b and a tie d(b, w) = L needs w < a; every triangle is listed exactly
+//    once, from its max-key edge;
+//  * sigma = {a, b, w} is the upper half of an apparent pair (its max-key facet e, whose smallest
+//    equal coface it is) iff w = min S_e;
+//  * sigma is the lower half of an apparent pair iff its smallest equal coface
+//    tau = sigma + {x}, x = min { x in S_e, x != w, d(w, x) <= L }, has sigma as max-key facet.
+//    The facets of tau = {u0 < u1 < u2 < u3} ranked: omitting a smaller vertex gives a larger
+//    rank. Facet {a, b, x} (value L) ranks below sigma iff x < w, so only x < w can qualify; then
+//    facet {b, w, x} (omitting a) must have a value below L or rank below sigma (x < a), and
+//    facet {a, w, x} likewise (x < b).
+// The reference for all of this is Complex::apparent_cofacet / apparent_facet, tested against
+// this listing simplex by simplex (testing::apparent_verdicts).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "rips_cofaces.hpp"
+#include "rips_graph.hpp"
+#include "rips_simplex.hpp"
+
+namespace dipha {
+namespace rips {
+namespace detail {
+
+/// Verdict bits of a simplex in the apparent pairs.
+enum : int { kLowerApparent = 1, kUpperApparent = 2 };
+
+/// The per-edge listing; one object per thread (it owns scratch space of O(n)).
+template <class Lookup>
+class EdgeListing {
+ public:
+  explicit EdgeListing(const Complex<Lookup>& cx)
+      : cx_(cx), g_(cx.g), C_(cx.C), words_(static_cast<size_t>(cx.g.n / 64 + 1)),
+        bits_(Lookup::kDense ? 0 : words_, 0), seen_(Lookup::kDense ? 0 : words_, 0),
+        da_at_(Lookup::kDense ? 0 : static_cast<size_t>(cx.g.n)), db_at_(Lookup::kDense ? 0 : static_cast<size_t>(cx.g.n)) {}
+
+  /// Dimension 1: is the edge e (rank e.i, value e.v) the lower half of an apparent pair?
+  bool edge_is_apparent(const Entry& e) const {
+    int32_t a, b;
+    edge_vertices(e.i, a, b);
+    double da = 0, db = 0;
+    const int32_t w = min_common(a, b, e.v, da, db);
+    return w >= 0 && listed(a, b, e.v, w, da, db);
+  }
+
+  /// Dimension 2: calls f(triangle, verdict bits) for every triangle whose max-key edge is e, in
+  /// ascending order of the added vertex. With kAllVerdicts = false the lower-half test is
+  /// skipped for upper halves (a simplex is in at most one apparent pair).
+  template <bool kAllVerdicts, class F>
+  void triangles(const Entry& e, F&& f) {
+    int32_t a, b;
+    edge_vertices(e.i, a, b);
+    const double L = e.v;
+    candidates(a, b, L);
+    const size_t s = ids_.size();
+    const int32_t* S = ids_.data();
+    for (size_t j = 0; j < s; ++j) {
+      const int32_t w = S[j];
+      const double daw = da_[j], dbw = db_[j];
+      if (!listed(a, b, L, w, daw, dbw)) continue;
+      const Entry tri{L, triangle_rank(a, b, w)};
+      int verdict = j == 0 ? kUpperApparent : 0;
+      if (kAllVerdicts || verdict == 0) {
+        // smallest x < w of S_e adjacent to w within L
+        typename Lookup::Row row(cx_.L, w);
+        for (size_t t = 0; t < j; ++t) {
+          const double dwx = row.next(S[t]);
+          if (!(dwx <= L)) continue;
+          const int32_t x = S[t];
+          const bool fa = std::max(dbw, std::max(db_[t], dwx)) < L || x < a;  // facet {b, w, x}
+          const bool fb = std::max(daw, std::max(da_[t], dwx)) < L || x < b;  // facet {a, w, x}
+          if (fa && fb) verdict |= kLowerApparent;
+          break;
+        }
+      }
+      f(tri, verdict);
+    }
+  }
+
+ private:
+  void edge_vertices(idx_t r, int32_t& a, int32_t& b) const {
+    int32_t v[2];
+    vertices_of(C_, r, 1, v);
+    a = v[1];
+    b = v[0];
+  }
+  // Is e = {a, b} (a > b, value L) the max-key edge of the triangle {a, b, w}, w in S_e?
+  static bool listed(int32_t a, int32_t b, double L, int32_t w, double daw, double dbw) {
+    return (daw < L || (daw == L && w < b)) && (dbw < L || (dbw == L && w < a));
+  }
+  idx_t triangle_rank(int32_t a, int32_t b, int32_t w) const {
+    if (w > a) return b + C_(a, 2) + C_(w, 3);
+    if (w > b) return b + C_(w, 2) + C_(a, 3);
+    return w + C_(b, 2) + C_(a, 3);
+  }
+  // Number of neighbours of u within L (a prefix of its ball).
+  int64_t ball(int32_t u, double L) const {
+    const double* b0 = g_.bd.data() + g_.ptr[u];
+    const double* b1 = g_.bd.data() + g_.ptr[u + 1];
+    return std::upper_bound(b0, b1, L) - b0;
+  }
+
+  // min S_e (or -1) with its distances to a and b.
+  int32_t min_common(int32_t a, int32_t b, double L, double& da, double& db) const {
+    const int64_t pa = ball(a, L), pb = ball(b, L);
+    const bool from_a = pa <= pb;
+    const int32_t u = from_a ? a : b, o = from_a ? b : a;
+    const int64_t pu = from_a ? pa : pb;
+    int32_t best = INT32_MAX;
+    double du = 0, dob = 0;
+    if (pu * 8 > g_.degree(u)) {
+      // large ball: the first hit of an ascending scan of u's neighbours is the answer
+      const int64_t p0 = g_.ptr[u], p1 = g_.ptr[u + 1];
+      typename Lookup::Row row(cx_.L, o);
+      for (int64_t p = p0; p < p1; ++p) {
+        if (!(g_.nv[p] <= L)) continue;
+        const double d = row.next(g_.nb[p]);
+        if (d <= L) { best = g_.nb[p]; du = g_.nv[p]; dob = d; break; }
+      }
+    } else {
+      const int32_t* w0 = g_.bv.data() + g_.ptr[u];
+      const double* d0 = g_.bd.data() + g_.ptr[u];
+      for (int64_t t = 0; t < pu; ++t) {
+        const int32_t w = w0[t];
+        if (w >= best) continue;
+        const double d = cx_.L.dist(o, w);
+        if (d <= L) { best = w; du = d0[t]; dob = d; }
+      }
+    }
+    if (best == INT32_MAX) return -1;
+    da = from_a ? du : dob;
+    db = from_a ? dob : du;
+    return best;
+  }
+
+  // S_e into ids_ (ascending), da_, db_.
+  void candidates(int32_t a, int32_t b, double L) {
+    ids_.clear();
+    da_.clear();
+    db_.clear();
+    if constexpr (Lookup::kDense) {
+      // the AND of a's and b's adjacency bitsets, ascending, kept where both are within L
+      const uint64_t* A = g_.adj.data() + static_cast<size_t>(a) * g_.words;
+      const uint64_t* B = g_.adj.data() + static_cast<size_t>(b) * g_.words;
+      const double* ra = g_.mat.data() + static_cast<size_t>(a) * static_cast<size_t>(g_.n);
+      const double* rb = g_.mat.data() + static_cast<size_t>(b) * static_cast<size_t>(g_.n);
+      for (size_t wd = 0; wd < g_.words; ++wd) {
+        uint64_t m = A[wd] & B[wd];
+        while (m) {
+          const int32_t x = static_cast<int32_t>((wd << 6) + static_cast<size_t>(__builtin_ctzll(m)));
+          m &= m - 1;
+          const double dax = ra[x], dbx = rb[x];
+          if (dax <= L && dbx <= L) {
+            ids_.push_back(x);
+            da_.push_back(dax);
+            db_.push_back(dbx);
+          }
+        }
+      }
+    } else {
+      neighbour_candidates(a, b, L);
+    }
+  }
+  // S_e from the balls of a and b (neighbour lists only).
+  void neighbour_candidates(int32_t a, int32_t b, double L) {
+    marked_.clear();
+    size_t lo = words_, hi = 0;
+    auto mark = [&](int32_t x, double dax, double dbx) {
+      const size_t wd = static_cast<size_t>(x) >> 6;
+      bits_[wd] |= uint64_t{1} << (x & 63);
+      da_at_[x] = dax;
+      db_at_[x] = dbx;
+      marked_.push_back(x);
+      lo = std::min(lo, wd);
+      hi = std::max(hi, wd);
+    };
+    const int64_t pa = ball(a, L), pb = ball(b, L);
+    const int32_t* va = g_.bv.data() + g_.ptr[a];
+    const double* dva = g_.bd.data() + g_.ptr[a];
+    const int32_t* vb = g_.bv.data() + g_.ptr[b];
+    const double* dvb = g_.bd.data() + g_.ptr[b];
+    // both balls: a's marked in seen_, b's members found there kept
+    for (int64_t t = 0; t < pa; ++t) {
+      seen_[static_cast<size_t>(va[t]) >> 6] |= uint64_t{1} << (va[t] & 63);
+      da_at_[va[t]] = dva[t];
+    }
+    for (int64_t t = 0; t < pb; ++t) {
+      const int32_t x = vb[t];
+      if (seen_[static_cast<size_t>(x) >> 6] >> (x & 63) & 1) mark(x, da_at_[x], dvb[t]);
+    }
+    for (int64_t t = 0; t < pa; ++t) seen_[static_cast<size_t>(va[t]) >> 6] = 0;
+    const size_t s = marked_.size();
+    if (s == 0) return;
+    ids_.reserve(s);
+    if (s * 4 < hi - lo + 1) {
+      // few members spread wide: sort them rather than scan the words between
+      std::sort(marked_.begin(), marked_.end());
+      ids_.assign(marked_.begin(), marked_.end());
+      for (int32_t x : marked_) bits_[static_cast<size_t>(x) >> 6] = 0;
+    } else {
+      for (size_t wd = lo; wd <= hi; ++wd) {
+        uint64_t m = bits_[wd];
+        bits_[wd] = 0;
+        while (m) {
+          ids_.push_back(static_cast<int32_t>((wd << 6) + static_cast<size_t>(__builtin_ctzll(m))));
+          m &= m - 1;
+        }
+      }
+    }
+    for (size_t j = 0; j < s; ++j) {
+      da_.push_back(da_at_[ids_[j]]);
+      db_.push_back(db_at_[ids_[j]]);
+    }
+  }
+
+  const Complex<Lookup>& cx_;
+  const Graph& g_;
+  const Binomial& C_;
+  const size_t words_;
+  // neighbour lists only (the dense look-up has adjacency bitsets):
+  std::vector<uint64_t> bits_;   // members of S_e being built
+  std::vector<uint64_t> seen_;   // a's ball
+  std::vector<double> da_at_, db_at_;  // by vertex id: d(a, x), d(b, x) of the marked x
+  std::vector<int32_t> marked_;
+  std::vector<int32_t> ids_;     // S_e ascending
+  std::vector<double> da_, db_;  // d(a, x), d(b, x) for x = ids_[j]
+};
+
+}  // namespace detail
+}  // namespace rips
+}  // namespace dipha

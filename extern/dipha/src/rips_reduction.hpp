@@ -1,0 +1,575 @@
+// Reduction of the coboundary columns of one dimension, over Z/2, with an implicit coboundary
+// matrix: nothing is stored but the reduction (V) columns of the pairs that needed work.
+//
+// Columns of dimension `dim` are processed in decreasing key order; the pivot of a column is its
+// smallest-key coface. The keys are split into contiguous ranges (Split); the Reducer of a range
+// owns the columns and the pivots of its range (a rank runs one range, or several on its
+// threads). Pivots only grow during a column's reduction, so a column whose pivot leaves the
+// range is handed on (forward()) to be continued by the next range (rips.cpp runs that pipeline).
+//
+// A column whose working coboundary outgrows a budget (a large cocycle, typically an essential
+// class of a dense graph) is reduced window by window of filtration values instead.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include "rips_cofaces.hpp"
+#include "rips_progress.hpp"
+#include "rips_simplex.hpp"
+
+namespace dipha {
+namespace rips {
+namespace detail {
+
+using PairList = std::vector<std::pair<double, double>>;
+
+/// Open-addressing hash map idx_t -> int64_t (keys >= 0).
+class HashMap {
+ public:
+  HashMap() { rehash(1024); }
+  void clear() { keys_.clear(); vals_.clear(); rehash(1024); }
+  size_t size() const { return size_; }
+  const int64_t* find(idx_t k) const {
+    size_t h = hash(k) & mask_;
+    while (true) {
+      if (keys_[h] == k) return &vals_[h];
+      if (keys_[h] < 0) return nullptr;
+      h = (h + 1) & mask_;
+    }
+  }
+  void insert(idx_t k, int64_t v) {
+    if ((size_ + 1) * 2 > keys_.size()) rehash(keys_.size() * 2);
+    size_t h = hash(k) & mask_;
+    while (keys_[h] >= 0 && keys_[h] != k) h = (h + 1) & mask_;
+    if (keys_[h] < 0) ++size_;
+    keys_[h] = k;
+    vals_[h] = v;
+  }
+  template <class F> void for_each(F&& f) const {
+    for (size_t h = 0; h < keys_.size(); ++h) if (keys_[h] >= 0) f(keys_[h], vals_[h]);
+  }
+
+ private:
+  static size_t hash(idx_t k) {
+    uint64_t x = static_cast<uint64_t>(k) * 0x9E3779B97F4A7C15ULL;
+    return static_cast<size_t>(x ^ (x >> 29));
+  }
+  void rehash(size_t cap) {
+    std::vector<idx_t> ok;
+    std::vector<int64_t> ov;
+    ok.swap(keys_);
+    ov.swap(vals_);
+    keys_.assign(cap, -1);
+    vals_.assign(cap, 0);
+    mask_ = cap - 1;
+    size_ = 0;
+    for (size_t h = 0; h < ok.size(); ++h) if (ok[h] >= 0) insert(ok[h], ov[h]);
+  }
+  std::vector<idx_t> keys_;
+  std::vector<int64_t> vals_;
+  size_t mask_ = 0, size_ = 0;
+};
+
+/// Key-range ownership of one pass: splitters s_1 .. s_{W-1} (keys of dimension `dim`); a key
+/// belongs to range w if s_w <= key < s_{w+1} under the order (value, dimension, rank).
+struct Split {
+  std::vector<Entry> s;  // W-1 splitters, all of dimension `dim`
+  int dim = 0;
+  /// Owner of the key e of dimension `edim`: the number of splitters <= e.
+  int owner(const Entry& e, int edim) const {
+    int lo = 0, hi = static_cast<int>(s.size());
+    while (lo < hi) {
+      int mid = (lo + hi) / 2;
+      const Entry& x = s[mid];
+      bool le = x.v < e.v || (x.v == e.v && (dim < edim || (dim == edim && x.i <= e.i)));
+      if (le) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+  }
+};
+
+/// What one reduction did (for verbose logs).
+struct ReductionStats {
+  int64_t stored = 0, emergent = 0, forwarded = 0, additions = 0;
+  size_t max_heap = 0, max_v = 0, max_live = 0;
+  int64_t windowed = 0, windows = 0;
+  int64_t generated = 0;  // coboundary entries generated (the work of a reduction)
+  size_t stored_coefficients = 0;
+  /// Sums of the counts, largest of the sizes (the ranges of a rank).
+  ReductionStats& operator+=(const ReductionStats& o) {
+    stored += o.stored;
+    emergent += o.emergent;
+    forwarded += o.forwarded;
+    additions += o.additions;
+    max_heap = std::max(max_heap, o.max_heap);
+    max_v = std::max(max_v, o.max_v);
+    max_live = std::max(max_live, o.max_live);
+    windowed += o.windowed;
+    windows += o.windows;
+    generated += o.generated;
+    stored_coefficients += o.stored_coefficients;
+    return *this;
+  }
+};
+
+/// A column handed on to the next range: its V column and, when it is not too large, its
+/// working coboundary (a heap, as it stood), which the next range then need not regenerate.
+/// Within a rank the heap is moved (`credited`: it holds part of the rank's credit); to the next
+/// rank it travels in its array order, which keeps it a heap (not cancelled: sorting a large heap
+/// costs about what regenerating it does).
+struct Forwarded {
+  Entry sigma;
+  std::vector<idx_t> v;
+  std::vector<Entry> heap;
+  bool credited = false;
+};
+using Batch = std::vector<Forwarded>;
+
+/// A batch as one MPI message: (value bits, rank, |V|, V..., |H|, (value bits, rank) per heap
+/// entry)*.
+inline std::vector<int64_t> serialise(Batch& b) {
+  size_t words = 0;
+  for (const Forwarded& f : b) words += 4 + f.v.size() + 2 * f.heap.size();
+  std::vector<int64_t> out;
+  out.reserve(words);
+  auto put_value = [&](double x) {
+    int64_t bits;
+    std::memcpy(&bits, &x, 8);
+    out.push_back(bits);
+  };
+  for (Forwarded& f : b) {
+    put_value(f.sigma.v);
+    out.push_back(f.sigma.i);
+    out.push_back(static_cast<int64_t>(f.v.size()));
+    out.insert(out.end(), f.v.begin(), f.v.end());
+    out.push_back(static_cast<int64_t>(f.heap.size()));
+    for (const Entry& e : f.heap) {
+      put_value(e.v);
+      out.push_back(e.i);
+    }
+    std::vector<idx_t>().swap(f.v);
+    std::vector<Entry>().swap(f.heap);
+  }
+  return out;
+}
+inline Batch deserialise(const std::vector<int64_t>& in) {
+  Batch b;
+  for (size_t p = 0; p < in.size();) {
+    Forwarded f;
+    std::memcpy(&f.sigma.v, &in[p], 8);
+    f.sigma.i = in[p + 1];
+    const size_t len = static_cast<size_t>(in[p + 2]);
+    f.v.assign(in.begin() + static_cast<std::ptrdiff_t>(p + 3), in.begin() + static_cast<std::ptrdiff_t>(p + 3 + len));
+    p += 3 + len;
+    const size_t h = static_cast<size_t>(in[p++]);
+    f.heap.resize(h);
+    for (size_t k = 0; k < h; ++k, p += 2) {
+      std::memcpy(&f.heap[k].v, &in[p], 8);
+      f.heap[k].i = in[p + 1];
+    }
+    b.push_back(std::move(f));
+  }
+  return b;
+}
+
+/// The reduction state of one key range for the columns of dimension `dim`.
+template <class Lookup>
+class Reducer {
+ public:
+  /// `self`: the range's index in `split`; `heap_budget`: the largest working coboundary
+  /// (entries) before a column goes windowed; `top_value`: the longest edge.
+  Reducer(const Complex<Lookup>& cx, int dim, const Split& split, int self, size_t heap_budget, double top_value,
+          const Logger& log)
+      : cx_(cx), dim_(dim), split_(split), self_(self), heap_budget_(std::max<size_t>(heap_budget, 16)),
+        top_value_(top_value), log_(log) {}
+
+  int dim() const { return dim_; }
+  /// A column of this range (the first round of the pipeline).
+  void process_own(const Entry& sigma);
+  /// A column handed over by the previous range: its coboundary is taken over, or rebuilt from
+  /// its V column.
+  void process_forwarded(Forwarded& f);
+  /// Every column of a batch, until `stop`.
+  void process_batch(Batch& b, const std::atomic<bool>& stop) {
+    for (size_t k = 0; k < b.size() && !stop.load(std::memory_order_relaxed); ++k) {
+      process_forwarded(b[k]);
+      b[k] = Forwarded();
+    }
+  }
+  /// Working coboundaries of at most `*credit` bytes in all (shared by the ranges of a rank,
+  /// given back by the range that takes one over) travel with the columns this range hands on
+  /// when `carry` (to a range of the same rank).
+  void forward_heaps(std::atomic<int64_t>* credit, bool carry) {
+    credit_ = credit;
+    carry_ = carry;
+  }
+
+  /// The columns handed on since the last clear.
+  Batch& outgoing() { return outgoing_; }
+  /// The persistence pairs (birth, death) of the columns reduced here (zero-length ones dropped).
+  PairList& pairs() { return pairs_; }
+  /// Pivot (rank of a dim+1 simplex) -> stored slot.
+  const HashMap& pivots() const { return pivots_; }
+  ReductionStats stats() const {
+    ReductionStats s = st_;
+    s.stored_coefficients = v_ent_.size();
+    return s;
+  }
+  /// Frees the working memory (after a failure).
+  void release() {
+    std::vector<Entry>().swap(heap_);
+    std::vector<idx_t>().swap(work_v_);
+    Batch().swap(outgoing_);
+    std::vector<idx_t>().swap(v_ent_);
+    std::vector<Entry>().swap(win_);
+    std::vector<Entry>().swap(extra_);
+  }
+  /// Frees the heap between rounds.
+  void release_heap() { std::vector<Entry>().swap(heap_); }
+  /// Frees the heap if it grew large (a thread runs several ranges: each would keep its largest).
+  void trim() {
+    if (heap_.capacity() > (size_t{1} << 16)) release_heap();
+  }
+
+ private:
+  static constexpr size_t kPruneFactor = 4;
+
+  // Calls f(entry) for every coface (within the threshold) of the dim_ simplex s.
+  template <class F> void cofaces_of(idx_t s, F&& f) {
+    int32_t v[kMaxVerts];
+    cx_.vertices(s, dim_, v);
+    int64_t n = 0;
+    cx_.cofaces(v, dim_, cx_.diameter(v, dim_), [&](double m, idx_t r, int32_t) {
+      f(Entry{m, r});
+      ++n;
+      return false;
+    });
+    st_.generated += n;
+  }
+  void push_coboundary(idx_t s) {
+    cofaces_of(s, [&](const Entry& e) {
+      heap_.push_back(e);
+      std::push_heap(heap_.begin(), heap_.end(), KeyGreater());
+    });
+  }
+  bool pivot_of_heap(Entry& out) {
+    while (!heap_.empty()) {
+      Entry t = heap_.front();
+      std::pop_heap(heap_.begin(), heap_.end(), KeyGreater());
+      heap_.pop_back();
+      if (!heap_.empty() && heap_.front() == t) {
+        std::pop_heap(heap_.begin(), heap_.end(), KeyGreater());
+        heap_.pop_back();
+        continue;
+      }
+      heap_.push_back(t);
+      std::push_heap(heap_.begin(), heap_.end(), KeyGreater());
+      out = t;
+      return true;
+    }
+    return false;
+  }
+  // Sorts v and keeps one copy of each element that occurs an odd number of times (Z/2 sum).
+  template <class T, class Less = std::less<T>> static void cancel_pairs(std::vector<T>& v, Less less = Less()) {
+    std::sort(v.begin(), v.end(), less);
+    size_t w = 0;
+    for (size_t i = 0; i < v.size();) {
+      if (i + 1 < v.size() && v[i] == v[i + 1]) { i += 2; continue; }
+      v[w++] = v[i++];
+    }
+    v.resize(w);
+  }
+  void prune_heap() {
+    cancel_pairs(heap_, KeyLess());
+    std::make_heap(heap_.begin(), heap_.end(), KeyGreater());
+  }
+  void store(const Entry& sigma, const Entry& tau) {
+    int64_t slot = static_cast<int64_t>(v_off_.size()) - 1;
+    cancel_pairs(work_v_);
+    st_.max_heap = std::max(st_.max_heap, heap_.size());
+    st_.max_v = std::max(st_.max_v, work_v_.size());
+    v_ent_.insert(v_ent_.end(), work_v_.begin(), work_v_.end());
+    v_off_.push_back(static_cast<int64_t>(v_ent_.size()));
+    pivots_.insert(tau.i, slot);
+    ++st_.stored;
+    if (tau.v != sigma.v) pairs_.push_back({sigma.v, tau.v});
+  }
+  static constexpr size_t kSentHeap = size_t{1} << 20;  // largest heap sent to the next rank (16 MiB)
+  void forward(const Entry& sigma) {
+    cancel_pairs(work_v_);
+    Forwarded f{sigma, std::move(work_v_), {}, false};
+    work_v_.clear();
+    const int64_t bytes = static_cast<int64_t>(heap_.size() * sizeof(Entry));
+    if (windowed_) {
+      // the next range regenerates it window by window
+    } else if (carry_) {
+      if (credit_ && credit_->fetch_sub(bytes) >= bytes) {
+        f.heap = std::move(heap_);
+        f.credited = true;
+        heap_.clear();
+      } else if (credit_) {
+        credit_->fetch_add(bytes);  // not enough left: the next range regenerates it
+      }
+    } else if (heap_.size() <= kSentHeap) {
+      f.heap = std::move(heap_);  // as it stands: serialised in order, it is still a heap
+      heap_.clear();
+    }
+    outgoing_.push_back(std::move(f));
+    ++st_.forwarded;
+  }
+
+  // ----- windowed working column -----
+  // A column whose coboundary outgrows heap_budget_ entries is reduced window by window: the
+  // coboundary entries of work_v_ with keys in [win_lo_, win_hi_) are generated, sorted and
+  // cancelled (Z/2) into `win_`; entries that later additions bring into the window go to the
+  // small heap `extra_`. Below win_lo_ the coboundary is known to be zero, so additions (whose own
+  // coboundary starts at the current pivot, >= win_lo_) need no entries below it; entries at or
+  // beyond win_hi_ are regenerated from work_v_ when the window moves on. Memory: about
+  // heap_budget_ / 2 entries per window instead of the whole coboundary.
+  template <class F> void each_coface_of_v(F&& f) {
+    for (idx_t s : work_v_) cofaces_of(s, f);
+  }
+  // Window boundaries from a histogram of the coboundary values at or above win_lo_.
+  void plan_windows() {
+    cancel_pairs(work_v_);
+    bounds_v_ = work_v_.size();
+    const double lo = win_lo_.v;
+    const double top = std::max(lo, top_value_);
+    const int B = 1 << 14;
+    std::vector<uint64_t> hist(B, 0);
+    const double width = top > lo ? (top - lo) / B : 0;
+    each_coface_of_v([&](const Entry& e) {
+      if (key_less(e, win_lo_)) return;
+      int b = width > 0 ? static_cast<int>((e.v - lo) / width) : 0;
+      ++hist[std::min(std::max(b, 0), B - 1)];
+    });
+    bounds_.clear();
+    const uint64_t target = std::max<uint64_t>(heap_budget_ / 2, 1);
+    uint64_t acc = 0;
+    for (int b = 0; b < B; ++b) {
+      acc += hist[b];
+      if (acc >= target && b + 1 < B) { bounds_.push_back(lo + width * (b + 1)); acc = 0; }
+    }
+    std::reverse(bounds_.begin(), bounds_.end());  // the next boundary at the back
+  }
+  // Moves the window to start at win_hi_ (or at win_lo_ when entering); false past the last value.
+  bool next_window(bool entering) {
+    if (!entering) {
+      if (win_hi_.v == kInf) return false;
+      win_lo_ = win_hi_;
+    }
+    if (entering || work_v_.size() > 2 * bounds_v_ + 1024) plan_windows();
+    else cancel_pairs(work_v_);
+    while (!bounds_.empty() && bounds_.back() <= win_lo_.v) bounds_.pop_back();
+    win_hi_ = bounds_.empty() ? Entry{kInf, INT64_MIN} : Entry{bounds_.back(), INT64_MIN};
+    if (!bounds_.empty()) bounds_.pop_back();
+    win_.clear();
+    each_coface_of_v([&](const Entry& e) {
+      if (!key_less(e, win_lo_) && key_less(e, win_hi_)) win_.push_back(e);
+    });
+    cancel_pairs(win_, KeyLess());
+    win_pos_ = 0;
+    ++st_.windows;
+    if (log_.on() && seconds_since(last_progress_) > 30) {
+      last_progress_ = std::chrono::steady_clock::now();
+      log_("dim %d: a long column: window %lld from value %g, %zu coboundary entries, V column %zu", dim_,
+           static_cast<long long>(st_.windows), win_lo_.v, win_.size(), work_v_.size());
+    }
+    st_.max_heap = std::max(st_.max_heap, win_.capacity());
+    return true;
+  }
+  void enter_windows(const Entry& lo) {
+    st_.max_heap = std::max(st_.max_heap, heap_.size());
+    std::vector<Entry>().swap(heap_);
+    windowed_ = true;
+    ++st_.windowed;
+    extra_.clear();
+    win_lo_ = lo;
+    next_window(true);
+  }
+  void leave_windows() {
+    if (!windowed_) return;
+    windowed_ = false;
+    std::vector<Entry>().swap(win_);
+    std::vector<Entry>().swap(extra_);
+  }
+  // Smallest coboundary entry of odd multiplicity, kept in place.
+  bool window_pivot(Entry& out) {
+    while (true) {
+      const bool hw = win_pos_ < win_.size(), hx = !extra_.empty();
+      if (!hw && !hx) {
+        if (!next_window(false)) return false;
+        continue;
+      }
+      Entry c = !hw ? extra_.front()
+                    : !hx ? win_[win_pos_] : (key_less(extra_.front(), win_[win_pos_]) ? extra_.front() : win_[win_pos_]);
+      int cnt = 0;
+      if (hw && win_[win_pos_] == c) { ++cnt; ++win_pos_; }
+      while (!extra_.empty() && extra_.front() == c) {
+        std::pop_heap(extra_.begin(), extra_.end(), KeyGreater());
+        extra_.pop_back();
+        ++cnt;
+      }
+      if (cnt & 1) {
+        extra_.push_back(c);
+        std::push_heap(extra_.begin(), extra_.end(), KeyGreater());
+        out = c;
+        return true;
+      }
+    }
+  }
+  // Adds the coboundary of simplex s to the working column.
+  void add_simplex(idx_t s) {
+    work_v_.push_back(s);
+    if (!windowed_) { push_coboundary(s); return; }
+    cofaces_of(s, [&](const Entry& e) {
+      if (!key_less(e, win_lo_) && key_less(e, win_hi_)) {
+        extra_.push_back(e);
+        std::push_heap(extra_.begin(), extra_.end(), KeyGreater());
+      }
+    });
+  }
+
+  // Heap size at which it is next pruned: a multiple of its live size, at most the budget.
+  size_t prune_limit(size_t live) const {
+    return std::min(std::max(live * kPruneFactor, std::min<size_t>(4096, heap_budget_)), heap_budget_);
+  }
+
+  // Reduces the working column (the coboundary of work_v_) until it is stored, forwarded or zero.
+  void reduce(const Entry& sigma);
+
+  const Complex<Lookup>& cx_;
+  const int dim_;
+  const Split& split_;
+  const int self_;
+  const size_t heap_budget_;
+  const double top_value_;
+  const Logger& log_;
+
+  HashMap pivots_;                 // pivot rank -> slot
+  std::vector<int64_t> v_off_{0};  // slot -> V column in v_ent_
+  std::vector<idx_t> v_ent_;
+  std::vector<Entry> heap_;
+  std::vector<idx_t> work_v_;
+  Batch outgoing_;
+  std::atomic<int64_t>* credit_ = nullptr;
+  bool carry_ = false;
+  PairList pairs_;
+  ReductionStats st_;
+
+  bool windowed_ = false;
+  std::vector<Entry> win_, extra_;
+  size_t win_pos_ = 0;
+  Entry win_lo_{-kInf, INT64_MIN}, win_hi_{-kInf, INT64_MIN};
+  std::vector<double> bounds_;  // window boundaries (values) still ahead
+  size_t bounds_v_ = 0;         // size of work_v_ when the boundaries were computed
+  std::chrono::steady_clock::time_point last_progress_ = std::chrono::steady_clock::now();
+};
+
+template <class Lookup>
+void Reducer<Lookup>::reduce(const Entry& sigma) {
+  Entry piv;
+  size_t prune_at = prune_limit(heap_.size());
+  int32_t tv[kMaxVerts];
+  while (windowed_ ? window_pivot(piv) : pivot_of_heap(piv)) {
+    if (split_.owner(piv, dim_ + 1) != self_) { forward(sigma); leave_windows(); return; }
+    if (const int64_t* slot = pivots_.find(piv.i)) {
+      for (int64_t p = v_off_[*slot]; p < v_off_[*slot + 1]; ++p) add_simplex(v_ent_[p]);
+      ++st_.additions;
+    } else {
+      cx_.vertices(piv.i, dim_ + 1, tv);
+      idx_t f = cx_.apparent_facet(tv, dim_ + 1, piv.v);
+      if (f < 0) { store(sigma, piv); leave_windows(); return; }
+      add_simplex(f);
+      ++st_.additions;
+    }
+    if (windowed_) {
+      if (extra_.size() > heap_budget_ / 2) {  // additions crowd the window: regenerate it from piv
+        extra_.clear();
+        win_lo_ = piv;  // the working coboundary is zero below the pivot just cancelled
+        next_window(true);
+      }
+    } else if (heap_.size() > prune_at) {
+      st_.max_heap = std::max(st_.max_heap, heap_.size());
+      prune_heap();
+      st_.max_live = std::max(st_.max_live, heap_.size());
+      Entry lo;
+      if (heap_.size() > heap_budget_ / 2 && pivot_of_heap(lo)) enter_windows(lo);
+      prune_at = prune_limit(heap_.size());
+    }
+  }
+  leave_windows();
+  pairs_.push_back({sigma.v, kInf});  // essential
+}
+
+template <class Lookup>
+void Reducer<Lookup>::process_own(const Entry& sigma) {
+  int32_t v[kMaxVerts];
+  cx_.vertices(sigma.i, dim_, v);
+  heap_.clear();
+  work_v_.clear();
+  work_v_.push_back(sigma.i);
+  // Emergent pair: the smallest coface tau is a pivot of nobody (no column of higher key has
+  // it, it is no upper half of an apparent pair): (sigma, tau) is a pair without any addition.
+  auto emergent = [&](const Entry& tau) {
+    if (split_.owner(tau, dim_ + 1) != self_ || pivots_.find(tau.i)) return false;
+    int32_t tv[kMaxVerts];
+    cx_.vertices(tau.i, dim_ + 1, tv);
+    return cx_.apparent_facet(tv, dim_ + 1, tau.v) < 0;
+  };
+  // Cofaces come in ascending rank; the first of value val(sigma), if any, is the smallest: the
+  // enumeration stops there when it makes an emergent pair.
+  Entry best{kInf, INT64_MAX};
+  bool equal_seen = false, paired = false;
+  cx_.cofaces(v, dim_, sigma.v, [&](double m, idx_t r, int32_t) {
+    const Entry e{m, r};
+    ++st_.generated;
+    heap_.push_back(e);
+    if (key_less(e, best)) best = e;
+    if (m == sigma.v && !equal_seen) {
+      equal_seen = true;
+      paired = emergent(e);
+    }
+    return paired;
+  });
+  if (heap_.empty()) { pairs_.push_back({sigma.v, kInf}); return; }
+  if (paired || (!equal_seen && emergent(best))) {
+    ++st_.emergent;
+    store(sigma, best);
+    return;
+  }
+  std::make_heap(heap_.begin(), heap_.end(), KeyGreater());
+  reduce(sigma);
+}
+
+template <class Lookup>
+void Reducer<Lookup>::process_forwarded(Forwarded& f) {
+  if (!f.heap.empty()) {
+    if (f.credited && credit_) credit_->fetch_add(static_cast<int64_t>(f.heap.size() * sizeof(Entry)));
+    heap_ = std::move(f.heap);
+    work_v_ = std::move(f.v);
+    reduce(f.sigma);
+    return;
+  }
+  heap_.clear();
+  work_v_ = std::move(f.v);
+  bool big = false;
+  for (size_t i = 0; i < work_v_.size() && !big; ++i) {
+    push_coboundary(work_v_[i]);
+    big = heap_.size() > heap_budget_;
+  }
+  // every entry of the working coboundary is at least sigma's value
+  if (big) enter_windows(Entry{f.sigma.v, INT64_MIN});
+  reduce(f.sigma);
+}
+
+}  // namespace detail
+}  // namespace rips
+}  // namespace dipha
