@@ -100,14 +100,41 @@ double peak_rss_mib() {
   return static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
 }
 
-void inject_fault(const std::string& name, int rank) {
+namespace {
+// The entries of one rank fire in the order listed, at most one between two agreement points:
+// the threads of a rank that has just failed (a relay receiving the next batch) cannot use up
+// the entry meant for the next call.
+std::mutex fault_mutex;
+bool fault_gate_open = true;
+
+const std::vector<std::unique_ptr<FaultEntry>>& fault_spec() {
   static const std::vector<std::unique_ptr<FaultEntry>> spec = read_fault_spec();
+  return spec;
+}
+
+void open_fault_gate() {
+  if (fault_spec().empty()) return;
+  std::lock_guard<std::mutex> lock(fault_mutex);
+  fault_gate_open = true;
+}
+}  // namespace
+
+void inject_fault(const std::string& name, int rank) {
+  const auto& spec = fault_spec();
+  if (spec.empty()) return;
+  std::lock_guard<std::mutex> lock(fault_mutex);
+  if (!fault_gate_open) return;
   for (const auto& f : spec) {
-    if (f->rank == rank && f->name == name && !f->fired.exchange(true)) throw std::bad_alloc();
+    if (f->rank != rank || f->fired) continue;
+    if (f->name != name) return;  // the next entry of this rank is another phase
+    f->fired = true;
+    fault_gate_open = false;
+    throw std::bad_alloc();
   }
 }
 
 void agree(MPI_Comm comm, bool failed, const std::string& message) {
+  open_fault_gate();
   int rank = 0, P = 1;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &P);

@@ -34,7 +34,9 @@
 // in the communicator of the call), at the start of its local work; "<phase>.recv" where a
 // collective of that phase allocates its receive buffer, and "<round>" where a pipeline round
 // allocates the buffer of its neighbour's message. Each entry fires once, so that one process
-// can fail in several phases, one call after the other. Phase
+// can fail in several phases, one call after the other: the entries of a rank fire in the order
+// listed, and at most one between two agreement points (another thread of a rank that has just
+// failed cannot use up the entry meant for the next call). Phase
 // names are listed where the phases are defined (rips.cpp, engine.cpp, cli.cpp), e.g.
 // "rips.columns.2", "rips.reduce.1.0", "dipha.write".
 #pragma once
