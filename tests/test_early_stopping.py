@@ -21,8 +21,8 @@ def summ(eps1: float = 0.1, bmax2: float = 0.0, area2: float = 0.0, bmax1: float
     }
 
 
-def seq(values, field="area2"):
-    """Summaries whose default signal (the beta_2 area) follows ``values``."""
+def seq(values, field="bmax2"):
+    """Summaries whose default signal (the beta_2 maximum) follows ``values``."""
     return [summ(**{field: v}) for v in values]
 
 
@@ -219,3 +219,19 @@ def test_cli_early_stop_bad_file(tmp_path, capsys, content, match):
     assert main(["early-stop", str(f)]) == 2
     err = capsys.readouterr().err
     assert match in err and len(err.strip().splitlines()) == 1
+
+
+def test_defaults_are_the_rule_the_study_froze():
+    """The defaults of choose_stop and the callback are the rule chosen on the study's tuning runs."""
+    import inspect
+    from pathlib import Path
+
+    from topodnn import early_stopping as es
+
+    frozen = json.loads((Path(__file__).parents[1] / "benchmarks/results/study_es_rule.json").read_text())
+    rule = frozen["topology_rule"]
+    for f in (es.choose_stop, es.TopologicalEarlyStopping.__init__):
+        params = inspect.signature(f).parameters
+        for name in ("signal", "mode", "patience", "smooth"):
+            assert params[name].default == rule[name], (f.__qualname__, name)
+    assert inspect.signature(es.TopologicalEarlyStopping.__init__).parameters["start_epoch"].default == rule["start_epoch"]

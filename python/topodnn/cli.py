@@ -73,7 +73,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
-from . import results
+from . import early_stopping, results
 from .summaries import summarise_diagrams
 
 __all__ = ["main", "build_parser", "CLIError", "parse_epochs"]
@@ -260,10 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "of training inputs only; see topodnn.early_stopping); default none")
     r.add_argument("--es-every", dest="es_every", type=_positive_int, default=2,
                    help="early stopping: topology every K epochs (default 2)")
-    r.add_argument("--es-signal", dest="es_signal", default="area_2",
-                   help="early stopping: signal '<stat>_<dim>', e.g. area_2, betti_max_2 (default area_2)")
-    r.add_argument("--es-patience", dest="es_patience", type=_positive_int, default=3,
-                   help="early stopping: evaluations without improvement before stopping (default 3)")
+    r.add_argument("--es-signal", dest="es_signal", default=early_stopping.DEFAULT_SIGNAL,
+                   help="early stopping: signal '<stat>_<dim>', e.g. area_2, betti_max_2 (default "
+                   f"{early_stopping.DEFAULT_SIGNAL}: the study's frozen rule)")
+    r.add_argument("--es-patience", dest="es_patience", type=_positive_int,
+                   default=early_stopping.DEFAULT_PATIENCE,
+                   help="early stopping: evaluations without improvement before stopping (default "
+                   f"{early_stopping.DEFAULT_PATIENCE})")
     r.add_argument("--groups", type=_groups, default="units", metavar="units|channel|chunk:K|nodes:N",
                    help="nodes of the functional graph: units (every unit, default), channel (a conv "
                    "channel's mean is one node), chunk:K (means of K consecutive units of a layer), "
@@ -328,11 +331,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--early-stop topology` writes early_stop_trl<T>.json).",
     )
     e.add_argument("summaries", help="JSON file: list of {'epoch': int, 'summary': {dim: {...}}}")
-    e.add_argument("--signal", default="area_2", help="'<stat>_<dim>' or '<stat>_sum' (default area_2)")
+    e.add_argument("--signal", default=early_stopping.DEFAULT_SIGNAL,
+                   help=f"'<stat>_<dim>' or '<stat>_sum' (default {early_stopping.DEFAULT_SIGNAL})")
     e.add_argument("--mode", default="max", choices=("max", "min"),
                    help="'max': the signal grows while the network learns (default)")
-    e.add_argument("--patience", type=_positive_int, default=3,
-                   help="evaluations without improvement before stopping (default 3)")
+    e.add_argument("--patience", type=_positive_int, default=early_stopping.DEFAULT_PATIENCE,
+                   help=f"evaluations without improvement before stopping (default "
+                   f"{early_stopping.DEFAULT_PATIENCE})")
     e.add_argument("--min-delta", dest="min_delta", type=float, default=0.0,
                    help="an improvement must beat the best by more than this (default 0)")
     e.add_argument("--smooth", type=_positive_int, default=1,

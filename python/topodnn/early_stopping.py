@@ -29,18 +29,18 @@ metric replaced by a topological signal of the training data: no labels of unsee
 
 Defaults
 --------
-``signal="area_2"`` (area under the beta_2 curve, eps units), ``mode="max"``, ``patience=3``,
+``signal="betti_max_2"`` (the maximum of the beta_2 curve), ``mode="max"``, ``patience=5``,
 ``min_delta=0.0``, ``smooth=1``; the callback computes H0..H2 (``max_dim=2``) and ignores the
-untrained network (``start_epoch=1``). The study of README.md ("Results: early stopping and the
-generalisation gap", ``experiments/study.py``) chose, on its tuning runs, ``"betti_max_2"``,
-``mode="max"``, ``patience=5`` (frozen in ``benchmarks/results/study_es_rule.json``; ``area_2``
-with ``smooth=3`` came next); on its fresh runs that rule helped where networks memorised (4.1
-points of test accuracy lost against 11.2 for training to the end) but lost 6.6 points on average
-against 1.9 for ordinary early stopping on a 10 % validation split: the verdict is inconclusive,
-and a validation split is the better tool where one can be spared. The move the method names is
-there: once a network memorises, the eps of the beta_1 maximum grows (0.04 after the
-test-accuracy peak, against 0.001 in clean runs), so ``"eps_at_max_1"`` with ``mode="min"`` follows
-it, but it moves later than the beta_2 maximum falls. The beta_2 signals need the 2-skeleton, the
+untrained network (``start_epoch=1``). This is the rule the study of README.md ("Results: early
+stopping and the generalisation gap", ``experiments/study.py``) chose on its tuning runs and froze
+(``benchmarks/results/study_es_rule.json``; ``area_2`` with ``smooth=3`` came next). On its fresh
+runs that rule helped where networks memorised (4.1 points of test accuracy lost against 11.2 for
+training to the end) but lost 6.6 points on average against 1.9 for ordinary early stopping on a
+10 % validation split: the verdict is inconclusive, and a validation split is the better tool
+where one can be spared. The move the method names is there: once a network memorises, the eps of
+the beta_1 maximum grows (0.04 after the test-accuracy peak, against 0.001 in clean runs), so
+``"eps_at_max_1"`` with ``mode="min"`` follows it, but it moves later than the beta_2 maximum
+falls. The beta_2 signals need the 2-skeleton, the
 dominant cost of the topology.
 """
 
@@ -53,6 +53,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 import numpy as np
 
 __all__ = [
+    "DEFAULT_SIGNAL",
+    "DEFAULT_PATIENCE",
     "SIGNALS",
     "signal_value",
     "choose_stop",
@@ -76,6 +78,10 @@ SIGNALS = {
 }
 
 SignalSpec = Union[str, Callable[[Mapping[int, Mapping[str, float]]], float]]
+
+#: The rule chosen on the study's tuning runs (benchmarks/results/study_es_rule.json).
+DEFAULT_SIGNAL = "betti_max_2"
+DEFAULT_PATIENCE = 5
 
 
 def _get_dim(summary: Mapping[Any, Mapping[str, float]], dim: int) -> Optional[Mapping[str, float]]:
@@ -205,9 +211,9 @@ def choose_stop(
     summary_sequence: Sequence[Mapping[Any, Mapping[str, float]]],
     *,
     epochs: Optional[Sequence[int]] = None,
-    signal: SignalSpec = "area_2",
+    signal: SignalSpec = DEFAULT_SIGNAL,
     mode: str = "max",
-    patience: int = 3,
+    patience: int = DEFAULT_PATIENCE,
     min_delta: float = 0.0,
     smooth: int = 1,
     start_epoch: int = 0,
@@ -332,9 +338,9 @@ class TopologicalEarlyStopping:
         max_dim: int = 2,
         max_epsilon: float = 0.3,
         layers: Optional[Sequence[Any]] = None,
-        signal: SignalSpec = "area_2",
+        signal: SignalSpec = DEFAULT_SIGNAL,
         mode: str = "max",
-        patience: int = 3,
+        patience: int = DEFAULT_PATIENCE,
         min_delta: float = 0.0,
         smooth: int = 1,
         start_epoch: int = 1,
