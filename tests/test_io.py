@@ -306,3 +306,29 @@ def test_sparse_file_whose_rows_disagree_reads_as_dipha_does(tmp_path, seed):
         a = a[np.lexsort((a[:, 1], a[:, 0]))]
         assert a.shape == b.shape, f"H{q}"
         np.testing.assert_array_equal(a, b, err_msg=f"H{q}")
+
+
+def test_full_file_whose_triangles_disagree_reads_as_dipha_does(tmp_path):
+    """DIPHA reads the strict lower triangle of a type-7 file: the reader returns it mirrored
+    (diagonal 0), persistence of it is dipha's diagram; raw=True gives the stored values."""
+    import mpi4py.MPI  # noqa: F401
+    from topodnn import _core
+    from topodnn.engine import persistence
+
+    rng = np.random.default_rng(5)
+    n = 16
+    X = rng.normal(size=(n, 2))
+    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    stored = np.where(np.tril(np.ones((n, n), dtype=bool), -1), D, rng.uniform(0.1, 3.0, (n, n)))
+    path = tmp_path / "triangles_disagree.complex"
+    io.write_distance_matrix(path, stored)
+    np.testing.assert_array_equal(io.read_distance_matrix(path, raw=True), stored)
+    got = io.read_distance_matrix(path)
+    np.testing.assert_array_equal(got, got.T)
+    np.testing.assert_array_equal(got, D - np.diag(np.diag(D)))
+    ours = persistence(got, max_dim=2)
+    dims, births, deaths = _core.compute_diagram(str(path), upper_dim=3)
+    for q, (a, b) in enumerate(zip(ours, _dipha_pairs(dims, births, deaths, 2))):
+        a = a[np.lexsort((a[:, 1], a[:, 0]))]
+        assert a.shape == b.shape, f"H{q}"
+        np.testing.assert_array_equal(a, b, err_msg=f"H{q}")

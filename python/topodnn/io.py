@@ -301,11 +301,33 @@ def write_diagram(
 # Distance matrices
 
 
-def read_distance_matrix(path: PathLike) -> np.ndarray:
-    """Read a full distance matrix file (type 7) as an ``(n, n)`` float64 array (row-major)."""
+def read_distance_matrix(path: PathLike, *, raw: bool = False) -> np.ndarray:
+    """Read a full distance matrix file (type 7) as DIPHA interprets it.
+
+    DIPHA reads only the strict lower triangle ``D[i, j], i > j`` of the stored row-major matrix
+    (the diagonal and the upper triangle are ignored). The array returned is that triangle
+    mirrored, with a zero diagonal: symmetric, and it gives the same diagrams as ``dipha`` on the
+    file (as :func:`read_sparse_distance_matrix` does for type 8).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        File to read (validated first).
+    raw : bool, default False
+        True returns the ``(n, n)`` values exactly as stored instead.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, n)`` float64 array.
+    """
     info = _expect(path, DISTANCE_MATRIX)
     n = info["count"]
-    return _words(path, "<f8", 3, n * n).reshape(n, n)
+    stored = _words(path, "<f8", 3, n * n).reshape(n, n)
+    if raw:
+        return stored
+    lower = np.tril(stored, -1)
+    return lower + lower.T
 
 
 def write_distance_matrix(path: PathLike, D: np.ndarray) -> None:
