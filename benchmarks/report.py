@@ -5,7 +5,7 @@
 
 Files read: ``<benchmark>_<YYYYmmddTHHMMSSZ>[_k].json`` written by the benchmark scripts through
 benchmarks/harness.py (``benchmark`` is one of :data:`BENCHMARKS`). Other files in the folder
-(the applications study's) are not benchmark runs and are ignored. A file that cannot be read is
+(the study's) are not benchmark runs and are ignored. A file that cannot be read is
 listed under "Problems", never skipped silently; so is a ``startup*.json`` without a UTC stamp
 (the format bench_startup.py wrote before it used the harness).
 
@@ -72,7 +72,7 @@ def load_records(results_dir: Path = RESULTS_DIR) -> Tuple[List[Dict[str, Any]],
             if path.name.startswith("startup"):
                 problems.append(f"`{path.name}`: not a benchmark run of the harness (no UTC stamp in its name: "
                                 f"the old format of bench_startup.py); run `{COMMANDS['startup']}` again")
-            continue  # not a benchmark run (e.g. the applications study's results)
+            continue  # not a benchmark run (e.g. the study's results)
         bench = m.group("bench")
         try:
             rec = json.loads(path.read_text())
@@ -916,8 +916,8 @@ def generate(results_dir: Path = RESULTS_DIR) -> str:
     for row in targets(records):
         out.append("| " + " | ".join(cell(c) for c in row) + " |")
     out += ["", "The applications of the method (topological early stopping, generalisation-gap prediction) "
-            "are measured by `experiments/applications.py`, not by these benchmarks; see the README's "
-            "\"Results\" and `benchmarks/results/applications*.json`.", ""]
+            "are measured by `experiments/study.py`, not by these benchmarks; see the README's "
+            "\"Results\" and `benchmarks/results/study*.json`.", ""]
     missing = [b for b in BENCHMARKS if not of(records, b)]
     if missing:
         out += ["## Not run yet", "", "No raw results in `benchmarks/results/` for:", ""]
