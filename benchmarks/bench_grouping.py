@@ -309,7 +309,7 @@ def render(record: Dict[str, Any]) -> str:
             for g, t in res["groupings"].items():
                 lines.append(f"{res['net']} ({res['units']} units) groups {g}: {t['nodes']} nodes, {t['edges']} "
                              f"edges, pairs {t['pairs']}, graph {t['graph_s']:.1f} s, persistence "
-                             f"{t['persistence_s']:.1f} s (loaded machine)")
+                             f"{t['persistence_s']:.1f} s")
     return "\n".join(lines)
 
 

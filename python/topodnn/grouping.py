@@ -59,58 +59,56 @@ constant node (distance 1 to every other node), as a constant unit is.
 
 How grouped summaries differ from full-resolution ones
 ------------------------------------------------------
-Measured by ``benchmarks/bench_grouping.py`` (run of 2026-12-01 at commit 4319d8d). LeNet trained
-8 epochs (lr 0.01) on the embedded MNIST sample, test accuracy 7 % at epoch 0, 86 % at 2, 95 % at
-8; H0..H2 with ε ≤ 0.3 over 1000 held-out digits at every epoch 0..8; pairs of persistence ≤ 0.02
-dropped. Full resolution has 1,820 nodes; ``"channel"`` 90 (10 + 20 channels, 50 + 10 units);
-``{"chunk": 4}`` 456; ``{"chunk": 16}`` 115.
+Measured by ``benchmarks/bench_grouping.py`` (``benchmarks/results/grouping_20261201T133650Z.json``,
+commit b7bbd52). LeNet trained 8 epochs (lr 0.01) on the embedded MNIST sample, test accuracy 7 %
+at epoch 0, 86 % at 2, 95 % at 8; H0..H2 with ε ≤ 0.3 over 1000 held-out digits at every epoch
+0..8; pairs of persistence ≤ 0.02 dropped. Full resolution has 1,820 nodes; ``"channel"`` 90
+(10 + 20 channels, 50 + 10 units); ``{"chunk": 4}`` 456; ``{"chunk": 16}`` 115.
 
-* **Kept: the direction of the trends and the shape of the curves.** Every trend the full graph
-  shows from epoch 0 to 8 has the same direction under every grouping, except H2 under chunk:16,
-  which has almost no cavities (0–3 pairs) at any epoch. H0 life falls (full
-  0.182 → 0.113, channel 0.240 → 0.141, chunk:4 0.181 → 0.116). H1 life rises (0.031 → 0.039,
-  0.024 → 0.052, 0.034 → 0.042). H1 midlife falls (0.260 → 0.201, 0.288 → 0.230, 0.266 → 0.216).
-  H2 cavities appear (114 → 290 pairs, 0 → 8, 8 → 41). Full and grouped Betti curves (61 points
-  on [0, 0.3]) have a median Pearson correlation over the epochs of 0.98 / 0.70 / 0.75 for
-  H0 / H1 / H2 per channel, 1.00 / 0.87 / 0.82 for chunk:4 and 1.00 / 0.68 / 0.53 for chunk:16.
-* **Changed: the values.** Counts scale with the number of nodes. At epoch 8 the H1 pairs per
-  node are 0.39 full, 0.40 per channel, 0.39 for chunk:4 and 0.20 for chunk:16; the H2 pairs per
-  node are 0.16, 0.09, 0.09 and 0. Fewer nodes give longer H0 bars (per channel, H0 life is 26 %
-  higher). Grouped cavities are born later (per channel, H1 midlife is 0.03 higher). So compare
-  epochs or networks under one grouping; never compare a grouped value with a full one, or two
-  groupings with each other.
-* **The order of the epochs: the finer the grouping, the closer.** Spearman correlation over the
-  9 epochs between the grouped and the full value of each summary:
+* **Kept: H0 and the shape of the curves.** H0 life falls under every grouping (full
+  0.182 → 0.112, channel 0.240 → 0.141, chunk:4 0.181 → 0.116, chunk:16 0.185 → 0.119), and so
+  does H1 midlife (0.248 → 0.196, 0.283 → 0.230, 0.255 → 0.210, 0.249 → 0.225). Full and grouped
+  Betti curves (61 points on [0, 0.3]) have a median Pearson correlation over the epochs of
+  0.98 / 0.70 / 0.75 for H0 / H1 / H2 per channel, 1.00 / 0.87 / 0.82 for chunk:4 and
+  1.00 / 0.68 / 0.53 for chunk:16.
+* **Changed: the values, and H2 nearly vanishes.** Counts scale with the number of nodes: at
+  epoch 8 the H1 pairs per node are 0.37 full, 0.40 per channel, 0.36 for chunk:4 and 0.17 for
+  chunk:16. H2 is where grouping costs most on a network this small: 12 → 170 pairs full from
+  epoch 0 to 8, but at most 6 per channel, 16 for chunk:4 and 1 for chunk:16 at any epoch. Fewer
+  nodes give longer H0 bars (per channel, H0 life is 26–32 % higher) and later-born cavities (per
+  channel, H1 midlife 0.03 higher). So compare epochs or networks under one grouping; never
+  compare a grouped value with a full one, or two groupings with each other.
+* **The order of the epochs: the finer the grouping, the closer, summary by summary.** Spearman
+  correlation over the 9 epochs between the grouped and the full value:
 
-  - chunk:4: H0 area 0.97; H1 life 0.90, midlife 0.85, betti_max 0.83; H2 life 0.83.
-  - channel: the areas follow (H0 0.98, H1 0.88, H2 0.86), life and midlife do not (H1 life
-    0.40, H2 life −0.32).
-  - chunk:16: H1 life 0.75 and H1 pairs 0.72; every H2 summary ≤ 0.71.
+  - chunk:4: H0 area 0.97; H1 midlife 0.87, pairs 0.85, betti_max 0.83, area 0.90, but life 0.53.
+  - channel: the areas follow (H0 0.98, H1 0.95, H2 0.63) and H1 midlife (0.77); H1 life (0.28)
+    and betti_max (−0.02) do not.
+  - chunk:16: H1 life 0.97 but midlife 0.43 and area 0.12; H2 has no cavities to rank.
 
   Most of the change happens in epochs 0–4. On the plateau after that the differences between
-  epochs are within noise, and that is where the orders disagree. On LeNet, a grouping down to
-  about 100 nodes leaves too few H2 cavities (0–16) to summarise.
+  epochs are within noise, and that is where the orders disagree.
 
 Big networks, measured in the same run: 32x32 inputs (the embedded digits zero-padded), 1
 training epoch, H0..H2 with ε ≤ 0.3 over 1000 test digits. H0..H2 completed for every one:
 
-==========  =========  ======  =============  =======  =========  ===========================
-network     units      test    groups         nodes    edges      pairs H0 / H1 / H2
-==========  =========  ======  =============  =======  =========  ===========================
-alexnet     4,618      10 %    channel        1,162    60,658     1,162 / 143 / 17
-alexnet                        nodes:2000     2,000    59,945     2,000 / 488 / 96
-resnet18    25,098     87 %    channel        1,290    323,900    987 / 685 / 1,032
-resnet18                       nodes:2000     2,000    511,037    2,000 / 1,582 / 1,998
-vgg16       36,874     91 %    channel        1,930    790,859    1,930 / 1,337 / 1,891
-vgg16                          nodes:2000     2,000    691,711    2,000 / 1,396 / 1,306
-==========  =========  ======  =============  =======  =========  ===========================
+==========  =========  ======  =============  =======  =========  =======================  ==========
+network     units      test    groups         nodes    edges      pairs H0 / H1 / H2       graph + H
+==========  =========  ======  =============  =======  =========  =======================  ==========
+alexnet     4,618      10 %    channel        1,162    60,658     1,162 / 143 / 17         0.9 s
+alexnet                        nodes:2000     2,000    59,945     2,000 / 488 / 96         1.1 s
+resnet18    25,098     87 %    channel        1,290    323,900    987 / 685 / 1,032        25 s
+resnet18                       nodes:2000     2,000    511,037    2,000 / 1,582 / 1,998    31 s
+vgg16       36,874     91 %    channel        1,930    790,859    1,930 / 1,337 / 1,891    36 s
+vgg16                          nodes:2000     2,000    691,711    2,000 / 1,396 / 1,306    26 s
+==========  =========  ======  =============  =======  =========  =======================  ==========
 
-(AlexNet's 10 % means one epoch at lr 0.01 did not train it.) Grouped graphs are **dense**:
-channel means are more strongly correlated than single units. 42 % of VGG16's channel pairs have
-|corr| ≥ 0.4, against 5.5 % of its unit pairs. So the work is that of 0.3–0.8 M edges, not of
-2,000 sparse nodes. Times seen in that run, on a shared 2-core machine with a load of 5–8 (not a
-measurement), for graph + persistence: AlexNet about 11 s, ResNet18 110–125 s, VGG16 270–370 s
-(H2 dominates).
+(AlexNet's 10 % means one epoch at lr 0.01 did not train it. The last column is the graph from the
+recorded activations plus H0..H2, on the machine with only this benchmark running.) Grouped
+graphs are **dense**: channel means are more strongly correlated than single units. 42 % of
+VGG16's channel pairs pass the cut (|corr| ≥ 0.4), against 4.9 % of its unit pairs
+(``bench_big.py``'s graph: 33.1 M edges). So the work is that of 0.3–0.8 M edges, not of 2,000
+sparse nodes; persistence took 7–25 s of it.
 
 For ResNet18 per channel, layer4's channel means *are* the avgpool outputs (equal up to float32
 rounding: at most 1.5e-8 apart on a randomly initialised ResNet18). That gives 512 pairs of nodes
