@@ -466,6 +466,18 @@ def test_early_stop_topology(capsys: pytest.CaptureFixture[str], tmp_path: Path,
     assert json.loads((folder / "early_stop_trl0.json").read_text()) == record
 
 
+def test_early_stop_topology_takes_the_runs_grouping(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """``--groups`` reaches the early-stopping evaluations too (recorded in their parameters)."""
+    argv = ["run", "--n_epochs_train", "2", "--epochs_test", "2", "--save-path", str(tmp_path),
+            "--early-stop", "topology", "--es-every", "1", "--es-patience", "5", "--groups", "channel",
+            *TINY, *TOPO]
+    rc, out, _ = run_cli(capsys, *argv)
+    assert rc == 0, out
+    record = json.loads((tmp_path / "lenet_mnist" / "early_stop_trl0.json").read_text())
+    assert record["params"]["groups"] == "channel"
+    assert [h["epoch"] for h in record["history"]] == [0, 1, 2]
+
+
 def test_early_stop_bad_signal(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     rc, _, err = run_cli(capsys, "run", "--n_epochs_train", "1", "--epochs_test", "1",
                          "--save-path", str(tmp_path), "--early-stop", "topology",

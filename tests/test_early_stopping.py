@@ -235,3 +235,50 @@ def test_defaults_are_the_rule_the_study_froze():
         for name in ("signal", "mode", "patience", "smooth"):
             assert params[name].default == rule[name], (f.__qualname__, name)
     assert inspect.signature(es.TopologicalEarlyStopping.__init__).parameters["start_epoch"].default == rule["start_epoch"]
+
+
+def test_callback_passes_its_grouping_to_the_topology(monkeypatch):
+    import torch
+    import topodnn.pipeline as pipeline
+
+    fake = _Fake([0.1, 0.2])
+    seen = []
+
+    def spy(*args, **kw):
+        seen.append(kw.get("groups"))
+        return fake(*args, **kw)
+
+    monkeypatch.setattr(pipeline, "model_topology", spy)
+    cb = TopologicalEarlyStopping(torch.randn(30, 4), n_samples=20, max_dim=1, signal="eps_at_max_1",
+                                  groups="chunk:4", start_epoch=0)
+    cb(0, torch.nn.Linear(4, 2), {})
+    assert seen == ["chunk:4"]
+    assert cb.params["groups"] == "chunk:4"
+    assert TopologicalEarlyStopping(torch.randn(30, 4), n_samples=20, max_dim=1,
+                                    signal="eps_at_max_1").params["groups"] == "units"
+    with pytest.raises(ValueError, match="chunk"):
+        TopologicalEarlyStopping(torch.randn(30, 4), n_samples=20, max_dim=1, signal="eps_at_max_1",
+                                 groups="chunk:0")
+
+
+def test_callback_groups_reach_the_graph(monkeypatch):
+    """Not mocked: a grouped callback computes on the grouped graph (fewer nodes)."""
+    import torch
+    import topodnn.pipeline as pipeline
+
+    real, nodes = pipeline.model_topology, []
+
+    def wrapped(*args, **kw):
+        topo = real(*args, **kw)
+        nodes.append(topo.n_nodes)
+        return topo
+
+    monkeypatch.setattr(pipeline, "model_topology", wrapped)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8))
+    data = torch.randn(60, 6)
+    for groups in (None, "chunk:4"):
+        cb = TopologicalEarlyStopping(data, n_samples=60, max_dim=1, signal="betti_max_1", start_epoch=0,
+                                      layers=["1", "2"], groups=groups)
+        cb(0, model, {})
+    assert nodes[1] < nodes[0]

@@ -596,7 +596,8 @@ def _early_stopping(args: argparse.Namespace):
         return TopologicalEarlyStopping(
             inputs, every=args.es_every, n_samples=n, max_dim=max(2, args.upper_dim - 1),
             max_epsilon=args.max_epsilon, signal=args.es_signal, patience=args.es_patience,
-            keep_diagrams=False, progress=args.progress)
+            keep_diagrams=False, progress=args.progress,
+            groups=None if args.groups == results.UNGROUPED else args.groups)
     except ValueError as exc:
         raise CLIError(f"--early-stop topology: {exc}") from None
 

@@ -317,6 +317,10 @@ class TopologicalEarlyStopping:
         Also keep each evaluation's diagrams in :attr:`history` (for plotting Betti curves).
     progress
         Print one line per evaluation.
+    groups
+        Node grouping of the functional graph (``groups=`` of :func:`topodnn.functional_graph`,
+        e.g. ``"channel"`` for a big network); ``None``: every unit its own node. The rule was
+        chosen on full-resolution graphs of small networks (README, "Results").
 
     Attributes
     ----------
@@ -347,6 +351,7 @@ class TopologicalEarlyStopping:
         keep_diagrams: bool = True,
         comm: Any = None,
         progress: bool = False,
+        groups: Any = None,
     ) -> None:
         _check_rule(mode, patience, min_delta, smooth)
         if int(every) != every or every < 1:
@@ -366,6 +371,11 @@ class TopologicalEarlyStopping:
         self.max_dim = int(max_dim)
         self.max_epsilon = float(max_epsilon)
         self.layers = layers
+        from .grouping import parse_groups
+
+        # a bad spec fails here, not at the first evaluation
+        self._groups_text = "units" if groups is None else parse_groups(groups).text()
+        self.groups = groups
         self.signal = signal
         self.smooth = int(smooth)
         self.keep_diagrams = keep_diagrams
@@ -397,6 +407,7 @@ class TopologicalEarlyStopping:
             "smooth": self.smooth,
             "start_epoch": self._state.start_epoch,
             "data": "training inputs",
+            "groups": self._groups_text,
         }
 
     def evaluate(self, epoch: int, model: Any) -> dict[str, Any]:
@@ -416,6 +427,7 @@ class TopologicalEarlyStopping:
             n_samples=self.n_samples,
             comm=self.comm,
             progress=False,
+            groups=self.groups,
         )
         diagrams = topo.diagrams
         summary = topo.summaries()
