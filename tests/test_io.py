@@ -276,12 +276,22 @@ def _dipha_pairs(dims: np.ndarray, births: np.ndarray, deaths: np.ndarray, max_d
     return out
 
 
+def _assert_dipha_diagram(ours: list, path) -> None:
+    """``ours`` (H0..H2 from topodnn.persistence) is the diagram the dipha engine gives on ``path``."""
+    from topodnn import _core
+
+    dims, births, deaths = _core.compute_diagram(str(path), upper_dim=3)
+    for q, (a, b) in enumerate(zip(ours, _dipha_pairs(dims, births, deaths, 2))):
+        a = a[np.lexsort((a[:, 1], a[:, 0]))]
+        assert a.shape == b.shape, f"H{q}"
+        np.testing.assert_array_equal(a, b, err_msg=f"H{q}")
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_sparse_file_whose_rows_disagree_reads_as_dipha_does(tmp_path, seed):
     """DIPHA takes the weight of {i, j} from row max(i, j): the reader returns that value in both
     entries, and persistence of the result is dipha's diagram of the file."""
     import mpi4py.MPI  # noqa: F401
-    from topodnn import _core
     from topodnn.engine import persistence
 
     rng = np.random.default_rng(seed)
@@ -300,19 +310,13 @@ def test_sparse_file_whose_rows_disagree_reads_as_dipha_does(tmp_path, seed):
     assert (got != got.T).nnz == 0 and got.nnz == M.nnz
     lower = sp.tril(M, -1).toarray()
     np.testing.assert_array_equal(got.toarray(), lower + lower.T)
-    ours = persistence(got, max_dim=2)
-    dims, births, deaths = _core.compute_diagram(str(path), upper_dim=3)
-    for q, (a, b) in enumerate(zip(ours, _dipha_pairs(dims, births, deaths, 2))):
-        a = a[np.lexsort((a[:, 1], a[:, 0]))]
-        assert a.shape == b.shape, f"H{q}"
-        np.testing.assert_array_equal(a, b, err_msg=f"H{q}")
+    _assert_dipha_diagram(persistence(got, max_dim=2), path)
 
 
 def test_full_file_whose_triangles_disagree_reads_as_dipha_does(tmp_path):
     """DIPHA reads the strict lower triangle of a type-7 file: the reader returns it mirrored
     (diagonal 0), persistence of it is dipha's diagram; raw=True gives the stored values."""
     import mpi4py.MPI  # noqa: F401
-    from topodnn import _core
     from topodnn.engine import persistence
 
     rng = np.random.default_rng(5)
@@ -326,9 +330,4 @@ def test_full_file_whose_triangles_disagree_reads_as_dipha_does(tmp_path):
     got = io.read_distance_matrix(path)
     np.testing.assert_array_equal(got, got.T)
     np.testing.assert_array_equal(got, D - np.diag(np.diag(D)))
-    ours = persistence(got, max_dim=2)
-    dims, births, deaths = _core.compute_diagram(str(path), upper_dim=3)
-    for q, (a, b) in enumerate(zip(ours, _dipha_pairs(dims, births, deaths, 2))):
-        a = a[np.lexsort((a[:, 1], a[:, 0]))]
-        assert a.shape == b.shape, f"H{q}"
-        np.testing.assert_array_equal(a, b, err_msg=f"H{q}")
+    _assert_dipha_diagram(persistence(got, max_dim=2), path)
