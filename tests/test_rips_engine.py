@@ -1,7 +1,7 @@
 """The Vietoris-Rips engine's own paths, each forced and compared with an independent oracle: the
 per-edge column listing against the simplex-by-simplex apparent-pair tests (simplex by simplex),
-dense and neighbour-list look-ups, the windowed reduction, and threads inside a rank against
-gudhi."""
+dense and neighbour-list look-ups, the long (bucketed) and windowed working columns, and threads
+inside a rank against gudhi."""
 
 from __future__ import annotations
 
@@ -47,9 +47,14 @@ def threshold_of(D: np.ndarray, quantile) -> float:
     return float(np.quantile(D[np.triu_indices(len(D), 1)], quantile))
 
 
-def rips(D, max_dim, thr=np.inf, *, dense_lookup_bytes=-1, working_bytes=-1, n_threads=1):
-    return _core._rips_persistence(D, None, None, None, len(D), max_dim, thr, None, False, dense_lookup_bytes,
-                                   working_bytes, n_threads=n_threads)
+def rips(D, max_dim, thr=np.inf, *, dense_lookup_bytes=-1, working_bytes=-1, n_threads=1, long_column_bytes=-1,
+         verbose=False):
+    return _core._rips_persistence(D, None, None, None, len(D), max_dim, thr, None, verbose, dense_lookup_bytes,
+                                   working_bytes, n_threads=n_threads, long_column_bytes=long_column_bytes)
+
+
+#: long_column_bytes that keeps every column in its heap (the long path off)
+NO_LONG = 1 << 50
 
 
 # ----------------------------------------------------------------------- column listing
@@ -115,6 +120,70 @@ def test_equals_gudhi_on_every_path(seed, n, kind, quantile, max_dim, dense_look
     thr = threshold_of(D, quantile)
     got = rips(D, max_dim, thr, dense_lookup_bytes=dense_lookup_bytes, working_bytes=working_bytes)
     assert_same(got, gudhi_diagrams(D, max_dim, thr))
+
+
+# ----------------------------------------------------------------------- long working columns
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(4, 40),
+    kind=st.sampled_from(["ties", "zeros", "points", "uniform"]),
+    quantile=st.sampled_from([None, 0.3, 0.6]),
+    max_dim=st.integers(1, 3),
+    long_entries=st.sampled_from([1, 4, 32]),
+    working_entries=st.sampled_from([None, 40, 300]),
+    n_threads=st.sampled_from([1, 3]),
+    dense_lookup_bytes=st.sampled_from([-1, 0]),
+)
+def test_long_columns_equal_gudhi(seed, n, kind, quantile, max_dim, long_entries, working_entries, n_threads,
+                                  dense_lookup_bytes):
+    """Columns forced onto the long path (buckets of values, waiting additions, compaction, the
+    fall-back to windows, long columns handed on between threads): gudhi's diagrams, and exactly
+    those of the heap-only reduction."""
+    D = matrix(np.random.default_rng(seed), n, kind)
+    thr = threshold_of(D, quantile)
+    wb = -1 if working_entries is None else 16 * working_entries
+    got = rips(D, max_dim, thr, dense_lookup_bytes=dense_lookup_bytes, working_bytes=wb, n_threads=n_threads,
+               long_column_bytes=16 * long_entries)
+    ref = rips(D, max_dim, thr, dense_lookup_bytes=dense_lookup_bytes, long_column_bytes=NO_LONG)
+    for a, b in zip(got, ref):
+        np.testing.assert_array_equal(a, b)
+    assert_same(got, gudhi_diagrams(D, max_dim, thr))
+
+
+def _reduction_counts(err: str) -> dict:
+    """Sums over dimensions of the verbose log's long-path and window counts."""
+    import re
+
+    out = {"long": 0, "buckets": 0, "compactions": 0, "windowed": 0, "forwarded": 0}
+    for line in err.splitlines():
+        m = re.search(r"(\d+) forwarded;.*; (\d+) long columns \((\d+) buckets reached\), largest \d+ entries, "
+                      r"(\d+) compactions; (\d+) columns in", line)
+        if m:
+            fw, lg, bk, cp, wd = map(int, m.groups())
+            for k, v in zip(["forwarded", "long", "buckets", "compactions", "windowed"], [fw, lg, bk, cp, wd]):
+                out[k] += v
+    return out
+
+
+@pytest.mark.parametrize("working_entries, long_entries, n_threads, expect", [
+    (None, 64, 1, ("long", "buckets")),
+    (300, 32, 1, ("long", "buckets", "compactions", "windowed")),
+    (None, 64, 3, ("long", "forwarded")),
+])
+def test_long_path_is_taken(capfd, working_entries, long_entries, n_threads, expect):
+    """Each part of the long path is reached on a 200-point cloud (H1 at the 30 % quantile)."""
+    X = np.random.default_rng(200).normal(size=(200, 3))
+    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    thr = float(np.quantile(D, 0.3))
+    wb = -1 if working_entries is None else 16 * working_entries
+    got = rips(D, 1, thr, working_bytes=wb, n_threads=n_threads, long_column_bytes=16 * long_entries, verbose=True)
+    counts = _reduction_counts(capfd.readouterr().err)
+    assert all(counts[k] > 0 for k in expect), counts
+    ref = rips(D, 1, thr, long_column_bytes=NO_LONG)
+    for a, b in zip(got, ref):
+        np.testing.assert_array_equal(a, b)
+    assert_same(got, gudhi_diagrams(D, 1, thr))
 
 
 # ----------------------------------------------------------------------- threads inside a rank

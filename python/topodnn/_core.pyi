@@ -55,6 +55,7 @@ def _rips_persistence(
     max_work: float = -1.0,
     collapse: int = 0,
     n_threads: int = 1,
+    long_column_bytes: int = -1,
 ) -> list[npt.NDArray[np.float64]]:
     """(birth, death) pairs per dimension 0..max_dim, each a (k, 2) float64 array."""
 

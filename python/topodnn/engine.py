@@ -347,10 +347,11 @@ def persistence(
     wait for it forever.
 
     Memory: the thresholded graph (about 40 bytes per edge), the columns of the top dimension,
-    and one working column at a time. A column whose working coboundary outgrows 1 GiB
-    (typically the cocycle of an essential class in a dense graph) is reduced window by window
-    of filtration values, regenerating its coboundary for each window, so that no column holds
-    much more than that at once. Validation reads the matrix block by block (temporaries of a
+    and one working column at a time. A column whose working coboundary passes 32 MiB is held
+    explicitly in buckets of filtration values; one that outgrows 1 GiB even so (typically the
+    cocycle of an essential class in a dense graph) is reduced window by window of filtration
+    values, regenerating its coboundary for each window, so that no column holds much more than
+    that at once. Validation reads the matrix block by block (temporaries of a
     few tens of MB whatever n).
 
     Raises

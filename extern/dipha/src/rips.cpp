@@ -6,7 +6,8 @@
 //  * rips_graph.hpp/.cpp: the thresholded graph (neighbour lists, balls, dense look-up);
 //  * rips_cofaces.hpp: cofaces, facets and apparent pairs, specialised per look-up kind;
 //  * rips_listing.hpp: the columns of dimensions 1 and 2, edge by edge;
-//  * rips_reduction.hpp: the reduction of one dimension's columns (with its windowed path);
+//  * rips_reduction.hpp: the reduction of one dimension's columns (with its long and windowed
+//    paths for large working columns);
 //  * rips_threads.hpp: threads inside a rank (fork-join, queues between them);
 //  * dipha/mpi_layer.hpp: every collective phase below.
 //
@@ -116,6 +117,7 @@ class Engine : public EngineBase {
         mc(comm, rips_oom(g.n, &n_edges)), rank(mc.rank()), P(mc.size()), T(threads_of(opt.n_threads)),
         ranges(T > 1 ? kRangesPerThread * T : 1), log(opt.verbose && mc.rank() == 0) {
     working_bytes = opt.working_bytes < 0 ? (int64_t{1} << 30) : opt.working_bytes;
+    long_bytes = opt.long_column_bytes < 0 ? (int64_t{32} << 20) : opt.long_column_bytes;
     for (const Entry& e : g.edges) top_value = std::max(top_value, e.v);
   }
 
@@ -139,6 +141,7 @@ class Engine : public EngineBase {
   std::vector<int> owner_rank;  // range -> rank
   const Logger log;
   int64_t working_bytes = 0;  // largest working coboundary of a rank (shared by its threads)
+  int64_t long_bytes = 0;     // live working coboundary at which a column takes the long path
   double top_value = 0;       // the longest edge: no coboundary value exceeds it
 
   // H0 by union-find over the sorted edges (every rank; cheap). Marks the pivot (death) edges.
@@ -487,7 +490,9 @@ Pairs Engine<Lookup>::run() {
       for (auto& c : cols) mine[static_cast<size_t>(split.owner(c, q) - first)].push_back(c);
       std::vector<Entry>().swap(cols);
       const size_t budget = static_cast<size_t>(working_bytes / T) / sizeof(Entry);
-      for (int j = 0; j < ranges; ++j) red[j].reset(new Reducer<Lookup>(cx, q, split, first + j, budget, top_value, log));
+      const size_t long_from = static_cast<size_t>(long_bytes) / sizeof(Entry);
+      for (int j = 0; j < ranges; ++j)
+        red[j].reset(new Reducer<Lookup>(cx, q, split, first + j, budget, long_from, top_value, log));
       run_threads(T, [&](int t) {
         for (int j = t; j < ranges; j += T)
           std::sort(mine[j].begin(), mine[j].end(), [](const Entry& a, const Entry& b) { return key_less(b, a); });
@@ -501,10 +506,11 @@ Pairs Engine<Lookup>::run() {
     ReductionStats st;
     for (auto& r : red) st += r->stats();
     log("dim %d: reduced in %.2fs (rank 0: %lld pairs stored, %lld emergent, %lld additions, %lld forwarded; "
-        "%.1f M stored coefficients, largest V column %zu, largest working coboundary %zu, live %zu; %lld columns in %lld windows)", q,
+        "%.1f M stored coefficients, largest V column %zu, largest working coboundary %zu, live %zu; %lld long columns (%lld buckets reached), largest %zu entries, %lld compactions; %lld columns in %lld windows)", q,
         seconds_since(tq), static_cast<long long>(st.stored), static_cast<long long>(st.emergent),
         static_cast<long long>(st.additions), static_cast<long long>(st.forwarded), st.stored_coefficients / 1e6, st.max_v,
-        st.max_heap, st.max_live, static_cast<long long>(st.windowed), static_cast<long long>(st.windows));
+        st.max_heap, st.max_live, static_cast<long long>(st.long_columns), static_cast<long long>(st.buckets), st.max_long,
+        static_cast<long long>(st.compactions), static_cast<long long>(st.windowed), static_cast<long long>(st.windows));
     if (log.on()) {
       std::string per;
       for (int t = 0; t < T; ++t) {

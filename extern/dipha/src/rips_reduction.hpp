@@ -7,13 +7,16 @@
 // threads). Pivots only grow during a column's reduction, so a column whose pivot leaves the
 // range is handed on (forward()) to be continued by the next range (rips.cpp runs that pipeline).
 //
-// A column whose working coboundary outgrows a budget (a large cocycle, typically an essential
-// class of a dense graph) is reduced window by window of filtration values instead.
+// A column whose working coboundary grows long (a large cocycle, typically an essential class of
+// a dense graph) leaves the heap for an explicit representation in buckets of filtration values
+// (the "long" path); one that outgrows the working budget even so is reduced window by window of
+// filtration values, regenerating its coboundary from its V column for each window.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -100,6 +103,8 @@ struct ReductionStats {
   int64_t stored = 0, emergent = 0, forwarded = 0, additions = 0;
   size_t max_heap = 0, max_v = 0, max_live = 0;
   int64_t windowed = 0, windows = 0;
+  int64_t long_columns = 0, buckets = 0, compactions = 0;
+  size_t max_long = 0;
   int64_t generated = 0;  // coboundary entries generated (the work of a reduction)
   size_t stored_coefficients = 0;
   /// Sums of the counts, largest of the sizes (the ranges of a rank).
@@ -113,6 +118,10 @@ struct ReductionStats {
     max_live = std::max(max_live, o.max_live);
     windowed += o.windowed;
     windows += o.windows;
+    long_columns += o.long_columns;
+    buckets += o.buckets;
+    compactions += o.compactions;
+    max_long = std::max(max_long, o.max_long);
     generated += o.generated;
     stored_coefficients += o.stored_coefficients;
     return *this;
@@ -184,11 +193,12 @@ template <class Lookup>
 class Reducer {
  public:
   /// `self`: the range's index in `split`; `heap_budget`: the largest working coboundary
-  /// (entries) before a column goes windowed; `top_value`: the longest edge.
-  Reducer(const Complex<Lookup>& cx, int dim, const Split& split, int self, size_t heap_budget, double top_value,
-          const Logger& log)
+  /// (entries) before a column goes windowed; `long_from`: the live size (entries) at which a
+  /// column leaves the heap for the long path; `top_value`: the longest edge.
+  Reducer(const Complex<Lookup>& cx, int dim, const Split& split, int self, size_t heap_budget, size_t long_from,
+          double top_value, const Logger& log)
       : cx_(cx), dim_(dim), split_(split), self_(self), heap_budget_(std::max<size_t>(heap_budget, 16)),
-        top_value_(top_value), log_(log) {}
+        long_from_(std::max<size_t>(long_from, 1)), top_value_(top_value), log_(log) {}
 
   int dim() const { return dim_; }
   /// A column of this range (the first round of the pipeline).
@@ -230,6 +240,7 @@ class Reducer {
     std::vector<idx_t>().swap(v_ent_);
     std::vector<Entry>().swap(win_);
     std::vector<Entry>().swap(extra_);
+    free_long();
   }
   /// Frees the heap between rounds.
   void release_heap() { std::vector<Entry>().swap(heap_); }
@@ -307,7 +318,12 @@ class Reducer {
     Forwarded f{sigma, std::move(work_v_), {}, false};
     work_v_.clear();
     const int64_t bytes = static_cast<int64_t>(heap_.size() * sizeof(Entry));
-    if (windowed_) {
+    if (long_) {
+      // a long column goes on as it stands (sorted): moved within the rank, sent to the next
+      // rank up to the working budget (cheaper than regenerating it there)
+      std::vector<Entry> all = gather_long();
+      if (carry_ || all.size() <= heap_budget_) f.heap = std::move(all);
+    } else if (windowed_) {
       // the next range regenerates it window by window
     } else if (carry_) {
       if (credit_ && credit_->fetch_sub(bytes) >= bytes) {
@@ -325,6 +341,162 @@ class Reducer {
     ++st_.forwarded;
   }
 
+  // ----- long working column -----
+  // A column whose live coboundary exceeds long_from_ entries is held explicitly, in buckets of
+  // filtration values: bucket b holds the entries of values in [bucket_lo_[b], bucket_lo_[b+1]),
+  // as a sorted run (each entry once) and an unsorted list of the entries additions brought
+  // (`add`, any multiplicity). The current bucket is the window of the windowed path (win_,
+  // extra_, window_pivot): its run merged with its additions, sorted; later additions that land
+  // in it go to the heap extra_, those beyond it are appended to their bucket's list, where
+  // they wait, unsorted, until their bucket is reached. Every added entry is thus sorted once,
+  // within a small bucket, instead of sifted through a large heap; nothing is regenerated.
+  // Memory: the live column plus the waiting additions; when they pass heap_budget_ the lists
+  // are merged into their runs (compaction), and a column that stays above three quarters of
+  // the budget goes on window by window (windowed path) from its current pivot.
+  struct Bucket {
+    std::vector<Entry> run, add;
+  };
+  static constexpr size_t kSlots = size_t{1} << 16;  // value -> bucket table
+  size_t bucket_of(double v) const {
+    double x = (v - slot_lo_) * slot_scale_;
+    size_t s = x <= 0 ? 0 : x >= static_cast<double>(kSlots - 1) ? kSlots - 1 : static_cast<size_t>(x);
+    size_t b = slot_bucket_[s];
+    while (b + 1 < bucket_lo_.size() && !(v < bucket_lo_[b + 1])) ++b;
+    while (b > 0 && v < bucket_lo_[b]) --b;
+    return b;
+  }
+  // run := run + add over Z/2 (add sorted first); add emptied.
+  static void merge_into(std::vector<Entry>& run, std::vector<Entry>& add) {
+    if (add.empty()) return;
+    std::sort(add.begin(), add.end(), KeyLess());
+    std::vector<Entry> out;
+    out.reserve(run.size() + add.size());
+    size_t i = 0, j = 0;
+    while (i < run.size() || j < add.size()) {
+      const Entry c = j == add.size() || (i < run.size() && key_less(run[i], add[j])) ? run[i] : add[j];
+      int cnt = 0;
+      while (i < run.size() && run[i] == c) { ++i; ++cnt; }
+      while (j < add.size() && add[j] == c) { ++j; ++cnt; }
+      if (cnt & 1) out.push_back(c);
+    }
+    run.swap(out);
+    std::vector<Entry>().swap(add);
+  }
+  size_t long_size() const { return held_ + (win_.size() - win_pos_) + extra_.size(); }
+  // Enters the long path with the entries of heap_ (any order, any multiplicity).
+  void enter_long() {
+    if (!std::is_sorted(heap_.begin(), heap_.end(), KeyLess())) std::sort(heap_.begin(), heap_.end(), KeyLess());
+    cancel_sorted(heap_);
+    st_.max_heap = std::max(st_.max_heap, heap_.size());
+    long_ = windowed_ = true;
+    ++st_.long_columns;
+    // buckets of about a thousandth of the column, at least 4096 entries (fewer for tiny long_from_)
+    const size_t n = heap_.size(), per = std::max<size_t>(std::min<size_t>(4096, std::max<size_t>(long_from_ / 8, 4)), n / 1024);
+    buckets_.clear();
+    bucket_lo_.assign(1, -kInf);
+    buckets_.emplace_back();
+    size_t start = 0;
+    for (size_t k = 1; k <= n; ++k) {
+      if (k == n || (k - start >= per && heap_[k].v > heap_[k - 1].v)) {
+        buckets_.back().run.assign(heap_.begin() + static_cast<std::ptrdiff_t>(start),
+                                   heap_.begin() + static_cast<std::ptrdiff_t>(k));
+        if (k == n) break;
+        bucket_lo_.push_back(heap_[k].v);
+        buckets_.emplace_back();
+        start = k;
+      }
+    }
+    std::vector<Entry>().swap(heap_);
+    slot_lo_ = bucket_lo_.size() > 1 ? bucket_lo_[1] : top_value_;
+    slot_scale_ = top_value_ > slot_lo_ ? static_cast<double>(kSlots) / (top_value_ - slot_lo_) : 0;
+    slot_bucket_.resize(kSlots);
+    for (size_t s = 0, b = 0; s < kSlots; ++s) {
+      const double x = slot_lo_ + static_cast<double>(s) / (slot_scale_ > 0 ? slot_scale_ : 1);
+      while (b + 1 < bucket_lo_.size() && bucket_lo_[b + 1] <= x) ++b;
+      slot_bucket_[s] = static_cast<uint32_t>(b);
+    }
+    held_ = 0;
+    for (size_t b = 1; b < buckets_.size(); ++b) held_ += buckets_[b].run.size();
+    cur_ = 0;
+    win_.swap(buckets_[0].run);
+    std::vector<Entry>().swap(buckets_[0].run);
+    win_pos_ = 0;
+    extra_.clear();
+    st_.max_long = std::max(st_.max_long, long_size());
+  }
+  // The next bucket as the current window; false past the last.
+  bool next_bucket() {
+    if (cur_ + 1 >= buckets_.size()) return false;
+    ++cur_;
+    Bucket& B = buckets_[cur_];
+    held_ -= B.run.size() + B.add.size();
+    merge_into(B.run, B.add);
+    win_.swap(B.run);
+    std::vector<Entry>().swap(B.run);
+    win_pos_ = 0;
+    ++st_.buckets;
+    if (log_.on() && seconds_since(last_progress_) > 30) {
+      last_progress_ = std::chrono::steady_clock::now();
+      log_("dim %d: a long column: bucket %zu of %zu from value %g, %zu entries held, V column %zu", dim_, cur_,
+           buckets_.size(), bucket_lo_[cur_], long_size(), work_v_.size());
+    }
+    return true;
+  }
+  // After an addition: merges the waiting additions when they crowd the budget; a column still
+  // too large goes on window by window from `piv` (its coboundary is zero up to the pivot just
+  // cancelled).
+  void check_long(const Entry& piv) {
+    if (long_size() <= heap_budget_) return;
+    ++st_.compactions;
+    held_ = 0;
+    for (size_t b = cur_ + 1; b < buckets_.size(); ++b) {
+      merge_into(buckets_[b].run, buckets_[b].add);
+      held_ += buckets_[b].run.size();
+    }
+    if (!extra_.empty()) {
+      cancel_pairs(extra_, KeyLess());
+      std::make_heap(extra_.begin(), extra_.end(), KeyGreater());
+    }
+    st_.max_long = std::max(st_.max_long, long_size());
+    if (long_size() * 4 <= heap_budget_ * 3) return;
+    free_long();
+    windowed_ = true;
+    ++st_.windowed;
+    extra_.clear();
+    win_lo_ = piv;
+    next_window(true);
+  }
+  // Every live entry of a long column, sorted (each once).
+  std::vector<Entry> gather_long() {
+    std::vector<Entry> out(win_.begin() + static_cast<std::ptrdiff_t>(win_pos_), win_.end());
+    merge_into(out, extra_);
+    for (size_t b = cur_ + 1; b < buckets_.size(); ++b) {
+      merge_into(buckets_[b].run, buckets_[b].add);
+      out.insert(out.end(), buckets_[b].run.begin(), buckets_[b].run.end());
+      std::vector<Entry>().swap(buckets_[b].run);
+    }
+    free_long();
+    return out;
+  }
+  void free_long() {
+    if (!long_) return;
+    long_ = false;
+    std::vector<Bucket>().swap(buckets_);
+    std::vector<double>().swap(bucket_lo_);
+    held_ = 0;
+  }
+  // Keeps one copy of each element of the sorted v that occurs an odd number of times.
+  static void cancel_sorted(std::vector<Entry>& v) {
+    size_t w = 0;
+    for (size_t i = 0; i < v.size();) {
+      size_t j = i + 1;
+      while (j < v.size() && v[j] == v[i]) ++j;
+      if ((j - i) & 1) v[w++] = v[i];
+      i = j;
+    }
+    v.resize(w);
+  }
+
   // ----- windowed working column -----
   // A column whose coboundary outgrows heap_budget_ entries is reduced window by window: the
   // coboundary entries of work_v_ with keys in [win_lo_, win_hi_) are generated, sorted and
@@ -336,44 +508,57 @@ class Reducer {
   template <class F> void each_coface_of_v(F&& f) {
     for (idx_t s : work_v_) cofaces_of(s, f);
   }
-  // Window boundaries from a histogram of the coboundary values at or above win_lo_.
-  void plan_windows() {
-    cancel_pairs(work_v_);
-    bounds_v_ = work_v_.size();
-    const double lo = win_lo_.v;
-    const double top = std::max(lo, top_value_);
-    const int B = 1 << 14;
-    std::vector<uint64_t> hist(B, 0);
-    const double width = top > lo ? (top - lo) / B : 0;
-    each_coface_of_v([&](const Entry& e) {
-      if (key_less(e, win_lo_)) return;
-      int b = width > 0 ? static_cast<int>((e.v - lo) / width) : 0;
-      ++hist[std::min(std::max(b, 0), B - 1)];
-    });
-    bounds_.clear();
-    const uint64_t target = std::max<uint64_t>(heap_budget_ / 2, 1);
-    uint64_t acc = 0;
-    for (int b = 0; b < B; ++b) {
-      acc += hist[b];
-      if (acc >= target && b + 1 < B) { bounds_.push_back(lo + width * (b + 1)); acc = 0; }
-    }
-    std::reverse(bounds_.begin(), bounds_.end());  // the next boundary at the back
-  }
   // Moves the window to start at win_hi_ (or at win_lo_ when entering); false past the last value.
+  // One pass over the coboundary of work_v_ fills the window [win_lo_, win_hi_): its upper end is
+  // the next planned boundary, lowered during the pass (to the median value held) whenever the
+  // window outgrows heap_budget_ / 2 entries. When entering, or when work_v_ has more than
+  // doubled since the last plan, the same pass takes a histogram of the values at or above
+  // win_lo_, from which the boundaries of the windows beyond are planned (about heap_budget_ / 2
+  // entries each).
   bool next_window(bool entering) {
+    if (long_) return next_bucket();
     if (!entering) {
       if (win_hi_.v == kInf) return false;
       win_lo_ = win_hi_;
     }
-    if (entering || work_v_.size() > 2 * bounds_v_ + 1024) plan_windows();
-    else cancel_pairs(work_v_);
+    cancel_pairs(work_v_);
+    const bool replan = entering || work_v_.size() > 2 * bounds_v_ + 1024;
     while (!bounds_.empty() && bounds_.back() <= win_lo_.v) bounds_.pop_back();
-    win_hi_ = bounds_.empty() ? Entry{kInf, INT64_MIN} : Entry{bounds_.back(), INT64_MIN};
-    if (!bounds_.empty()) bounds_.pop_back();
+    double hi = replan || bounds_.empty() ? kInf : bounds_.back();
+    const double lo = win_lo_.v;
+    const double top = std::max(lo, top_value_);
+    const int B = 1 << 14;
+    const double width = top > lo ? (top - lo) / B : 0;
+    std::vector<uint64_t> hist(replan ? B : 0, 0);
+    const size_t cap = std::max<size_t>(heap_budget_ / 2, 2);
+    size_t limit = cap;  // above it the window end is lowered (more, when one value fills it)
     win_.clear();
     each_coface_of_v([&](const Entry& e) {
-      if (!key_less(e, win_lo_) && key_less(e, win_hi_)) win_.push_back(e);
+      if (key_less(e, win_lo_)) return;
+      if (replan) {
+        const int b = width > 0 ? static_cast<int>((e.v - lo) / width) : 0;
+        ++hist[std::min(std::max(b, 0), B - 1)];
+      }
+      if (!(e.v < hi)) return;
+      win_.push_back(e);
+      if (win_.size() > limit) {
+        hi = lower_window_end();
+        limit = std::max(cap, 2 * win_.size());
+      }
     });
+    if (replan) {
+      bounds_v_ = work_v_.size();
+      bounds_.clear();
+      const uint64_t target = std::max<uint64_t>(heap_budget_ / 2, 1);
+      uint64_t acc = 0;
+      for (int b = 0; b < B; ++b) {
+        acc += hist[b];
+        if (acc >= target && b + 1 < B) { bounds_.push_back(lo + width * (b + 1)); acc = 0; }
+      }
+      std::reverse(bounds_.begin(), bounds_.end());  // the next boundary at the back
+    }
+    while (!bounds_.empty() && bounds_.back() <= hi) bounds_.pop_back();
+    win_hi_ = hi == kInf ? Entry{kInf, INT64_MIN} : Entry{hi, INT64_MIN};
     cancel_pairs(win_, KeyLess());
     win_pos_ = 0;
     ++st_.windows;
@@ -384,6 +569,17 @@ class Reducer {
     }
     st_.max_heap = std::max(st_.max_heap, win_.capacity());
     return true;
+  }
+  // The window holds too many entries: keeps those of value below the median value held (or, if
+  // that is the smallest, those of that value); returns the new upper end.
+  double lower_window_end() {
+    const size_t mid = win_.size() / 2;
+    std::nth_element(win_.begin(), win_.begin() + static_cast<std::ptrdiff_t>(mid), win_.end(), KeyLess());
+    double x = win_[mid].v;
+    auto below = [&](const Entry& e) { return e.v < x; };
+    if (std::none_of(win_.begin(), win_.end(), below)) x = std::nextafter(x, kInf);
+    win_.erase(std::partition(win_.begin(), win_.end(), [&](const Entry& e) { return e.v < x; }), win_.end());
+    return x;
   }
   void enter_windows(const Entry& lo) {
     st_.max_heap = std::max(st_.max_heap, heap_.size());
@@ -397,6 +593,7 @@ class Reducer {
   void leave_windows() {
     if (!windowed_) return;
     windowed_ = false;
+    free_long();
     std::vector<Entry>().swap(win_);
     std::vector<Entry>().swap(extra_);
   }
@@ -429,6 +626,19 @@ class Reducer {
   void add_simplex(idx_t s) {
     work_v_.push_back(s);
     if (!windowed_) { push_coboundary(s); return; }
+    if (long_) {
+      cofaces_of(s, [&](const Entry& e) {
+        const size_t b = bucket_of(e.v);
+        if (b <= cur_) {
+          extra_.push_back(e);
+          std::push_heap(extra_.begin(), extra_.end(), KeyGreater());
+        } else {
+          buckets_[b].add.push_back(e);
+          ++held_;
+        }
+      });
+      return;
+    }
     cofaces_of(s, [&](const Entry& e) {
       if (!key_less(e, win_lo_) && key_less(e, win_hi_)) {
         extra_.push_back(e);
@@ -437,9 +647,11 @@ class Reducer {
     });
   }
 
-  // Heap size at which it is next pruned: a multiple of its live size, at most the budget.
+  // Heap size at which it is next pruned: a multiple of its live size, at most the budget and
+  // twice the size at which a column takes the long path.
   size_t prune_limit(size_t live) const {
-    return std::min(std::max(live * kPruneFactor, std::min<size_t>(4096, heap_budget_)), heap_budget_);
+    const size_t cap = std::min(heap_budget_, std::max<size_t>(2 * long_from_, 16));
+    return std::min(std::max(live * kPruneFactor, std::min<size_t>(4096, cap)), cap);
   }
 
   // Reduces the working column (the coboundary of work_v_) until it is stored, forwarded or zero.
@@ -450,6 +662,7 @@ class Reducer {
   const Split& split_;
   const int self_;
   const size_t heap_budget_;
+  const size_t long_from_;
   const double top_value_;
   const Logger& log_;
 
@@ -470,6 +683,14 @@ class Reducer {
   Entry win_lo_{-kInf, INT64_MIN}, win_hi_{-kInf, INT64_MIN};
   std::vector<double> bounds_;  // window boundaries (values) still ahead
   size_t bounds_v_ = 0;         // size of work_v_ when the boundaries were computed
+
+  bool long_ = false;
+  std::vector<Bucket> buckets_;
+  std::vector<double> bucket_lo_;      // lowest value of each bucket
+  std::vector<uint32_t> slot_bucket_;  // value slot -> bucket at the slot's lower end
+  double slot_lo_ = 0, slot_scale_ = 0;
+  size_t cur_ = 0;   // the current bucket (the window)
+  size_t held_ = 0;  // entries in the runs and lists of the buckets beyond cur_
   std::chrono::steady_clock::time_point last_progress_ = std::chrono::steady_clock::now();
 };
 
@@ -490,7 +711,9 @@ void Reducer<Lookup>::reduce(const Entry& sigma) {
       add_simplex(f);
       ++st_.additions;
     }
-    if (windowed_) {
+    if (long_) {
+      check_long(piv);
+    } else if (windowed_) {
       if (extra_.size() > heap_budget_ / 2) {  // additions crowd the window: regenerate it from piv
         extra_.clear();
         win_lo_ = piv;  // the working coboundary is zero below the pivot just cancelled
@@ -501,7 +724,8 @@ void Reducer<Lookup>::reduce(const Entry& sigma) {
       prune_heap();
       st_.max_live = std::max(st_.max_live, heap_.size());
       Entry lo;
-      if (heap_.size() > heap_budget_ / 2 && pivot_of_heap(lo)) enter_windows(lo);
+      if (heap_.size() > long_from_ && heap_.size() * 4 <= heap_budget_ * 3) enter_long();
+      else if (heap_.size() > heap_budget_ / 2 && pivot_of_heap(lo)) enter_windows(lo);
       prune_at = prune_limit(heap_.size());
     }
   }
@@ -555,6 +779,7 @@ void Reducer<Lookup>::process_forwarded(Forwarded& f) {
     if (f.credited && credit_) credit_->fetch_add(static_cast<int64_t>(f.heap.size() * sizeof(Entry)));
     heap_ = std::move(f.heap);
     work_v_ = std::move(f.v);
+    if (heap_.size() > long_from_) enter_long();  // a long column handed on (sorted)
     reduce(f.sigma);
     return;
   }
@@ -562,11 +787,21 @@ void Reducer<Lookup>::process_forwarded(Forwarded& f) {
   work_v_ = std::move(f.v);
   bool big = false;
   for (size_t i = 0; i < work_v_.size() && !big; ++i) {
-    push_coboundary(work_v_[i]);
-    big = heap_.size() > heap_budget_;
+    cofaces_of(work_v_[i], [&](const Entry& e) { heap_.push_back(e); });
+    if (heap_.size() > heap_budget_) {
+      cancel_pairs(heap_, KeyLess());
+      big = heap_.size() * 4 > heap_budget_ * 3;
+    }
   }
-  // every entry of the working coboundary is at least sigma's value
-  if (big) enter_windows(Entry{f.sigma.v, INT64_MIN});
+  if (big) {
+    // every entry of the working coboundary is at least sigma's value
+    std::vector<Entry>().swap(heap_);
+    enter_windows(Entry{f.sigma.v, INT64_MIN});
+  } else if (heap_.size() > long_from_) {
+    enter_long();
+  } else {
+    std::make_heap(heap_.begin(), heap_.end(), KeyGreater());
+  }
   reduce(f.sigma);
 }
 

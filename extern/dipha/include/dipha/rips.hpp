@@ -35,11 +35,15 @@ struct Options {
   // Largest n*n*8 bytes for which a dense look-up matrix of the thresholded graph is built;
   // larger graphs use their sorted neighbour lists only. Negative: the default (512 MiB).
   int64_t dense_lookup_bytes = -1;
-  // Largest working coboundary (bytes) held at once while reducing one column; a column whose
-  // coboundary grows beyond it (a large cocycle, typically an essential class) is reduced window
-  // by window of filtration values, regenerating its coboundary for each window. Negative: the
-  // default (1 GiB).
+  // Largest working coboundary (bytes) held at once while reducing one column (shared by the
+  // threads of a rank); a column whose coboundary grows beyond it (a large cocycle, typically an
+  // essential class) is reduced window by window of filtration values, regenerating its
+  // coboundary for each window. Negative: the default (1 GiB).
   int64_t working_bytes = -1;
+  // Live working coboundary (bytes) at which a column leaves its heap for the explicit
+  // representation in buckets of filtration values (rips_reduction.hpp, "long working column"),
+  // within working_bytes. Negative: the default (32 MiB).
+  int64_t long_column_bytes = -1;
   // Refusal limit of the work estimate, in coface visits (see work_estimate): a computation
   // estimated above it is refused with an Error before any work. Negative: the default
   // (kDefaultMaxWork); +inf: no limit. Above kWarnWork one line on rank 0's stderr gives the
