@@ -252,17 +252,63 @@ class Reducer {
  private:
   static constexpr size_t kPruneFactor = 4;
 
-  // Calls f(entry) for every coface (within the threshold) of the dim_ simplex s.
-  template <class F> void cofaces_of(idx_t s, F&& f) {
+  // Calls f(entry) for every coface (within the threshold) of the dim_ simplex s, in any order;
+  // for an edge, only those of value below `below` (the others are of no use to the caller).
+  template <class F> void cofaces_of(idx_t s, F&& f, double below = kInf) {
     int32_t v[kMaxVerts];
     cx_.vertices(s, dim_, v);
     int64_t n = 0;
-    cx_.cofaces(v, dim_, cx_.diameter(v, dim_), [&](double m, idx_t r, int32_t) {
-      f(Entry{m, r});
-      ++n;
-      return false;
-    });
+    if (dim_ == 1) {
+      edge_cofaces_below(v, below, [&](const Entry& e) {
+        f(e);
+        ++n;
+      });
+    } else {
+      cx_.cofaces(v, dim_, cx_.diameter(v, dim_), [&](double m, idx_t r, int32_t) {
+        f(Entry{m, r});
+        ++n;
+        return false;
+      });
+    }
     st_.generated += n;
+  }
+  // The triangles {a, b, w} of the edge v = {b < a} with d(a, w) < hi and d(b, w) < hi: the
+  // balls of radius hi around a and b (prefixes of their neighbours by distance) intersected, the
+  // shorter one marked in a bitset, the other scanned; nothing for an edge of length >= hi.
+  template <class F> void edge_cofaces_below(const int32_t* v, double hi, F&& f) {
+    const Graph& g = cx_.g;
+    const int32_t a = v[1], b = v[0];
+    const double* da0 = g.bd.data() + g.ptr[a];
+    const double* db0 = g.bd.data() + g.ptr[b];
+    const double L = cx_.L.dist(a, b);
+    if (!(L < hi)) return;
+    const int64_t pa = hi == kInf ? g.degree(a) : std::lower_bound(da0, da0 + g.degree(a), hi) - da0;
+    const int64_t pb = hi == kInf ? g.degree(b) : std::lower_bound(db0, db0 + g.degree(b), hi) - db0;
+    const bool mark_a = pa <= pb;
+    const int32_t x = mark_a ? a : b, y = mark_a ? b : a;
+    const int64_t px = mark_a ? pa : pb, py = mark_a ? pb : pa;
+    if (mark_.empty()) {
+      mark_.assign(static_cast<size_t>(g.n / 64 + 1), 0);
+      mark_dist_.assign(static_cast<size_t>(g.n), 0.0);
+    }
+    const int32_t* vx = g.bv.data() + g.ptr[x];
+    const double* dx = g.bd.data() + g.ptr[x];
+    for (int64_t t = 0; t < px; ++t) {
+      mark_[static_cast<size_t>(vx[t]) >> 6] |= uint64_t{1} << (vx[t] & 63);
+      mark_dist_[vx[t]] = dx[t];
+    }
+    const int32_t* vy = g.bv.data() + g.ptr[y];
+    const double* dy = g.bd.data() + g.ptr[y];
+    const Binomial& C = cx_.C;
+    const idx_t ca2 = C(a, 2), ca3 = C(a, 3), cb2 = C(b, 2);
+    for (int64_t t = 0; t < py; ++t) {
+      const int32_t w = vy[t];
+      if (!(mark_[static_cast<size_t>(w) >> 6] >> (w & 63) & 1)) continue;
+      const double m = std::max(L, std::max(dy[t], mark_dist_[w]));
+      const idx_t r = w > a ? b + ca2 + C(w, 3) : w > b ? b + C(w, 2) + ca3 : w + cb2 + ca3;
+      f(Entry{m, r});
+    }
+    for (int64_t t = 0; t < px; ++t) mark_[static_cast<size_t>(vx[t]) >> 6] = 0;
   }
   void push_coboundary(idx_t s) {
     cofaces_of(s, [&](const Entry& e) {
@@ -505,9 +551,6 @@ class Reducer {
   // coboundary starts at the current pivot, >= win_lo_) need no entries below it; entries at or
   // beyond win_hi_ are regenerated from work_v_ when the window moves on. Memory: about
   // heap_budget_ / 2 entries per window instead of the whole coboundary.
-  template <class F> void each_coface_of_v(F&& f) {
-    for (idx_t s : work_v_) cofaces_of(s, f);
-  }
   // Moves the window to start at win_hi_ (or at win_lo_ when entering); false past the last value.
   // One pass over the coboundary of work_v_ fills the window [win_lo_, win_hi_): its upper end is
   // the next planned boundary, lowered during the pass (to the median value held) whenever the
@@ -522,7 +565,7 @@ class Reducer {
       win_lo_ = win_hi_;
     }
     cancel_pairs(work_v_);
-    const bool replan = entering || work_v_.size() > 2 * bounds_v_ + 1024;
+    const bool replan = entering || work_v_.size() > 8 * bounds_v_ + 1024;
     while (!bounds_.empty() && bounds_.back() <= win_lo_.v) bounds_.pop_back();
     double hi = replan || bounds_.empty() ? kInf : bounds_.back();
     const double lo = win_lo_.v;
@@ -533,7 +576,7 @@ class Reducer {
     const size_t cap = std::max<size_t>(heap_budget_ / 2, 2);
     size_t limit = cap;  // above it the window end is lowered (more, when one value fills it)
     win_.clear();
-    each_coface_of_v([&](const Entry& e) {
+    auto take = [&](const Entry& e) {
       if (key_less(e, win_lo_)) return;
       if (replan) {
         const int b = width > 0 ? static_cast<int>((e.v - lo) / width) : 0;
@@ -545,7 +588,9 @@ class Reducer {
         hi = lower_window_end();
         limit = std::max(cap, 2 * win_.size());
       }
-    });
+    };
+    // without a new plan, only the cofaces below the window's (current) end are generated
+    for (idx_t s : work_v_) cofaces_of(s, take, replan ? kInf : hi);
     if (replan) {
       bounds_v_ = work_v_.size();
       bounds_.clear();
@@ -644,7 +689,7 @@ class Reducer {
         extra_.push_back(e);
         std::push_heap(extra_.begin(), extra_.end(), KeyGreater());
       }
-    });
+    }, win_hi_.v);
   }
 
   // Heap size at which it is next pruned: a multiple of its live size, at most the budget and
@@ -666,6 +711,8 @@ class Reducer {
   const double top_value_;
   const Logger& log_;
 
+  std::vector<uint64_t> mark_;     // scratch of edge_cofaces_below (one bit per vertex)
+  std::vector<double> mark_dist_;  // its distances, by vertex id
   HashMap pivots_;                 // pivot rank -> slot
   std::vector<int64_t> v_off_{0};  // slot -> V column in v_ent_
   std::vector<idx_t> v_ent_;
