@@ -6,6 +6,7 @@
 // dimension a key is (value, rank): an Entry.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -63,7 +64,7 @@ class Binomial {
 inline void vertices_of(const Binomial& C, idx_t idx, int k, int32_t* out) {
   if (k < 0) __builtin_unreachable();  // (lets the compiler see that out[0..k] is written)
   int64_t hi = C.n();  // exclusive upper bound for the next vertex
-  for (int i = k; i >= 0; --i) {
+  for (int i = k; i >= 2; --i) {
     // largest v < hi with C(v, i+1) <= idx
     int64_t lo = i, h = hi - 1;
     while (lo < h) {
@@ -74,6 +75,16 @@ inline void vertices_of(const Binomial& C, idx_t idx, int k, int32_t* out) {
     idx -= C(lo, i + 1);
     hi = lo;
   }
+  if (k >= 1) {
+    // the edge left: the largest v with v (v - 1) / 2 <= idx, in closed form (then corrected
+    // for the rounding of the square root); no search, no table
+    int64_t v = static_cast<int64_t>((1.0 + std::sqrt(1.0 + 8.0 * static_cast<double>(idx))) / 2.0);
+    while (v > 1 && v * (v - 1) / 2 > idx) --v;
+    while ((v + 1) * v / 2 <= idx) ++v;
+    out[1] = static_cast<int32_t>(v);
+    idx -= v * (v - 1) / 2;
+  }
+  out[0] = static_cast<int32_t>(idx);
 }
 
 /// Colex rank of the dim-k simplex with vertices v[0] < ... < v[k].
