@@ -4,7 +4,8 @@ Every engine runs in its own fresh process, one after another, started by this s
 only orchestrates (it never imports an engine nor loads the matrix, see benchmarks/harness.py):
 
 * ``ours-r1``, ``ours-r2``: ``mpirun -n P python bench_persistence.py --child ...`` with
-  ``topodnn.persistence(D, max_dim, threshold, comm=MPI.COMM_WORLD)`` on P ranks;
+  ``topodnn.persistence(D, max_dim, threshold, comm=MPI.COMM_WORLD)`` on P ranks, MPI started
+  by ``MPI = topodnn.init_mpi()`` as the README's MPI scripts do (the import time includes it);
 * ``ours-t1``, ``ours-t2``: ``topodnn.persistence(..., n_threads=T)`` in one process, run only if
   ``topodnn.persistence`` has an ``n_threads`` parameter (``inspect.signature``, in a child);
 * ``ours-c1``, ``ours-c2``: the same with ``collapse_edges=True`` (3 rounds of edge collapse);
@@ -83,8 +84,9 @@ def child_engine(label: str, matrix: str, threshold: float, max_dim: int, repeat
     t0 = time.perf_counter()
     if spec["engine"] == "ours":
         if spec["mode"] == "ranks":
-            from mpi4py import MPI
+            import topodnn
 
+            MPI = topodnn.init_mpi()  # as the README tells MPI scripts to (not mpi4py first)
             comm = MPI.COMM_WORLD
             if comm.size != spec["workers"]:
                 raise SystemExit(f"{label} needs {spec['workers']} ranks, got {comm.size}")
