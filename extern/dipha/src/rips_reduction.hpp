@@ -134,10 +134,16 @@ struct ReductionStats {
 /// rank it travels in its array order, which keeps it a heap (not cancelled: sorting a large heap
 /// costs about what regenerating it does).
 struct Forwarded {
-  Entry sigma;
+  Entry sigma{0, 0};
   std::vector<idx_t> v;
   std::vector<Entry> heap;
   bool credited = false;
+  // a windowed column handed on within the rank: its current window as it stands
+  bool windowed = false;
+  std::vector<Entry> win, extra;
+  size_t win_pos = 0, bounds_v = 0;
+  Entry win_lo{0, 0}, win_hi{0, 0};
+  std::vector<double> bounds;
 };
 using Batch = std::vector<Forwarded>;
 
@@ -361,7 +367,9 @@ class Reducer {
   static constexpr size_t kSentHeap = size_t{1} << 20;  // largest heap sent to the next rank (16 MiB)
   void forward(const Entry& sigma) {
     cancel_pairs(work_v_);
-    Forwarded f{sigma, std::move(work_v_), {}, false};
+    Forwarded f;
+    f.sigma = sigma;
+    f.v = std::move(work_v_);
     work_v_.clear();
     const int64_t bytes = static_cast<int64_t>(heap_.size() * sizeof(Entry));
     if (long_) {
@@ -370,7 +378,20 @@ class Reducer {
       std::vector<Entry> all = gather_long();
       if (carry_ || all.size() <= heap_budget_) f.heap = std::move(all);
     } else if (windowed_) {
-      // the next range regenerates it window by window
+      if (carry_) {
+        // within the rank the window goes on as it stands (moved, not copied); the next rank
+        // regenerates it window by window
+        f.windowed = true;
+        f.win = std::move(win_);
+        f.win_pos = win_pos_;
+        f.extra = std::move(extra_);
+        f.win_lo = win_lo_;
+        f.win_hi = win_hi_;
+        f.bounds = bounds_;
+        f.bounds_v = bounds_v_;
+        win_.clear();
+        extra_.clear();
+      }
     } else if (carry_) {
       if (credit_ && credit_->fetch_sub(bytes) >= bytes) {
         f.heap = std::move(heap_);
@@ -822,6 +843,21 @@ void Reducer<Lookup>::process_own(const Entry& sigma) {
 
 template <class Lookup>
 void Reducer<Lookup>::process_forwarded(Forwarded& f) {
+  if (f.windowed) {
+    heap_.clear();
+    work_v_ = std::move(f.v);
+    windowed_ = true;
+    ++st_.windowed;
+    win_ = std::move(f.win);
+    win_pos_ = f.win_pos;
+    extra_ = std::move(f.extra);
+    win_lo_ = f.win_lo;
+    win_hi_ = f.win_hi;
+    bounds_ = std::move(f.bounds);
+    bounds_v_ = f.bounds_v;
+    reduce(f.sigma);
+    return;
+  }
   if (!f.heap.empty()) {
     if (f.credited && credit_) credit_->fetch_add(static_cast<int64_t>(f.heap.size() * sizeof(Entry)));
     heap_ = std::move(f.heap);
@@ -841,9 +877,13 @@ void Reducer<Lookup>::process_forwarded(Forwarded& f) {
     }
   }
   if (big) {
-    // every entry of the working coboundary is at least sigma's value
+    // The working coboundary is zero below its pivot, which lies in this range or beyond: every
+    // entry is at least sigma's value and at least this range's lower splitter (same value, higher
+    // dimension: a larger key), so the windows start there, not at sigma's value.
+    double lo = f.sigma.v;
+    if (self_ > 0 && static_cast<size_t>(self_ - 1) < split_.s.size()) lo = std::max(lo, split_.s[self_ - 1].v);
     std::vector<Entry>().swap(heap_);
-    enter_windows(Entry{f.sigma.v, INT64_MIN});
+    enter_windows(Entry{lo, INT64_MIN});
   } else if (heap_.size() > long_from_) {
     enter_long();
   } else {
