@@ -138,12 +138,12 @@ def child_engine(engine: str, workers: int, path: str, out: str) -> None:
         G = G.tocoo()
     t0 = time.perf_counter()
     if engine == "ours":
-        from mpi4py import MPI
+        import topodnn
 
+        MPI = topodnn.init_mpi()  # as the README tells MPI scripts to (not mpi4py first)
         comm = MPI.COMM_WORLD
         if comm.size != workers:
             raise SystemExit(f"ours-r{workers} needs {workers} ranks, got {comm.size}")
-        import topodnn
 
         module = {"name": "topodnn", "version": topodnn.__version__,
                   "path": os.path.dirname(topodnn.__file__)}
