@@ -193,8 +193,9 @@ class Engine : public EngineBase {
     return true;
   }
 
-  // The columns of dimension q held by this rank. Dimensions 1 and 2 come from the edges of this
-  // rank, edge by edge (rips_listing.hpp): an edge lists the triangles whose max-key edge it is.
+  // The columns of dimension q held by this rank. Dimension 1: list_edges below. Dimension 2
+  // comes from the edges of this rank, edge by edge (rips_listing.hpp): an edge lists the
+  // triangles whose max-key edge it is.
   // Edges are dealt to ranks round-robin: the work an edge brings (its cofaces) grows with its
   // length, so contiguous blocks of the sorted edges would leave the last rank the heaviest
   // share; the threads of a rank take its edges in small chunks as they go. Dimension q >= 3
@@ -203,6 +204,7 @@ class Engine : public EngineBase {
   // tested by is_column.
   RIPS_PHASE void list_columns(int q, const std::vector<char>& tree, const HashMap& cleared,
                                std::vector<idx_t>& simplices, std::vector<Entry>& cols) const {
+    if (q == 1) return list_edges(tree, cols);
     const size_t E = g.edges.size();
     const size_t R = static_cast<size_t>(rank), Ps = static_cast<size_t>(P);
     const size_t items = q <= 2 ? (E > R ? (E - R + Ps - 1) / Ps : 0) : simplices.size();
@@ -218,10 +220,6 @@ class Engine : public EngineBase {
         while (chunks.next(begin, end)) {
           for (size_t k = begin; k < end; ++k) {
             const size_t e = R + k * Ps;
-            if (q == 1) {
-              if (!tree[e] && !listing.edge_is_apparent(g.edges[e])) out.push_back(g.edges[e]);
-              continue;
-            }
             listing.template triangles<false>(g.edges[e], [&](const Entry& tri, int verdict) {
               if (q < max_dim) nx.push_back(tri.i);
               if (verdict == 0 && !cleared.find(tri.i)) out.push_back(tri);
@@ -247,6 +245,45 @@ class Engine : public EngineBase {
     std::vector<idx_t>().swap(simplices);
     cols = concatenate(found);
     simplices = concatenate(next);
+  }
+  // The columns of dimension 1: every edge that is neither a tree edge (an H0 death) nor the
+  // lower half of an apparent pair. Walked vertex by vertex, each vertex's neighbours by distance,
+  // so that the size of the larger endpoint's ball of radius d(a, b) is the walk's position (no
+  // search); edge {a, b} is listed at its larger endpoint a, by the rank its colex rank mod P
+  // names (any fixed split gives the same diagrams; this one is balanced along the filtration).
+  RIPS_PHASE void list_edges(const std::vector<char>& tree, std::vector<Entry>& cols) const {
+    HashMap tree_edges;
+    for (size_t e = 0; e < g.edges.size(); ++e)
+      if (tree[e]) tree_edges.insert(g.edges[e].i, 1);
+    ChunkCounter chunks(static_cast<size_t>(g.n), 16);
+    std::vector<std::vector<Entry>> found(static_cast<size_t>(T));
+    run_threads(T, [&](int t) {
+      std::vector<Entry>& out = found[static_cast<size_t>(t)];
+      EdgeListing<Lookup> listing(cx);
+      size_t begin, end;
+      while (chunks.next(begin, end)) {
+        for (size_t av = begin; av < end; ++av) {
+          const int32_t a = static_cast<int32_t>(av);
+          const int64_t deg = g.degree(a);
+          const int32_t* nb = g.bv.data() + g.ptr[a];
+          const double* nd = g.bd.data() + g.ptr[a];
+          int64_t run = 0;  // end of the run of equal distances holding position k
+          for (int64_t k = 0; k < deg; ++k) {
+            if (k >= run) {
+              run = k + 1;
+              while (run < deg && nd[run] == nd[k]) ++run;
+            }
+            const int32_t b = nb[k];
+            if (b >= a) continue;
+            const idx_t r = edge_rank(a, b);
+            if (P > 1 && r % P != rank) continue;
+            if (tree_edges.find(r)) continue;
+            if (!listing.edge_is_apparent(a, b, nd[k], run)) out.push_back(Entry{nd[k], r});
+          }
+        }
+      }
+    });
+    cols = concatenate(found);
   }
   template <class X> static std::vector<X> concatenate(std::vector<std::vector<X>>& parts) {
     if (parts.size() == 1) return std::move(parts[0]);

@@ -52,9 +52,14 @@ class EdgeListing {
   bool edge_is_apparent(const Entry& e) const {
     int32_t a, b;
     edge_vertices(e.i, a, b);
+    return edge_is_apparent(a, b, e.v, ball(a, e.v));
+  }
+  /// The same for the edge {a, b} (a > b) of value L, given the number of a's neighbours within
+  /// L (`ball_a`, known to a caller that walks a's neighbours by distance).
+  bool edge_is_apparent(int32_t a, int32_t b, double L, int64_t ball_a) const {
     double da = 0, db = 0;
-    const int32_t w = min_common(a, b, e.v, da, db);
-    return w >= 0 && listed(a, b, e.v, w, da, db);
+    const int32_t w = min_common(a, b, L, ball_a, da, db);
+    return w >= 0 && listed(a, b, L, w, da, db);
   }
 
   /// Dimension 2: calls f(triangle, verdict bits) for every triangle whose max-key edge is e, in
@@ -115,8 +120,8 @@ class EdgeListing {
   }
 
   // min S_e (or -1) with its distances to a and b.
-  int32_t min_common(int32_t a, int32_t b, double L, double& da, double& db) const {
-    const int64_t pa = ball(a, L), pb = ball(b, L);
+  int32_t min_common(int32_t a, int32_t b, double L, int64_t pa, double& da, double& db) const {
+    const int64_t pb = ball(b, L);
     const bool from_a = pa <= pb;
     const int32_t u = from_a ? a : b, o = from_a ? b : a;
     const int64_t pu = from_a ? pa : pb;
