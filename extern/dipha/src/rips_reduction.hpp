@@ -342,6 +342,10 @@ class Reducer {
   // Sorts v and keeps one copy of each element that occurs an odd number of times (Z/2 sum).
   template <class T, class Less = std::less<T>> static void cancel_pairs(std::vector<T>& v, Less less = Less()) {
     std::sort(v.begin(), v.end(), less);
+    cancel_sorted(v);
+  }
+  // Keeps one copy of each element of the sorted v that occurs an odd number of times.
+  template <class T> static void cancel_sorted(std::vector<T>& v) {
     size_t w = 0;
     for (size_t i = 0; i < v.size();) {
       if (i + 1 < v.size() && v[i] == v[i + 1]) { i += 2; continue; }
@@ -552,18 +556,6 @@ class Reducer {
     std::vector<double>().swap(bucket_lo_);
     held_ = 0;
   }
-  // Keeps one copy of each element of the sorted v that occurs an odd number of times.
-  static void cancel_sorted(std::vector<Entry>& v) {
-    size_t w = 0;
-    for (size_t i = 0; i < v.size();) {
-      size_t j = i + 1;
-      while (j < v.size() && v[j] == v[i]) ++j;
-      if ((j - i) & 1) v[w++] = v[i];
-      i = j;
-    }
-    v.resize(w);
-  }
-
   // ----- windowed working column -----
   // A column whose coboundary outgrows heap_budget_ entries is reduced window by window: the
   // coboundary entries of work_v_ with keys in [win_lo_, win_hi_) are generated, sorted and
@@ -575,8 +567,8 @@ class Reducer {
   // Moves the window to start at win_hi_ (or at win_lo_ when entering); false past the last value.
   // One pass over the coboundary of work_v_ fills the window [win_lo_, win_hi_): its upper end is
   // the next planned boundary, lowered during the pass (to the median value held) whenever the
-  // window outgrows heap_budget_ / 2 entries. When entering, or when work_v_ has more than
-  // doubled since the last plan, the same pass takes a histogram of the values at or above
+  // window outgrows heap_budget_ / 2 entries. When entering, or when work_v_ has grown more than
+  // eightfold since the last plan, the same pass takes a histogram of the values at or above
   // win_lo_, from which the boundaries of the windows beyond are planned (about heap_budget_ / 2
   // entries each).
   bool next_window(bool entering) {
