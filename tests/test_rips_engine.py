@@ -186,6 +186,52 @@ def test_long_path_is_taken(capfd, working_entries, long_entries, n_threads, exp
     assert_same(got, gudhi_diagrams(D, 1, thr))
 
 
+# ----------------------------------------------------------------------- dense look-up
+def _lookup_kind(err: str) -> str:
+    import re
+
+    m = re.search(r"edges \(([^)]*)\); H0 done", err)
+    assert m, err
+    return m.group(1)
+
+
+@settings(max_examples=60, deadline=None,  # capfd is read out after each call: safe to share
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(3, 24),
+    kind=st.sampled_from(["ties", "zeros", "points", "uniform"]),
+    quantile=st.sampled_from([None, 0.3, 0.6]),
+    max_dim=st.integers(1, 3),
+    variant=st.sampled_from(["symmetric", "diagonal", "upper", "float32"]),
+)
+def test_dense_lookup_in_place_or_copied(capfd, seed, n, kind, quantile, max_dim, variant):
+    """The dense look-up reads an exactly symmetric float64 matrix in place (its diagonal, here
+    not zero, never read) and copies any other (the lower triangle's values, DIPHA's
+    convention): the diagrams of the lower triangle either way, as the neighbour lists give
+    them and as gudhi does."""
+    rng = np.random.default_rng(seed)
+    D = matrix(rng, n, kind)
+    thr = threshold_of(D, quantile)
+    if variant == "diagonal":
+        np.fill_diagonal(D, rng.random(n) * 1e-3)
+    elif variant == "upper":  # the upper triangle off by a little: it must not be read
+        iu = np.triu_indices(n, 1)
+        D[iu] += rng.random(len(iu[0])) * 1e-3
+    elif variant == "float32":
+        D = D.astype(np.float32)
+    got = rips(D, max_dim, thr, verbose=True)
+    expect = "the input, in place" if variant in ("symmetric", "diagonal") else "a copy"
+    assert _lookup_kind(capfd.readouterr().err) == "dense look-up: " + expect
+    lower = np.tril(np.asarray(D, dtype=np.float64), -1)
+    lower = lower + lower.T
+    ref = rips(lower, max_dim, thr, dense_lookup_bytes=0, verbose=True)
+    assert _lookup_kind(capfd.readouterr().err) == "neighbour lists"
+    for a, b in zip(got, ref):
+        np.testing.assert_array_equal(a, b)
+    assert_same(got, gudhi_diagrams(lower, max_dim, thr))
+
+
 # ----------------------------------------------------------------------- threads inside a rank
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(

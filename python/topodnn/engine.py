@@ -56,6 +56,11 @@ def _tolerance_text(tol: float, eps: float) -> str:
             f"eps = {eps:.3g}")
 
 
+#: Entries per block when the dense matrix is checked: each temporary is at most 4 MiB, so that
+#: validation adds little to the peak (the engine itself reads the caller's array in place).
+_BLOCK_ENTRIES = 1 << 19
+
+
 def _dense_input(a: np.ndarray, eps_override: Optional[float]) -> np.ndarray:
     """The validated C-contiguous float32/float64 matrix handed to the engine (see persistence)."""
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
@@ -67,7 +72,7 @@ def _dense_input(a: np.ndarray, eps_override: Optional[float]) -> np.ndarray:
     check_exact_integers(a, _WHAT)
     a = np.ascontiguousarray(a, dtype=working)  # no copy for C-contiguous float32/float64
     n = a.shape[0]
-    step = max(1, (1 << 22) // max(n, 1))  # rows per block: temporaries of ~4M entries
+    step = max(1, _BLOCK_ENTRIES // max(n, 1))  # rows per block: temporaries of a few MiB
     scale = 0.0
     for i0 in range(0, n, step):
         blk = a[i0 : i0 + step]
@@ -100,10 +105,11 @@ def _dense_input(a: np.ndarray, eps_override: Optional[float]) -> np.ndarray:
     worst, where = 0.0, (0, 0)
     for i0 in range(0, n, step):
         i1 = min(n, i0 + step)
-        low = a[i0:i1, :i1].astype(np.float64)  # rows i, columns j < i1
-        up = a[:i1, i0:i1].T.astype(np.float64)  # the same pairs read as D[j, i]
+        low = a[i0:i1, :i1]  # rows i, columns j < i1 (views: no copy of the matrix)
+        up = a[:i1, i0:i1].T  # the same pairs read as D[j, i]
         with np.errstate(invalid="ignore"):
-            diff = np.abs(low - up)
+            diff = np.subtract(low, up, dtype=np.float64)  # exact for float32 entries
+            np.abs(diff, out=diff)
         diff[low == up] = 0.0  # equal infinities
         k = int(np.argmax(diff))
         if diff.flat[k] > worst:
@@ -346,13 +352,15 @@ def persistence(
     cannot be detected: a rank that never calls (or passes another communicator); the others
     wait for it forever.
 
-    Memory: the thresholded graph (about 40 bytes per edge), the columns of the top dimension,
-    and one working column at a time. A column whose working coboundary passes 32 MiB is held
-    explicitly in buckets of filtration values; one that outgrows 1 GiB even so (typically the
-    cocycle of an essential class in a dense graph) is reduced window by window of filtration
-    values, regenerating its coboundary for each window, so that no column holds much more than
-    that at once. Validation reads the matrix block by block (temporaries of a
-    few tens of MB whatever n).
+    Memory: the thresholded graph (about 40 bytes per edge) and, up to n = 8192, a dense look-up
+    matrix (a C-contiguous float64 input that is exactly symmetric, as ``functional_graph``'s
+    matrices are, is read in place; any other is copied, 8 n^2 bytes), the columns of the top
+    dimension, and one working column at a time. A column whose working coboundary passes 32 MiB
+    is held explicitly in buckets of filtration values; one that outgrows 1 GiB even so
+    (typically the cocycle of an essential class in a dense graph) is reduced window by window of
+    filtration values, regenerating its coboundary for each window, so that no column holds much
+    more than that at once. Validation reads the matrix block by block (temporaries of at most
+    4 MiB whatever n).
 
     Raises
     ------

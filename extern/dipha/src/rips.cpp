@@ -496,7 +496,8 @@ Pairs Engine<Lookup>::run() {
   PairList h0pairs;
   std::vector<char> tree;
   mc.run({"rips.h0", "computing H0"}, [&] { tree = h0(h0pairs); });
-  log("n = %lld vertices, %zu edges; H0 done", static_cast<long long>(g.n), g.edges.size());
+  log("n = %lld vertices, %zu edges (%s); H0 done", static_cast<long long>(g.n), g.edges.size(),
+      !g.dense() ? "neighbour lists" : g.mat_copy.empty() ? "dense look-up: the input, in place" : "dense look-up: a copy");
   agree_on_workers();
 
   Pairs pairs(max_dim + 1);

@@ -21,19 +21,21 @@ namespace detail {
 class DenseLookup {
  public:
   static constexpr bool kDense = true;
-  explicit DenseLookup(const Graph& g) : g_(g), mat_(g.mat.data()), n_(static_cast<size_t>(g.n)) {}
+  explicit DenseLookup(const Graph& g) : g_(g), mat_(g.mat), n_(static_cast<size_t>(g.n)) {}
   const Graph& graph() const { return g_; }
-  /// d(a, b), +inf when {a, b} is no edge (a == b included).
-  double dist(int32_t a, int32_t b) const { return mat_[static_cast<size_t>(a) * n_ + b]; }
+  /// d(a, b) for an edge; for no edge +inf, NaN or a value above the threshold (see Graph::mat);
+  /// +inf when a == b.
+  double dist(int32_t a, int32_t b) const { return a == b ? kInf : mat_[static_cast<size_t>(a) * n_ + b]; }
 
-  /// Distances from one vertex w to vertices x read in ascending order.
+  /// Distances from one vertex w to vertices x read in ascending order (as dist).
   class Row {
    public:
-    Row(const DenseLookup& L, int32_t w) : row_(L.mat_ + static_cast<size_t>(w) * L.n_) {}
-    double next(int32_t x) { return row_[x]; }
+    Row(const DenseLookup& L, int32_t w) : row_(L.mat_ + static_cast<size_t>(w) * L.n_), w_(w) {}
+    double next(int32_t x) { return x == w_ ? kInf : row_[x]; }
 
    private:
     const double* row_;
+    int32_t w_;
   };
 
   /// Calls f(w, m) for every common neighbour w of v[0..k] in ascending order (w > v[k] only
@@ -73,17 +75,22 @@ class DenseLookup {
    public:
     Probe(const DenseLookup& L, const int32_t* v, int k, int skip) {
       for (int a = 0; a <= k; ++a)
-        if (a != skip) rows_[nr_++] = L.mat_ + static_cast<size_t>(v[a]) * L.n_;
+        if (a != skip) {
+          vert_[nr_] = v[a];
+          rows_[nr_++] = L.mat_ + static_cast<size_t>(v[a]) * L.n_;
+        }
     }
-    /// For candidates in any order: is d(w, v[a]) <= val for every probed vertex?
+    /// For candidates in any order: is d(w, v[a]) <= val for every probed vertex (w not one of
+    /// them)? val is at most the threshold.
     bool within(int32_t w, double val) const {
       for (int a = 0; a < nr_; ++a)
-        if (!(rows_[a][w] <= val)) return false;  // +inf on the diagonal
+        if (w == vert_[a] || !(rows_[a][w] <= val)) return false;
       return true;
     }
 
    private:
     const double* rows_[kMaxVerts];
+    int32_t vert_[kMaxVerts];
     int nr_ = 0;
   };
 

@@ -7,6 +7,26 @@ namespace dipha {
 namespace rips {
 namespace detail {
 
+namespace {
+
+// Can the dense look-up read `d`'s float64 matrix in place? Yes when it is exactly symmetric
+// (each edge reads the same value from either triangle, the lower one's, DIPHA's convention)
+// and no off-diagonal value needs clamping. Absent edges then read +inf, NaN or a value above
+// the threshold, and no reader of the look-up asks for more than "d <= x" with x <= threshold.
+bool in_place(const DistanceView& d, bool clamp_negative) {
+  const int64_t n = d.n;
+  const double* a = d.dense64;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < i; ++j) {
+      const double x = a[i * n + j], y = a[j * n + i];
+      if (!(x == y || (x != x && y != y))) return false;
+      if (clamp_negative && x < 0) return false;
+    }
+  return true;
+}
+
+}  // namespace
+
 Graph build_graph(const DistanceView& d, double threshold, bool clamp_negative, int64_t dense_bytes) {
   Graph g;
   const int64_t n = d.n;
@@ -49,15 +69,21 @@ Graph build_graph(const DistanceView& d, double threshold, bool clamp_negative, 
   });
   if (dense_bytes < 0) dense_bytes = kDefaultDenseLookupBytes;
   if (static_cast<double>(n) * n * 8.0 <= static_cast<double>(dense_bytes)) {
-    g.mat.assign(static_cast<size_t>(n) * n, kInf);
     g.words = static_cast<size_t>(n + 63) / 64;
     g.adj.assign(static_cast<size_t>(n) * g.words, 0);
     for (int64_t i = 0; i < n; ++i)
       for (int64_t p = g.ptr[i]; p < g.ptr[i + 1]; ++p) {
         const int32_t j = g.nb[p];
-        g.mat[static_cast<size_t>(i) * n + j] = g.nv[p];
         g.adj[static_cast<size_t>(i) * g.words + (static_cast<size_t>(j) >> 6)] |= uint64_t{1} << (j & 63);
       }
+    if (d.dense64 && in_place(d, clamp_negative)) {
+      g.mat = d.dense64;
+    } else {
+      g.mat_copy.assign(static_cast<size_t>(n) * n, kInf);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t p = g.ptr[i]; p < g.ptr[i + 1]; ++p) g.mat_copy[static_cast<size_t>(i) * n + g.nb[p]] = g.nv[p];
+      g.mat = g.mat_copy.data();
+    }
   }
   std::sort(g.edges.begin(), g.edges.end(), KeyLess());
   g.bd.resize(E2);

@@ -1,6 +1,6 @@
 // The thresholded graph of the Vietoris-Rips engine: sorted neighbour lists, the edges in
 // filtration order, each vertex's neighbours by distance ("balls") and, when it fits, a dense
-// symmetric look-up matrix.
+// symmetric look-up matrix (the caller's own float64 matrix when it can be read in place).
 #pragma once
 
 #include <algorithm>
@@ -17,7 +17,12 @@ namespace detail {
 /// The graph of the edges d(i, j) <= threshold.
 struct Graph {
   int64_t n = 0;
-  std::vector<double> mat;      // n*n with +inf for absent edges and on the diagonal, or empty
+  // Dense look-up, row-major n*n, or null: d(i, j) for every edge; an absent edge reads +inf,
+  // NaN or a value above the threshold (so that "d <= x" fails for any x <= threshold); the
+  // diagonal is never read (DenseLookup answers +inf there). It points into mat_copy or, when
+  // the caller's float64 matrix is exactly symmetric and needs no clamping, into that matrix.
+  const double* mat = nullptr;
+  std::vector<double> mat_copy;  // the look-up when the input cannot be read in place
   std::vector<uint64_t> adj;    // with mat: row i's neighbours as a bitset of `words` words
   size_t words = 0;
   std::vector<int64_t> ptr;     // n+1
@@ -28,14 +33,15 @@ struct Graph {
   std::vector<int32_t> bv;      // the matching neighbour ids
 
   int64_t degree(int32_t a) const { return ptr[a + 1] - ptr[a]; }
-  bool dense() const { return !mat.empty(); }
+  bool dense() const { return mat != nullptr; }
 };
 
 constexpr int64_t kDefaultDenseLookupBytes = 512LL * 1024 * 1024;
 
 /// The graph of `d` cut at `threshold` (d > threshold, +inf and NaN are absent edges), values
 /// clamped to >= 0 when `clamp_negative`; a dense look-up matrix and adjacency bitsets
-/// (n*n/8 bytes more) when n*n*8 <= dense_bytes (negative: kDefaultDenseLookupBytes).
+/// (n*n/8 bytes more) when n*n*8 <= dense_bytes (negative: kDefaultDenseLookupBytes). The graph
+/// may point into `d`'s float64 matrix: `d` must outlive it.
 Graph build_graph(const DistanceView& d, double threshold, bool clamp_negative, int64_t dense_bytes);
 
 /// Intersection of two balls (prefixes of two vertices' neighbours by distance), with scratch of

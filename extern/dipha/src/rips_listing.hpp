@@ -161,8 +161,9 @@ class EdgeListing {
       // the AND of a's and b's adjacency bitsets, ascending, kept where both are within L
       const uint64_t* A = g_.adj.data() + static_cast<size_t>(a) * g_.words;
       const uint64_t* B = g_.adj.data() + static_cast<size_t>(b) * g_.words;
-      const double* ra = g_.mat.data() + static_cast<size_t>(a) * static_cast<size_t>(g_.n);
-      const double* rb = g_.mat.data() + static_cast<size_t>(b) * static_cast<size_t>(g_.n);
+      // (x is never a or b: a vertex is not its own neighbour, so the diagonal is not read)
+      const double* ra = g_.mat + static_cast<size_t>(a) * static_cast<size_t>(g_.n);
+      const double* rb = g_.mat + static_cast<size_t>(b) * static_cast<size_t>(g_.n);
       for (size_t wd = 0; wd < g_.words; ++wd) {
         uint64_t m = A[wd] & B[wd];
         while (m) {

@@ -32,7 +32,8 @@ struct Options {
   int max_dim = 1;  // homology H0 .. H_max_dim (simplices up to dimension max_dim + 1)
   double threshold = std::numeric_limits<double>::infinity();  // edges with d > threshold absent
   bool verbose = false;  // progress on rank 0's stderr
-  // Largest n*n*8 bytes for which a dense look-up matrix of the thresholded graph is built;
+  // Largest n*n*8 bytes for which a dense look-up matrix of the thresholded graph is used (the
+  // input's own float64 matrix, read in place, when it is exactly symmetric; a copy otherwise);
   // larger graphs use their sorted neighbour lists only. Negative: the default (512 MiB).
   int64_t dense_lookup_bytes = -1;
   // Largest working coboundary (bytes) held at once while reducing one column (shared by the
