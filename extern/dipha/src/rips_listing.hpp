@@ -45,7 +45,7 @@ class EdgeListing {
  public:
   explicit EdgeListing(const Complex<Lookup>& cx)
       : cx_(cx), g_(cx.g), C_(cx.C), words_(static_cast<size_t>(cx.g.n / 64 + 1)),
-        bits_(Lookup::kDense ? 0 : words_, 0), seen_(Lookup::kDense ? 0 : words_, 0),
+        bits_(Lookup::kDense ? 0 : words_, 0),
         da_at_(Lookup::kDense ? 0 : static_cast<size_t>(cx.g.n)), db_at_(Lookup::kDense ? 0 : static_cast<size_t>(cx.g.n)) {}
 
   /// Dimension 1: is the edge e (rank e.i, value e.v) the lower half of an apparent pair?
@@ -194,21 +194,7 @@ class EdgeListing {
       lo = std::min(lo, wd);
       hi = std::max(hi, wd);
     };
-    const int64_t pa = ball(a, L), pb = ball(b, L);
-    const int32_t* va = g_.bv.data() + g_.ptr[a];
-    const double* dva = g_.bd.data() + g_.ptr[a];
-    const int32_t* vb = g_.bv.data() + g_.ptr[b];
-    const double* dvb = g_.bd.data() + g_.ptr[b];
-    // both balls: a's marked in seen_, b's members found there kept
-    for (int64_t t = 0; t < pa; ++t) {
-      seen_[static_cast<size_t>(va[t]) >> 6] |= uint64_t{1} << (va[t] & 63);
-      da_at_[va[t]] = dva[t];
-    }
-    for (int64_t t = 0; t < pb; ++t) {
-      const int32_t x = vb[t];
-      if (seen_[static_cast<size_t>(x) >> 6] >> (x & 63) & 1) mark(x, da_at_[x], dvb[t]);
-    }
-    for (int64_t t = 0; t < pa; ++t) seen_[static_cast<size_t>(va[t]) >> 6] = 0;
+    balls_(g_, a, ball(a, L), b, ball(b, L), mark);
     const size_t s = marked_.size();
     if (s == 0) return;
     ids_.reserve(s);
@@ -239,7 +225,7 @@ class EdgeListing {
   const size_t words_;
   // neighbour lists only (the dense look-up has adjacency bitsets):
   std::vector<uint64_t> bits_;   // members of S_e being built
-  std::vector<uint64_t> seen_;   // a's ball
+  BallIntersection balls_;       // a's and b's balls intersected
   std::vector<double> da_at_, db_at_;  // by vertex id: d(a, x), d(b, x) of the marked x
   std::vector<int32_t> marked_;
   std::vector<int32_t> ids_;     // S_e ascending

@@ -279,8 +279,8 @@ class Reducer {
     st_.generated += n;
   }
   // The triangles {a, b, w} of the edge v = {b < a} with d(a, w) < hi and d(b, w) < hi: the
-  // balls of radius hi around a and b (prefixes of their neighbours by distance) intersected, the
-  // shorter one marked in a bitset, the other scanned; nothing for an edge of length >= hi.
+  // balls of radius hi around a and b (prefixes of their neighbours by distance) intersected;
+  // nothing for an edge of length >= hi.
   template <class F> void edge_cofaces_below(const int32_t* v, double hi, F&& f) {
     const Graph& g = cx_.g;
     const int32_t a = v[1], b = v[0];
@@ -290,31 +290,13 @@ class Reducer {
     if (!(L < hi)) return;
     const int64_t pa = hi == kInf ? g.degree(a) : std::lower_bound(da0, da0 + g.degree(a), hi) - da0;
     const int64_t pb = hi == kInf ? g.degree(b) : std::lower_bound(db0, db0 + g.degree(b), hi) - db0;
-    const bool mark_a = pa <= pb;
-    const int32_t x = mark_a ? a : b, y = mark_a ? b : a;
-    const int64_t px = mark_a ? pa : pb, py = mark_a ? pb : pa;
-    if (mark_.empty()) {
-      mark_.assign(static_cast<size_t>(g.n / 64 + 1), 0);
-      mark_dist_.assign(static_cast<size_t>(g.n), 0.0);
-    }
-    const int32_t* vx = g.bv.data() + g.ptr[x];
-    const double* dx = g.bd.data() + g.ptr[x];
-    for (int64_t t = 0; t < px; ++t) {
-      mark_[static_cast<size_t>(vx[t]) >> 6] |= uint64_t{1} << (vx[t] & 63);
-      mark_dist_[vx[t]] = dx[t];
-    }
-    const int32_t* vy = g.bv.data() + g.ptr[y];
-    const double* dy = g.bd.data() + g.ptr[y];
     const Binomial& C = cx_.C;
     const idx_t ca2 = C(a, 2), ca3 = C(a, 3), cb2 = C(b, 2);
-    for (int64_t t = 0; t < py; ++t) {
-      const int32_t w = vy[t];
-      if (!(mark_[static_cast<size_t>(w) >> 6] >> (w & 63) & 1)) continue;
-      const double m = std::max(L, std::max(dy[t], mark_dist_[w]));
+    balls_(g, a, pa, b, pb, [&](int32_t w, double daw, double dbw) {
+      const double m = std::max(L, std::max(daw, dbw));
       const idx_t r = w > a ? b + ca2 + C(w, 3) : w > b ? b + C(w, 2) + ca3 : w + cb2 + ca3;
       f(Entry{m, r});
-    }
-    for (int64_t t = 0; t < px; ++t) mark_[static_cast<size_t>(vx[t]) >> 6] = 0;
+    });
   }
   void push_coboundary(idx_t s) {
     cofaces_of(s, [&](const Entry& e) {
@@ -724,8 +706,7 @@ class Reducer {
   const double top_value_;
   const Logger& log_;
 
-  std::vector<uint64_t> mark_;     // scratch of edge_cofaces_below (one bit per vertex)
-  std::vector<double> mark_dist_;  // its distances, by vertex id
+  BallIntersection balls_;         // scratch of edge_cofaces_below
   HashMap pivots_;                 // pivot rank -> slot
   std::vector<int64_t> v_off_{0};  // slot -> V column in v_ent_
   std::vector<idx_t> v_ent_;
