@@ -169,16 +169,16 @@ def child_big(net: str, epochs: int, groupings: List[str]) -> None:
 
 
 def _spearman(a: List[Optional[float]], b: List[Optional[float]]) -> Optional[float]:
-    import numpy as np
-    from scipy.stats import rankdata
+    """topodnn.gap.spearman over the epochs where both have a value; None for fewer than 3 or a
+    constant series."""
+    from topodnn.gap import spearman
 
     pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
     if len(pairs) < 3:
         return None
-    x, y = (rankdata(np.array(v, dtype=float)) for v in zip(*pairs))
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
-        return None
-    return float(np.corrcoef(x, y)[0, 1])
+    x, y = zip(*pairs)
+    r = spearman(x, y)
+    return None if math.isnan(r) else r
 
 
 def compare_lenet(full: Dict[str, Any], grouped: Dict[str, Any]) -> Dict[str, Any]:
