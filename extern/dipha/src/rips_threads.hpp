@@ -90,46 +90,6 @@ class WorkerFailures {
   std::string message_;
 };
 
-/// A FIFO of messages between threads (worker threads and the relay).
-template <class Message>
-class Channel {
- public:
-  void push(Message&& v) {
-    {
-      std::lock_guard<std::mutex> l(m_);
-      q_.push_back(std::move(v));
-    }
-    cv_.notify_one();
-  }
-  /// Waits for the next message; false once `stop` is set (and wake() called).
-  bool pop(Message& v, const std::atomic<bool>& stop) {
-    std::unique_lock<std::mutex> l(m_);
-    cv_.wait(l, [&] { return !q_.empty() || stop.load(); });
-    if (stop.load()) return false;
-    v = std::move(q_.front());
-    q_.pop_front();
-    return true;
-  }
-  /// The next message if one arrives within `wait`.
-  bool pop_for(Message& v, std::chrono::microseconds wait) {
-    std::unique_lock<std::mutex> l(m_);
-    if (!cv_.wait_for(l, wait, [&] { return !q_.empty(); })) return false;
-    v = std::move(q_.front());
-    q_.pop_front();
-    return true;
-  }
-  /// Wakes the waiting reader (after `stop` was set).
-  void wake() {
-    { std::lock_guard<std::mutex> l(m_); }
-    cv_.notify_all();
-  }
-
- private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  std::deque<Message> q_;
-};
-
 /// Messages for the key ranges that one thread runs (one slot each), with one wake-up for the
 /// thread.
 template <class Message>
@@ -161,6 +121,11 @@ class Mailbox {
     std::unique_lock<std::mutex> l(m_);
     cv_.wait(l, [&] { return pushes_ != seen || stop.load(); });
   }
+  /// Waits at most `wait` for more than `seen` pushes; false if none came.
+  bool wait_for(uint64_t seen, std::chrono::microseconds wait) {
+    std::unique_lock<std::mutex> l(m_);
+    return cv_.wait_for(l, wait, [&] { return pushes_ != seen; });
+  }
   void wake() {
     { std::lock_guard<std::mutex> l(m_); }
     cv_.notify_all();
@@ -171,6 +136,34 @@ class Mailbox {
   std::condition_variable cv_;
   std::vector<std::deque<Message>> q_;
   uint64_t pushes_ = 0;
+};
+
+/// A FIFO of messages between threads (worker threads and the relay, its one reader): a mailbox
+/// of one slot.
+template <class Message>
+class Channel {
+ public:
+  void push(Message&& v) { box_.push(0, std::move(v)); }
+  /// Waits for the next message; false once `stop` is set (and wake() called).
+  bool pop(Message& v, const std::atomic<bool>& stop) {
+    while (true) {
+      const uint64_t seen = box_.pushes();
+      if (stop.load()) return false;
+      if (box_.try_pop(0, v)) return true;
+      box_.wait(seen, stop);
+    }
+  }
+  /// The next message if one arrives within `wait`.
+  bool pop_for(Message& v, std::chrono::microseconds wait) {
+    const uint64_t seen = box_.pushes();
+    if (box_.try_pop(0, v)) return true;
+    return box_.wait_for(seen, wait) && box_.try_pop(0, v);
+  }
+  /// Wakes the waiting reader (after `stop` was set).
+  void wake() { box_.wake(); }
+
+ private:
+  Mailbox<Message> box_{1};
 };
 
 }  // namespace detail
