@@ -155,8 +155,10 @@ class Channel {
   }
   /// The next message if one arrives within `wait`.
   bool pop_for(Message& v, std::chrono::microseconds wait) {
-    const uint64_t seen = box_.pushes();
     if (box_.try_pop(0, v)) return true;
+    if (wait.count() <= 0) return false;  // a poll: one look
+    const uint64_t seen = box_.pushes();
+    if (box_.try_pop(0, v)) return true;  // pushed since the first look
     return box_.wait_for(seen, wait) && box_.try_pop(0, v);
   }
   /// Wakes the waiting reader (after `stop` was set).
