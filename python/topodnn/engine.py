@@ -108,7 +108,7 @@ def _dense_input(a: np.ndarray, eps_override: Optional[float]) -> np.ndarray:
         low = a[i0:i1, :i1]  # rows i, columns j < i1 (views: no copy of the matrix)
         up = a[:i1, i0:i1].T  # the same pairs read as D[j, i]
         with np.errstate(invalid="ignore"):
-            diff = np.subtract(low, up, dtype=np.float64)  # exact for float32 entries
+            diff = np.subtract(low, up, dtype=np.float64)  # float32 entries compared in float64
             np.abs(diff, out=diff)
         diff[low == up] = 0.0  # equal infinities
         k = int(np.argmax(diff))

@@ -69,21 +69,17 @@ Graph build_graph(const DistanceView& d, double threshold, bool clamp_negative, 
   });
   if (dense_bytes < 0) dense_bytes = kDefaultDenseLookupBytes;
   if (static_cast<double>(n) * n * 8.0 <= static_cast<double>(dense_bytes)) {
+    const bool copy = !(d.dense64 && in_place(d, clamp_negative));
+    if (copy) g.mat_copy.assign(static_cast<size_t>(n) * n, kInf);
+    g.mat = copy ? g.mat_copy.data() : d.dense64;
     g.words = static_cast<size_t>(n + 63) / 64;
     g.adj.assign(static_cast<size_t>(n) * g.words, 0);
     for (int64_t i = 0; i < n; ++i)
       for (int64_t p = g.ptr[i]; p < g.ptr[i + 1]; ++p) {
         const int32_t j = g.nb[p];
+        if (copy) g.mat_copy[static_cast<size_t>(i) * n + j] = g.nv[p];
         g.adj[static_cast<size_t>(i) * g.words + (static_cast<size_t>(j) >> 6)] |= uint64_t{1} << (j & 63);
       }
-    if (d.dense64 && in_place(d, clamp_negative)) {
-      g.mat = d.dense64;
-    } else {
-      g.mat_copy.assign(static_cast<size_t>(n) * n, kInf);
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t p = g.ptr[i]; p < g.ptr[i + 1]; ++p) g.mat_copy[static_cast<size_t>(i) * n + g.nb[p]] = g.nv[p];
-      g.mat = g.mat_copy.data();
-    }
   }
   std::sort(g.edges.begin(), g.edges.end(), KeyLess());
   g.bd.resize(E2);
