@@ -41,6 +41,11 @@ def matrix(rng: np.random.Generator, n: int, kind: str) -> np.ndarray:
     return np.ascontiguousarray(D)
 
 
+#: The kinds of matrix() and random seeds, as every randomised test here draws them.
+KINDS = st.sampled_from(["ties", "zeros", "points", "uniform"])
+SEEDS = st.integers(0, 2**32 - 1)
+
+
 def threshold_of(D: np.ndarray, quantile) -> float:
     if quantile is None:
         return np.inf
@@ -60,9 +65,9 @@ NO_LONG = 1 << 50
 # ----------------------------------------------------------------------- column listing
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    seed=st.integers(0, 2**32 - 1),
+    seed=SEEDS,
     n=st.integers(3, 28),
-    kind=st.sampled_from(["ties", "zeros", "points", "uniform"]),
+    kind=KINDS,
     quantile=st.sampled_from([None, 0.3, 0.6]),
     dim=st.sampled_from([1, 2]),
     dense_lookup_bytes=st.sampled_from([-1, 0]),
@@ -106,9 +111,9 @@ def test_apparent_verdicts_refuses_bad_arguments():
 # ----------------------------------------------------------------------- whole engine
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    seed=st.integers(0, 2**32 - 1),
+    seed=SEEDS,
     n=st.integers(2, 24),
-    kind=st.sampled_from(["ties", "zeros", "points", "uniform"]),
+    kind=KINDS,
     quantile=st.sampled_from([None, 0.4, 0.7]),
     max_dim=st.integers(1, 3),
     dense_lookup_bytes=st.sampled_from([-1, 0]),
@@ -125,9 +130,9 @@ def test_equals_gudhi_on_every_path(seed, n, kind, quantile, max_dim, dense_look
 # ----------------------------------------------------------------------- long working columns
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    seed=st.integers(0, 2**32 - 1),
+    seed=SEEDS,
     n=st.integers(4, 40),
-    kind=st.sampled_from(["ties", "zeros", "points", "uniform"]),
+    kind=KINDS,
     quantile=st.sampled_from([None, 0.3, 0.6]),
     max_dim=st.integers(1, 3),
     long_entries=st.sampled_from([1, 4, 32]),
@@ -198,9 +203,9 @@ def _lookup_kind(err: str) -> str:
 @settings(max_examples=60, deadline=None,  # capfd is read out after each call: safe to share
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(
-    seed=st.integers(0, 2**32 - 1),
+    seed=SEEDS,
     n=st.integers(3, 24),
-    kind=st.sampled_from(["ties", "zeros", "points", "uniform"]),
+    kind=KINDS,
     quantile=st.sampled_from([None, 0.3, 0.6]),
     max_dim=st.integers(1, 3),
     variant=st.sampled_from(["symmetric", "diagonal", "upper", "float32"]),
@@ -235,9 +240,9 @@ def test_dense_lookup_in_place_or_copied(capfd, seed, n, kind, quantile, max_dim
 # ----------------------------------------------------------------------- threads inside a rank
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    seed=st.integers(0, 2**32 - 1),
+    seed=SEEDS,
     n=st.integers(2, 26),
-    kind=st.sampled_from(["ties", "zeros", "points", "uniform"]),
+    kind=KINDS,
     quantile=st.sampled_from([None, 0.5]),
     max_dim=st.integers(1, 3),
     n_threads=st.integers(2, 4),
