@@ -45,33 +45,50 @@ constexpr int64_t kDefaultDenseLookupBytes = 512LL * 1024 * 1024;
 Graph build_graph(const DistanceView& d, double threshold, bool clamp_negative, int64_t dense_bytes);
 
 /// Intersection of two balls (prefixes of two vertices' neighbours by distance), with scratch of
-/// one bit and one distance per vertex: the shorter prefix is marked, the other scanned.
+/// one bit and one distance per vertex: the shorter prefix is marked, the other scanned; or one
+/// ball marked once and the balls of several other vertices scanned against it.
 class BallIntersection {
  public:
   /// Calls f(w, d(a, w), d(b, w)) for every w among both a's first pa and b's first pb
   /// neighbours by distance, in the order of the prefix scanned.
   template <class F> void operator()(const Graph& g, int32_t a, int64_t pa, int32_t b, int64_t pb, F&& f) {
+    if (pa <= pb) {
+      mark(g, a, pa);
+      scan(g, b, pb, f);
+      unmark(g, a, pa);
+    } else {
+      mark(g, b, pb);
+      scan(g, a, pa, [&](int32_t w, double dbw, double daw) { f(w, daw, dbw); });
+      unmark(g, b, pb);
+    }
+  }
+  /// Marks the first px neighbours of x by distance (one marked ball at a time).
+  void mark(const Graph& g, int32_t x, int64_t px) {
     if (bits_.empty()) {
       bits_.assign(static_cast<size_t>(g.n / 64 + 1), 0);
       dist_.assign(static_cast<size_t>(g.n), 0.0);
     }
-    const bool mark_a = pa <= pb;
-    const int32_t x = mark_a ? a : b, y = mark_a ? b : a;
-    const int64_t px = mark_a ? pa : pb, py = mark_a ? pb : pa;
     const int32_t* vx = g.bv.data() + g.ptr[x];
     const double* dx = g.bd.data() + g.ptr[x];
     for (int64_t t = 0; t < px; ++t) {
       bits_[static_cast<size_t>(vx[t]) >> 6] |= uint64_t{1} << (vx[t] & 63);
       dist_[vx[t]] = dx[t];
     }
+  }
+  /// Calls f(w, d(x, w), d(y, w)) for every w among y's first py neighbours that is marked
+  /// (x being the marked vertex), in the order of y's prefix.
+  template <class F> void scan(const Graph& g, int32_t y, int64_t py, F&& f) const {
     const int32_t* vy = g.bv.data() + g.ptr[y];
     const double* dy = g.bd.data() + g.ptr[y];
     for (int64_t t = 0; t < py; ++t) {
       const int32_t w = vy[t];
       if (!(bits_[static_cast<size_t>(w) >> 6] >> (w & 63) & 1)) continue;
-      if (mark_a) f(w, dist_[w], dy[t]);
-      else f(w, dy[t], dist_[w]);
+      f(w, dist_[w], dy[t]);
     }
+  }
+  /// Clears the marks of mark(g, x, px).
+  void unmark(const Graph& g, int32_t x, int64_t px) {
+    const int32_t* vx = g.bv.data() + g.ptr[x];
     for (int64_t t = 0; t < px; ++t) bits_[static_cast<size_t>(vx[t]) >> 6] = 0;
   }
 
