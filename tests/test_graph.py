@@ -562,6 +562,35 @@ def test_save_dipha_sparse(tmp_path: Path) -> None:
     )
 
 
+def test_save_dipha_takes_the_symmetry_rule_of_persistence(tmp_path: Path) -> None:
+    """Rounding-level asymmetry (one ulp, float64 or float32) is written, as persistence accepts
+    it, and the file gives persistence's diagrams (both read the lower triangle); an asymmetry
+    beyond 8 ulps of the largest entry is refused by both, the message naming the pair."""
+    from topodnn._arrays import ROUNDING_ULPS
+    from topodnn.engine import persistence
+    from topodnn.io import read_distance_matrix
+
+    X = np.random.default_rng(3).normal(size=(14, 3))
+    D64 = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    for D in (D64, D64.astype(np.float32)):
+        ok = D.copy()
+        ok[7, 2] = np.nextafter(ok[2, 7], ok.dtype.type(np.inf))
+        ok[9, 4] = np.nextafter(ok[4, 9], ok.dtype.type(0))
+        assert not np.array_equal(ok, ok.T)
+        save_dipha(tmp_path / "ok.bin", ok)
+        back = read_distance_matrix(tmp_path / "ok.bin")
+        for a, b in zip(persistence(back, max_dim=1), persistence(ok, max_dim=1)):
+            np.testing.assert_array_equal(a, b)
+        tol = ROUNDING_ULPS * np.finfo(D.dtype).eps * float(np.abs(D).max())
+        bad = D.copy()
+        bad[7, 2] = bad[2, 7] + bad.dtype.type(2 * tol)
+        with pytest.raises(ValueError, match=r"not symmetric beyond rounding: D\[2, 7\]"):
+            persistence(bad, max_dim=1)
+        with pytest.raises(ValueError, match=r"not symmetric beyond rounding: D\[2, 7\]"):
+            save_dipha(tmp_path / "bad.bin", bad)
+        assert not (tmp_path / "bad.bin").exists()
+
+
 def test_save_dipha_bad_input(tmp_path: Path) -> None:
     S = sp.csr_matrix(np.array([[0.0, 0.5], [0.5, 0.0]]))
     with pytest.raises(ValueError, match="sparse=False"):

@@ -21,7 +21,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["is_torch_tensor", "is_scipy_sparse", "as_numpy", "real_dtype", "check_exact_integers", "real_scalar"]
+__all__ = ["is_torch_tensor", "is_scipy_sparse", "as_numpy", "real_dtype", "check_exact_integers", "real_scalar",
+           "ROUNDING_ULPS", "rounding_tolerance", "tolerance_text"]
 
 #: Largest integer magnitude that float64 represents exactly (and all smaller ones).
 EXACT_INT = 2**53
@@ -169,6 +170,24 @@ def real_dtype(dtype: np.dtype, what: str, eps: Optional[float] = None) -> tuple
         working = np.dtype(np.float64) if dt == np.float64 else np.dtype(np.float32)
         return working, float(eps if eps is not None else np.finfo(dt).eps)
     raise ValueError(f"{what} must be real-valued numbers, got dtype {dt}")
+
+
+#: Rounding allowance of the symmetry and zero-diagonal checks of a distance matrix, in units of
+#: ``eps(dtype) * scale``, scale being the largest finite |entry| (see topodnn.persistence).
+ROUNDING_ULPS = 8
+
+
+def rounding_tolerance(eps: float, scale: float) -> float:
+    """The largest difference accepted as rounding between two entries that should be equal."""
+    return ROUNDING_ULPS * eps * scale
+
+
+def tolerance_text(tol: float, eps: float) -> str:
+    """How ``tol`` came about, for an error message."""
+    if eps == 0:
+        return "integer input must be exact"
+    return (f"tolerance {tol:.3g} = {ROUNDING_ULPS} x eps x the largest finite |entry|, "
+            f"eps = {eps:.3g}")
 
 
 def check_exact_integers(values: np.ndarray, what: str) -> None:

@@ -12,17 +12,14 @@ from typing import Any, List, Optional, Union
 import numpy as np
 
 from ._agreement import agree_on, check_comm
-from ._arrays import as_numpy, check_exact_integers, is_scipy_sparse, real_dtype, real_scalar
+from ._arrays import (ROUNDING_ULPS, as_numpy, check_exact_integers, is_scipy_sparse, real_dtype, real_scalar,
+                      rounding_tolerance, tolerance_text)
 
 __all__ = ["persistence"]
 
 
 #: Highest homology dimension the engine supports (simplices of up to 63 vertices).
 MAX_DIM = 61
-
-#: Rounding allowance of the symmetry and zero-diagonal checks, in units of
-#: ``eps(dtype) * scale`` (see :func:`persistence`).
-ROUNDING_ULPS = 8
 
 _WHAT = "distances"
 
@@ -43,17 +40,6 @@ def _check_threshold(threshold: Any) -> float:
     if np.isnan(t) or t < 0:
         raise ValueError(f"threshold must be >= 0 (or inf), got {t}")
     return t
-
-
-def _tolerance(eps: float, scale: float) -> float:
-    return ROUNDING_ULPS * eps * scale
-
-
-def _tolerance_text(tol: float, eps: float) -> str:
-    if eps == 0:
-        return "integer input must be exact"
-    return (f"tolerance {tol:.3g} = {ROUNDING_ULPS} x eps x the largest finite |entry|, "
-            f"eps = {eps:.3g}")
 
 
 #: Entries per block when the dense matrix is checked: each temporary is at most 4 MiB, so that
@@ -93,13 +79,13 @@ def _dense_input(a: np.ndarray, eps_override: Optional[float]) -> np.ndarray:
                     "distance must be >= 0 (clip rounding below 0 with numpy.maximum(D, 0))"
                 )
         scale = max(scale, float(np.max(np.abs(blk), where=np.isfinite(blk), initial=0.0)))
-    tol = _tolerance(eps, scale)
+    tol = rounding_tolerance(eps, scale)
     diag = np.abs(np.diagonal(a).astype(np.float64))
     if n and diag.max() > tol:
         k = int(np.argmax(diag))
         raise ValueError(
             f"the diagonal of the distance matrix must be zero up to rounding (every vertex is "
-            f"born at 0): D[{k}, {k}] = {float(a[k, k])!r} ({_tolerance_text(tol, eps)}); set it with "
+            f"born at 0): D[{k}, {k}] = {float(a[k, k])!r} ({tolerance_text(tol, eps)}); set it with "
             "numpy.fill_diagonal(D, 0)"
         )
     worst, where = 0.0, (0, 0)
@@ -118,7 +104,7 @@ def _dense_input(a: np.ndarray, eps_override: Optional[float]) -> np.ndarray:
         i, j = max(where), min(where)
         raise ValueError(
             f"the distance matrix is not symmetric beyond rounding: D[{j}, {i}] = {float(a[j, i])!r} but "
-            f"D[{i}, {j}] = {float(a[i, j])!r}, the largest difference ({_tolerance_text(tol, eps)}); "
+            f"D[{i}, {j}] = {float(a[i, j])!r}, the largest difference ({tolerance_text(tol, eps)}); "
             "symmetrise it, e.g. D = numpy.maximum(D, D.T), or keep the lower triangle, "
             "D = numpy.tril(D) + numpy.tril(D, -1).T"
         )
@@ -201,7 +187,7 @@ def _sparse_input(m: Any, eps_override: Optional[float]) -> tuple:
             f"{float(data[k])!r}); a distance must be >= 0"
         )
     scale = float(np.max(np.abs(data), where=np.isfinite(data), initial=0.0))
-    tol = _tolerance(eps, scale)
+    tol = rounding_tolerance(eps, scale)
     if diag.any():
         dv = np.abs(data[diag])
         if dv.max() > tol:
@@ -209,7 +195,7 @@ def _sparse_input(m: Any, eps_override: Optional[float]) -> tuple:
             raise ValueError(
                 f"the sparse distance matrix has a non-zero diagonal entry D[{row_of[k]}, "
                 f"{row_of[k]}] = {float(data[k])!r} (every vertex is born at 0; "
-                f"{_tolerance_text(tol, eps)}); remove it with M.setdiag(0); M.eliminate_zeros() "
+                f"{tolerance_text(tol, eps)}); remove it with M.setdiag(0); M.eliminate_zeros() "
                 "or store no diagonal"
             )
         keep = ~diag
@@ -240,7 +226,7 @@ def _sparse_input(m: Any, eps_override: Optional[float]) -> tuple:
         raise ValueError(
             f"the sparse distance matrix is not symmetric beyond rounding: D[{j}, {i}] = "
             f"{float(upper)!r} but D[{i}, {j}] = {float(lower)!r}, the largest difference "
-            f"({_tolerance_text(tol, eps)}); symmetrise it, e.g. M = M.maximum(M.T)"
+            f"({tolerance_text(tol, eps)}); symmetrise it, e.g. M = M.maximum(M.T)"
         )
     del t, diff
     return n, indptr, cols, data

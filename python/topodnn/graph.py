@@ -49,7 +49,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._agreement import agree_on, check_comm, comm_size, digest, on_rank
-from ._arrays import as_numpy, is_torch_tensor, real_dtype, real_scalar
+from ._arrays import as_numpy, is_torch_tensor, real_dtype, real_scalar, rounding_tolerance, tolerance_text
 from .grouping import GroupSpec, Groups, LayerGroups, parse_groups, resolve_groups
 
 __all__ = [
@@ -1255,8 +1255,10 @@ def save_dipha(
     7, n, then n*n float64 row-major; 24 + 8 n^2 bytes), a scipy.sparse matrix a
     SPARSE_DISTANCE_MATRIX (type 8: magic, 8, n, the n neighbour counts, every row's neighbour
     indices ascending, then the distances in the same order; all int64/float64 little-endian;
-    24 + 8 n + 16 E bytes for E stored entries). A dense matrix must be symmetric to 1e-12
-    (DIPHA reads only the lower triangle); a sparse one exactly, with no diagonal entries.
+    24 + 8 n + 16 E bytes for E stored entries). A dense matrix must be symmetric up to rounding,
+    by the rule of :func:`topodnn.persistence` (8 x eps of its dtype x its largest |entry|; DIPHA
+    and ``persistence`` both read the lower triangle); a sparse one exactly (both triangles are
+    written and a reader may take either), with no diagonal entries.
     ``sparse=True`` on a dense array stores every
     off-diagonal pair (a complete graph). A sparse graph has no dense form (absent entries are not
     distances), so ``sparse=False`` on a sparse input is an error.
@@ -1292,8 +1294,17 @@ def save_dipha(
         raise ValueError(f"distance matrix must be real, got dtype {D.dtype}")
     if not np.isfinite(D).all():
         raise ValueError("distance matrix contains NaN or inf")
-    if not np.allclose(D, D.T, rtol=0.0, atol=1e-12):
-        raise ValueError("distance matrix is not symmetric (beyond 1e-12)")
+    _, eps = real_dtype(D.dtype, "distances")
+    tol = rounding_tolerance(eps, float(np.abs(D).max(initial=0.0)))
+    diff = np.abs(D.astype(np.float64) - D.T.astype(np.float64))
+    if diff.size and diff.max() > tol:
+        i, j = np.unravel_index(int(np.argmax(diff)), diff.shape)
+        i, j = max(i, j), min(i, j)
+        raise ValueError(
+            f"distance matrix is not symmetric beyond rounding: D[{j}, {i}] = {float(D[j, i])!r} but "
+            f"D[{i}, {j}] = {float(D[i, j])!r} ({tolerance_text(tol, eps)}); DIPHA reads the lower "
+            "triangle: symmetrise it, e.g. D = numpy.maximum(D, D.T)"
+        )
     n = D.shape[0]
     if sparse:
         r, c = np.nonzero(~np.eye(n, dtype=bool))
