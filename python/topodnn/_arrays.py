@@ -22,7 +22,8 @@ from typing import Any, Optional
 import numpy as np
 
 __all__ = ["is_torch_tensor", "is_scipy_sparse", "as_numpy", "real_dtype", "check_exact_integers", "real_scalar",
-           "ROUNDING_ULPS", "rounding_tolerance", "tolerance_text"]
+           "ROUNDING_ULPS", "rounding_tolerance", "tolerance_text", "BLOCK_ENTRIES", "rows_per_block",
+           "largest_asymmetry"]
 
 #: Largest integer magnitude that float64 represents exactly (and all smaller ones).
 EXACT_INT = 2**53
@@ -188,6 +189,37 @@ def tolerance_text(tol: float, eps: float) -> str:
         return "integer input must be exact"
     return (f"tolerance {tol:.3g} = {ROUNDING_ULPS} x eps x the largest finite |entry|, "
             f"eps = {eps:.3g}")
+
+
+#: Entries per block when a dense matrix is checked: each temporary is at most 4 MiB, so that
+#: validation adds little to the peak (the engine itself reads the caller's array in place).
+BLOCK_ENTRIES = 1 << 19
+
+
+def rows_per_block(n: int) -> int:
+    """Rows of an ``(n, n)`` matrix per block of about BLOCK_ENTRIES entries."""
+    return max(1, BLOCK_ENTRIES // max(n, 1))
+
+
+def largest_asymmetry(a: np.ndarray) -> tuple[float, tuple[int, int]]:
+    """``max |a[i, j] - a[j, i]|`` over the square matrix ``a`` (in float64; equal infinities
+    differ by 0) and a pair ``(i, j)``, ``i > j``, where it is reached; read in row blocks
+    (temporaries of a few MiB, views of ``a`` otherwise)."""
+    n = a.shape[0]
+    step = rows_per_block(n)
+    worst, where = 0.0, (0, 0)
+    for i0 in range(0, n, step):
+        i1 = min(n, i0 + step)
+        low = a[i0:i1, :i1]  # rows i, columns j < i1 (views: no copy of the matrix)
+        up = a[:i1, i0:i1].T  # the same pairs read as a[j, i]
+        with np.errstate(invalid="ignore"):
+            diff = np.subtract(low, up, dtype=np.float64)  # float32 entries compared in float64
+            np.abs(diff, out=diff)
+        diff[low == up] = 0.0  # equal infinities
+        k = int(np.argmax(diff))
+        if diff.flat[k] > worst:
+            worst, where = float(diff.flat[k]), (i0 + k // i1, k % i1)
+    return worst, (max(where), min(where))
 
 
 def check_exact_integers(values: np.ndarray, what: str) -> None:

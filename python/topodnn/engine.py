@@ -12,8 +12,8 @@ from typing import Any, List, Optional, Union
 import numpy as np
 
 from ._agreement import agree_on, check_comm
-from ._arrays import (ROUNDING_ULPS, as_numpy, check_exact_integers, is_scipy_sparse, real_dtype, real_scalar,
-                      rounding_tolerance, tolerance_text)
+from ._arrays import (ROUNDING_ULPS, as_numpy, check_exact_integers, is_scipy_sparse, largest_asymmetry, real_dtype,
+                      real_scalar, rounding_tolerance, rows_per_block, tolerance_text)
 
 __all__ = ["persistence"]
 
@@ -42,9 +42,6 @@ def _check_threshold(threshold: Any) -> float:
     return t
 
 
-#: Entries per block when the dense matrix is checked: each temporary is at most 4 MiB, so that
-#: validation adds little to the peak (the engine itself reads the caller's array in place).
-_BLOCK_ENTRIES = 1 << 19
 
 
 def _dense_input(a: np.ndarray, eps_override: Optional[float]) -> np.ndarray:
@@ -58,7 +55,7 @@ def _dense_input(a: np.ndarray, eps_override: Optional[float]) -> np.ndarray:
     check_exact_integers(a, _WHAT)
     a = np.ascontiguousarray(a, dtype=working)  # no copy for C-contiguous float32/float64
     n = a.shape[0]
-    step = max(1, _BLOCK_ENTRIES // max(n, 1))  # rows per block: temporaries of a few MiB
+    step = rows_per_block(n)  # temporaries of a few MiB
     scale = 0.0
     for i0 in range(0, n, step):
         blk = a[i0 : i0 + step]
@@ -88,20 +85,8 @@ def _dense_input(a: np.ndarray, eps_override: Optional[float]) -> np.ndarray:
             f"born at 0): D[{k}, {k}] = {float(a[k, k])!r} ({tolerance_text(tol, eps)}); set it with "
             "numpy.fill_diagonal(D, 0)"
         )
-    worst, where = 0.0, (0, 0)
-    for i0 in range(0, n, step):
-        i1 = min(n, i0 + step)
-        low = a[i0:i1, :i1]  # rows i, columns j < i1 (views: no copy of the matrix)
-        up = a[:i1, i0:i1].T  # the same pairs read as D[j, i]
-        with np.errstate(invalid="ignore"):
-            diff = np.subtract(low, up, dtype=np.float64)  # float32 entries compared in float64
-            np.abs(diff, out=diff)
-        diff[low == up] = 0.0  # equal infinities
-        k = int(np.argmax(diff))
-        if diff.flat[k] > worst:
-            worst, where = float(diff.flat[k]), (i0 + k // i1, k % i1)
+    worst, (i, j) = largest_asymmetry(a)
     if worst > tol:
-        i, j = max(where), min(where)
         raise ValueError(
             f"the distance matrix is not symmetric beyond rounding: D[{j}, {i}] = {float(a[j, i])!r} but "
             f"D[{i}, {j}] = {float(a[i, j])!r}, the largest difference ({tolerance_text(tol, eps)}); "

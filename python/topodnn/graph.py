@@ -49,7 +49,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._agreement import agree_on, check_comm, comm_size, digest, on_rank
-from ._arrays import as_numpy, is_torch_tensor, real_dtype, real_scalar, rounding_tolerance, tolerance_text
+from ._arrays import (as_numpy, is_torch_tensor, largest_asymmetry, real_dtype, real_scalar, rounding_tolerance,
+                      tolerance_text)
 from .grouping import GroupSpec, Groups, LayerGroups, parse_groups, resolve_groups
 
 __all__ = [
@@ -1296,10 +1297,8 @@ def save_dipha(
         raise ValueError("distance matrix contains NaN or inf")
     _, eps = real_dtype(D.dtype, "distances")
     tol = rounding_tolerance(eps, float(np.abs(D).max(initial=0.0)))
-    diff = np.abs(D.astype(np.float64) - D.T.astype(np.float64))
-    if diff.size and diff.max() > tol:
-        i, j = np.unravel_index(int(np.argmax(diff)), diff.shape)
-        i, j = max(i, j), min(i, j)
+    worst, (i, j) = largest_asymmetry(D)
+    if worst > tol:
         raise ValueError(
             f"distance matrix is not symmetric beyond rounding: D[{j}, {i}] = {float(D[j, i])!r} but "
             f"D[{i}, {j}] = {float(D[i, j])!r} ({tolerance_text(tol, eps)}); DIPHA reads the lower "
