@@ -76,7 +76,7 @@ std::string view_or_error(const py::array& a, py::object indptr, py::object indi
 py::list rips_persistence(py::array dense, py::object indptr, py::object indices, py::object values, int64_t n,
                           int max_dim, double threshold, py::object comm, bool verbose,
                           int64_t dense_lookup_bytes, int64_t working_bytes, double max_work, int collapse,
-                          int n_threads, int64_t long_column_bytes) {
+                          int n_threads, int64_t long_column_bytes, int window_method) {
   topodnn::CommDup guard(comm, MPI_COMM_SELF);  // collective: before anything can fail on one rank only
   std::vector<py::array> keep;
   dipha::rips::DistanceView v;
@@ -88,6 +88,7 @@ py::list rips_persistence(py::array dense, py::object indptr, py::object indices
   opt.dense_lookup_bytes = dense_lookup_bytes;
   opt.working_bytes = working_bytes;
   opt.long_column_bytes = long_column_bytes;
+  opt.window_method = window_method;
   opt.max_work = max_work;
   opt.collapse = collapse;
   opt.n_threads = n_threads;
@@ -220,13 +221,15 @@ void register_persistence(py::module_& m) {
         py::arg("values"), py::arg("n"), py::arg("max_dim"), py::arg("threshold"), py::arg("comm"),
         py::arg("verbose"), py::arg("dense_lookup_bytes") = -1, py::arg("working_bytes") = -1,
         py::arg("max_work") = -1.0, py::arg("collapse") = 0, py::arg("n_threads") = 1,
-        py::arg("long_column_bytes") = -1,
+        py::arg("long_column_bytes") = -1, py::arg("window_method") = 0,
         "Vietoris-Rips persistence pairs per dimension (see topodnn.engine.persistence). Either `dense` "
         "(square float32/float64) or the CSR triple (indptr, indices, values) with n vertices. "
         "dense_lookup_bytes: largest dense look-up matrix the engine may build (-1: its default, "
         "0: neighbour lists only). working_bytes: largest working coboundary of one column before it "
         "is reduced window by window (-1: its default, 1 GiB). long_column_bytes: live working coboundary at "
-        "which a column leaves its heap for buckets of filtration values (-1: its default, 32 MiB). max_work: refusal limit of the engine's work "
+        "which a column leaves its heap for buckets of filtration values (-1: its default, 32 MiB). window_method: how a "
+        "window of a windowed column regenerates its coboundary (0: the cheaper by an estimate, 1: by V edge, 2: by "
+        "window edge; same results). max_work: refusal limit of the engine's work "
         "estimate, in coface visits (candidate vertices examined while enumerating cofaces; 1e8 to 1e9 per "
         "second of one rank): a computation estimated above it raises ValueError naming the estimate "
         "and the limit before any work; -1: the default limit (5e11), inf: no limit. Above 1e11 one line on rank "

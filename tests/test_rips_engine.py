@@ -53,9 +53,14 @@ def threshold_of(D: np.ndarray, quantile) -> float:
 
 
 def rips(D, max_dim, thr=np.inf, *, dense_lookup_bytes=-1, working_bytes=-1, n_threads=1, long_column_bytes=-1,
-         verbose=False):
+         window_method=0, verbose=False):
     return _core._rips_persistence(D, None, None, None, len(D), max_dim, thr, None, verbose, dense_lookup_bytes,
-                                   working_bytes, n_threads=n_threads, long_column_bytes=long_column_bytes)
+                                   working_bytes, n_threads=n_threads, long_column_bytes=long_column_bytes,
+                                   window_method=window_method)
+
+
+#: how a window regenerates its coboundary: by estimate, by V edge, by window edge (same entries)
+WINDOW_METHODS = st.sampled_from([0, 1, 2])
 
 
 #: long_column_bytes that keeps every column in its heap (the long path off)
@@ -118,12 +123,16 @@ def test_apparent_verdicts_refuses_bad_arguments():
     max_dim=st.integers(1, 3),
     dense_lookup_bytes=st.sampled_from([-1, 0]),
     working_bytes=st.sampled_from([-1, 16 * 16]),
+    window_method=WINDOW_METHODS,
 )
-def test_equals_gudhi_on_every_path(seed, n, kind, quantile, max_dim, dense_lookup_bytes, working_bytes):
-    """Dense or neighbour-list look-up, whole or windowed working columns: gudhi's diagrams."""
+def test_equals_gudhi_on_every_path(seed, n, kind, quantile, max_dim, dense_lookup_bytes, working_bytes,
+                                    window_method):
+    """Dense or neighbour-list look-up, whole or windowed working columns (either regeneration of
+    a window): gudhi's diagrams."""
     D = matrix(np.random.default_rng(seed), n, kind)
     thr = threshold_of(D, quantile)
-    got = rips(D, max_dim, thr, dense_lookup_bytes=dense_lookup_bytes, working_bytes=working_bytes)
+    got = rips(D, max_dim, thr, dense_lookup_bytes=dense_lookup_bytes, working_bytes=working_bytes,
+               window_method=window_method)
     assert_same(got, gudhi_diagrams(D, max_dim, thr))
 
 
@@ -139,52 +148,79 @@ def test_equals_gudhi_on_every_path(seed, n, kind, quantile, max_dim, dense_look
     working_entries=st.sampled_from([None, 40, 300]),
     n_threads=st.sampled_from([1, 3]),
     dense_lookup_bytes=st.sampled_from([-1, 0]),
+    window_method=WINDOW_METHODS,
 )
 def test_long_columns_equal_gudhi(seed, n, kind, quantile, max_dim, long_entries, working_entries, n_threads,
-                                  dense_lookup_bytes):
+                                  dense_lookup_bytes, window_method):
     """Columns forced onto the long path (buckets of values, waiting additions, compaction, the
-    fall-back to windows, long columns handed on between threads): gudhi's diagrams, and exactly
-    those of the heap-only reduction."""
+    fall-back to windows, either regeneration of a window, long columns handed on between
+    threads): gudhi's diagrams, and exactly those of the heap-only reduction."""
     D = matrix(np.random.default_rng(seed), n, kind)
     thr = threshold_of(D, quantile)
     wb = -1 if working_entries is None else 16 * working_entries
     got = rips(D, max_dim, thr, dense_lookup_bytes=dense_lookup_bytes, working_bytes=wb, n_threads=n_threads,
-               long_column_bytes=16 * long_entries)
+               long_column_bytes=16 * long_entries, window_method=window_method)
     ref = rips(D, max_dim, thr, dense_lookup_bytes=dense_lookup_bytes, long_column_bytes=NO_LONG)
     for a, b in zip(got, ref):
         np.testing.assert_array_equal(a, b)
     assert_same(got, gudhi_diagrams(D, max_dim, thr))
 
 
+@pytest.mark.parametrize("kind", ["ties", "zeros"])
+@pytest.mark.parametrize("window_method", [1, 2])
+def test_windows_with_tied_values(kind, window_method):
+    """Windows regenerated on matrices of few distinct values (the longest edge of a coface is
+    decided by rank among equal values), fixed seeds: the heap-only reduction's diagrams exactly,
+    and gudhi's."""
+    for seed in range(12):
+        D = matrix(np.random.default_rng(seed), 20 + seed, kind)
+        thr = threshold_of(D, 0.6)
+        got = rips(D, 1, thr, working_bytes=16 * 16, window_method=window_method)
+        ref = rips(D, 1, thr, long_column_bytes=NO_LONG)
+        for a, b in zip(got, ref):
+            np.testing.assert_array_equal(a, b)
+        assert_same(got, gudhi_diagrams(D, 1, thr))
+
+
 def _reduction_counts(err: str) -> dict:
     """Sums over dimensions of the verbose log's long-path and window counts."""
     import re
 
-    out = {"long": 0, "buckets": 0, "compactions": 0, "windowed": 0, "forwarded": 0}
+    out = {"long": 0, "buckets": 0, "compactions": 0, "windowed": 0, "forwarded": 0, "windows": 0,
+           "by_window_edge": 0}
+    keys = ["forwarded", "long", "buckets", "compactions", "windowed", "windows", "by_window_edge"]
     for line in err.splitlines():
         m = re.search(r"(\d+) forwarded;.*; (\d+) long columns \((\d+) buckets reached\), largest \d+ entries, "
-                      r"(\d+) compactions; (\d+) columns in", line)
+                      r"(\d+) compactions; (\d+) columns in (\d+) windows, (\d+) of them by window edge", line)
         if m:
-            fw, lg, bk, cp, wd = map(int, m.groups())
-            for k, v in zip(["forwarded", "long", "buckets", "compactions", "windowed"], [fw, lg, bk, cp, wd]):
+            for k, v in zip(keys, map(int, m.groups())):
                 out[k] += v
     return out
 
 
-@pytest.mark.parametrize("working_entries, long_entries, n_threads, expect", [
-    (None, 64, 1, ("long", "buckets")),
-    (300, 32, 1, ("long", "buckets", "compactions", "windowed")),
-    (None, 64, 3, ("long", "forwarded")),
+@pytest.mark.parametrize("working_entries, long_entries, n_threads, window_method, expect", [
+    (None, 64, 1, 0, ("long", "buckets")),
+    (300, 32, 1, 1, ("long", "buckets", "compactions", "windowed")),
+    (300, 32, 1, 2, ("long", "buckets", "compactions", "windowed", "by_window_edge")),
+    (16, -1, 3, 2, ("windowed", "by_window_edge")),
+    (None, 64, 3, 0, ("long", "forwarded")),
 ])
-def test_long_path_is_taken(capfd, working_entries, long_entries, n_threads, expect):
-    """Each part of the long path is reached on a 200-point cloud (H1 at the 30 % quantile)."""
+def test_long_path_is_taken(capfd, working_entries, long_entries, n_threads, window_method, expect):
+    """Each part of the long path, and each regeneration of a window, is reached on a 200-point
+    cloud (H1 at the 30 % quantile)."""
     X = np.random.default_rng(200).normal(size=(200, 3))
     D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
     thr = float(np.quantile(D, 0.3))
     wb = -1 if working_entries is None else 16 * working_entries
-    got = rips(D, 1, thr, working_bytes=wb, n_threads=n_threads, long_column_bytes=16 * long_entries, verbose=True)
+    lb = -1 if long_entries < 0 else 16 * long_entries
+    got = rips(D, 1, thr, working_bytes=wb, n_threads=n_threads, long_column_bytes=lb,
+               window_method=window_method, verbose=True)
     counts = _reduction_counts(capfd.readouterr().err)
     assert all(counts[k] > 0 for k in expect), counts
+    if window_method == 1:
+        assert counts["by_window_edge"] == 0, counts
+    if window_method == 2:
+        assert counts["by_window_edge"] == counts["windows"], counts
     ref = rips(D, 1, thr, long_column_bytes=NO_LONG)
     for a, b in zip(got, ref):
         np.testing.assert_array_equal(a, b)
@@ -286,6 +322,12 @@ def test_n_threads_accepted(n_threads):
 def test_bad_n_threads_raises(n_threads):
     with pytest.raises(ValueError, match="n_threads must be >= 1"):
         rips(np.zeros((3, 3)), 1, n_threads=n_threads)
+
+
+@pytest.mark.parametrize("window_method", [-1, 3])
+def test_bad_window_method_raises(window_method):
+    with pytest.raises(ValueError, match="window_method must be 0"):
+        rips(np.zeros((3, 3)), 1, window_method=window_method)
 
 
 RANKS_X_THREADS = textwrap.dedent(

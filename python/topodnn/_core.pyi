@@ -56,6 +56,7 @@ def _rips_persistence(
     collapse: int = 0,
     n_threads: int = 1,
     long_column_bytes: int = -1,
+    window_method: int = 0,
 ) -> list[npt.NDArray[np.float64]]:
     """(birth, death) pairs per dimension 0..max_dim, each a (k, 2) float64 array."""
 

@@ -118,6 +118,7 @@ class Engine : public EngineBase {
         ranges(T > 1 ? kRangesPerThread * T : 1), log(opt.verbose && mc.rank() == 0) {
     working_bytes = opt.working_bytes < 0 ? (int64_t{1} << 30) : opt.working_bytes;
     long_bytes = opt.long_column_bytes < 0 ? (int64_t{32} << 20) : opt.long_column_bytes;
+    window_method = opt.window_method;
     for (const Entry& e : g.edges) top_value = std::max(top_value, e.v);
   }
 
@@ -142,6 +143,7 @@ class Engine : public EngineBase {
   const Logger log;
   int64_t working_bytes = 0;  // largest working coboundary of a rank (shared by its threads)
   int64_t long_bytes = 0;     // live working coboundary at which a column takes the long path
+  int window_method = 0;      // Options::window_method
   double top_value = 0;       // the longest edge: no coboundary value exceeds it
 
   // H0 by union-find over the sorted edges (every rank; cheap). Marks the pivot (death) edges.
@@ -530,7 +532,7 @@ Pairs Engine<Lookup>::run() {
       const size_t budget = static_cast<size_t>(working_bytes / T) / sizeof(Entry);
       const size_t long_from = static_cast<size_t>(long_bytes) / sizeof(Entry);
       for (int j = 0; j < ranges; ++j)
-        red[j].reset(new Reducer<Lookup>(cx, q, split, first + j, budget, long_from, top_value, log));
+        red[j].reset(new Reducer<Lookup>(cx, q, split, first + j, budget, long_from, top_value, window_method, log));
       run_threads(T, [&](int t) {
         for (int j = t; j < ranges; j += T)
           std::sort(mine[j].begin(), mine[j].end(), [](const Entry& a, const Entry& b) { return key_less(b, a); });
@@ -544,11 +546,12 @@ Pairs Engine<Lookup>::run() {
     ReductionStats st;
     for (auto& r : red) st += r->stats();
     log("dim %d: reduced in %.2fs (rank 0: %lld pairs stored, %lld emergent, %lld additions, %lld forwarded; "
-        "%.1f M stored coefficients, largest V column %zu, largest working coboundary %zu, live %zu; %lld long columns (%lld buckets reached), largest %zu entries, %lld compactions; %lld columns in %lld windows)", q,
+        "%.1f M stored coefficients, largest V column %zu, largest working coboundary %zu, live %zu; %lld long columns (%lld buckets reached), largest %zu entries, %lld compactions; %lld columns in %lld windows, %lld of them by window edge)", q,
         seconds_since(tq), static_cast<long long>(st.stored), static_cast<long long>(st.emergent),
         static_cast<long long>(st.additions), static_cast<long long>(st.forwarded), st.stored_coefficients / 1e6, st.max_v,
         st.max_heap, st.max_live, static_cast<long long>(st.long_columns), static_cast<long long>(st.buckets), st.max_long,
-        static_cast<long long>(st.compactions), static_cast<long long>(st.windowed), static_cast<long long>(st.windows));
+        static_cast<long long>(st.compactions), static_cast<long long>(st.windowed), static_cast<long long>(st.windows),
+        static_cast<long long>(st.windows_by_edge));
     if (log.on()) {
       std::string per;
       for (int t = 0; t < T; ++t) {
@@ -675,6 +678,9 @@ Pairs compute(const DistanceView& d, const Options& opt, MPI_Comm comm, bool cla
     if (std::isnan(opt.threshold) || opt.threshold < 0) throw Error("rips: threshold must be >= 0 (or +inf)");
     if (opt.n_threads < 1 && opt.n_threads != -1)
       throw Error("rips: n_threads must be >= 1 (or -1 for one per hardware thread), got " + std::to_string(opt.n_threads));
+    if (opt.window_method < 0 || opt.window_method > 2)
+      throw Error("rips: window_method must be 0 (by estimate), 1 (by V edge) or 2 (by window edge), got " +
+                  std::to_string(opt.window_method));
     if (d.n > INT32_MAX) throw Error("rips: at most 2^31-1 points are supported");
     if (d.indptr) {
       if (d.indptr[0] != 0) throw Error("rips: CSR indptr[0] must be 0");

@@ -86,6 +86,10 @@ class BallIntersection {
       f(w, dist_[w], dy[t]);
     }
   }
+  /// d(x, w) when w is marked (x the marked vertex), else +inf.
+  double marked_dist(int32_t w) const {
+    return bits_[static_cast<size_t>(w) >> 6] >> (w & 63) & 1 ? dist_[w] : kInf;
+  }
   /// Clears the marks of mark(g, x, px).
   void unmark(const Graph& g, int32_t x, int64_t px) {
     const int32_t* vx = g.bv.data() + g.ptr[x];

@@ -45,6 +45,11 @@ struct Options {
   // representation in buckets of filtration values (rips_reduction.hpp, "long working column"),
   // within working_bytes. Negative: the default (32 MiB).
   int64_t long_column_bytes = -1;
+  // How a window of a windowed column of edges regenerates its coboundary (rips_reduction.hpp,
+  // window_cofaces): 0 the cheaper by an estimate of the work, 1 from each V edge's balls, 2 from
+  // the edges of the window's values. The entries, and so the results, are the same; 1 and 2 are
+  // for tests and measurements.
+  int window_method = 0;
   // Refusal limit of the work estimate, in coface visits (see work_estimate): a computation
   // estimated above it is refused with an Error before any work. Negative: the default
   // (kDefaultMaxWork); +inf: no limit. Above kWarnWork one line on rank 0's stderr gives the
