@@ -442,6 +442,7 @@ class Reducer {
       std::sort(v_nb_.begin() + v_off_w_[x], v_nb_.begin() + v_off_w_[x + 1],
                 [](const VNeighbour& p, const VNeighbour& q) { return p.d < q.d; });
     int64_t n = 0;
+    if (v_bits_.size() != nv / 64 + 1) v_bits_.assign(nv / 64 + 1, 0);
     // the V edges {x, c} shorter than a window edge {x, y}
     for (int32_t y = 0; y < static_cast<int32_t>(nv); ++y) {
       const double* dy = g.bd.data() + g.ptr[y];
@@ -453,6 +454,10 @@ class Reducer {
       for (int64_t t = s0; t < s1 && !any; ++t) any = v_off_w_[vy[t]] < v_off_w_[vy[t] + 1];
       if (!any) continue;
       balls_.mark(g, y, s1);
+      // y's own V edges: a coface whose two shorter edges are both in V is found from both ends
+      // of its longest edge and cancels (Z/2): neither end gives it
+      for (const VNeighbour* q = v_nb_.data() + v_off_w_[y]; q != v_nb_.data() + v_off_w_[y + 1]; ++q)
+        v_bits_[static_cast<size_t>(q->v) >> 6] |= uint64_t{1} << (q->v & 63);
       for (int64_t t = s0; t < s1; ++t) {
         const double df = dy[t];
         if (!(df < hi)) break;
@@ -463,7 +468,7 @@ class Reducer {
         for (; p != pe && p->d <= df; ++p) {
           const int32_t c = p->v;
           const double dyc = balls_.marked_dist(c);
-          if (!(dyc <= df)) continue;
+          if (!(dyc <= df) || (v_bits_[static_cast<size_t>(c) >> 6] >> (c & 63) & 1)) continue;
           if (p->d == df || dyc == df) {  // a tie in value: the longest edge by rank
             if (rf < 0) rf = edge_rank(x, y);
             if (p->d == df && edge_rank(x, c) > rf) continue;
@@ -474,6 +479,8 @@ class Reducer {
         }
       }
       balls_.unmark(g, y, s1);
+      for (const VNeighbour* q = v_nb_.data() + v_off_w_[y]; q != v_nb_.data() + v_off_w_[y + 1]; ++q)
+        v_bits_[static_cast<size_t>(q->v) >> 6] = 0;
     }
     // the V edges of the window: the cofaces of which they are the longest edge
     for (const Spoke& sp : spokes_) {
@@ -566,6 +573,7 @@ class Reducer {
         f.windowed = true;
         f.win = std::move(win_);
         f.win_pos = win_pos_;
+        flatten_subs();
         f.extra = std::move(extra_);
         f.win_lo = win_lo_;
         f.win_hi = win_hi_;
@@ -637,6 +645,7 @@ class Reducer {
     if (!std::is_sorted(heap_.begin(), heap_.end(), KeyLess())) std::sort(heap_.begin(), heap_.end(), KeyLess());
     cancel_sorted(heap_);
     st_.max_heap = std::max(st_.max_heap, heap_.size());
+    clear_subs();
     long_ = windowed_ = true;
     ++st_.long_columns;
     // buckets of about a thousandth of the column, at least 4096 entries (fewer for tiny long_from_)
@@ -798,6 +807,7 @@ class Reducer {
     win_hi_ = hi == kInf ? Entry{kInf, INT64_MIN} : Entry{hi, INT64_MIN};
     cancel_pairs(win_, KeyLess());
     win_pos_ = 0;
+    setup_subs();
     ++st_.windows;
     if (log_.on() && seconds_since(last_progress_) > 30) {
       last_progress_ = std::chrono::steady_clock::now();
@@ -818,6 +828,49 @@ class Reducer {
     win_.erase(std::partition(win_.begin(), win_.end(), [&](const Entry& e) { return e.v < x; }), win_.end());
     return x;
   }
+  // The additions waiting in a window: the entries of its values' sub-buckets up to sub_cur_ in
+  // the heap extra_, those beyond in their sub-bucket's list (unsorted), made a heap when the
+  // pivot reaches the sub-bucket (as the long path's buckets do for a whole column): the heap
+  // stays small instead of holding every entry the additions brought into the window.
+  // sub_n_ = 0: no sub-buckets (every waiting entry in extra_).
+  size_t sub_of(const Entry& e) const {
+    const double x = (e.v - sub_lo_) * sub_scale_;  // monotone in e.v (sub_lo_ and the scale finite)
+    return !(x > 0) ? 0 : x >= static_cast<double>(sub_n_ - 1) ? sub_n_ - 1 : static_cast<size_t>(x);
+  }
+  void setup_subs() {
+    clear_subs();
+    sub_n_ = std::min<size_t>(kSubBuckets, win_.size() / 16);
+    if (sub_n_ < 2) { sub_n_ = 0; return; }
+    const double top = win_hi_.v == kInf ? std::max(win_lo_.v, top_value_) : win_hi_.v;
+    sub_lo_ = win_lo_.v;
+    sub_scale_ = static_cast<double>(sub_n_) / (top - sub_lo_);
+    if (!(top > sub_lo_) || !std::isfinite(sub_scale_) || !(sub_scale_ > 0)) {  // one value, or none finite
+      sub_n_ = 0;
+      return;
+    }
+    sub_add_.resize(sub_n_);
+  }
+  void clear_subs() {
+    for (auto& a : sub_add_) a.clear();
+    sub_n_ = sub_cur_ = sub_held_ = 0;
+  }
+  // every waiting entry into extra_ (a heap), no sub-buckets
+  void flatten_subs() {
+    for (auto& a : sub_add_) extra_.insert(extra_.end(), a.begin(), a.end());
+    std::make_heap(extra_.begin(), extra_.end(), KeyGreater());
+    clear_subs();
+  }
+  // extra_ (empty) := the next sub-bucket's list as a heap; false when none is left
+  bool load_sub() {
+    if (sub_cur_ + 1 >= sub_n_) return false;
+    std::vector<Entry>& a = sub_add_[++sub_cur_];
+    sub_held_ -= a.size();
+    extra_.swap(a);
+    a.clear();
+    std::make_heap(extra_.begin(), extra_.end(), KeyGreater());
+    return true;
+  }
+  size_t waiting() const { return extra_.size() + sub_held_; }
   void enter_windows(const Entry& lo) {
     st_.max_heap = std::max(st_.max_heap, heap_.size());
     std::vector<Entry>().swap(heap_);
@@ -831,6 +884,8 @@ class Reducer {
     if (!windowed_) return;
     windowed_ = false;
     free_long();
+    clear_subs();
+    std::vector<std::vector<Entry>>().swap(sub_add_);
     std::vector<Entry>().swap(win_);
     std::vector<Entry>().swap(extra_);
     std::vector<Spoke>().swap(spokes_);
@@ -841,6 +896,12 @@ class Reducer {
   // Smallest coboundary entry of odd multiplicity, kept in place.
   bool window_pivot(Entry& out) {
     while (true) {
+      if (sub_n_ && extra_.empty()) {
+        // the sub-buckets up to the run's next entry's (or every one, past the run's end) could
+        // hold smaller entries: loaded until one is not empty
+        const size_t upto = win_pos_ < win_.size() ? sub_of(win_[win_pos_]) : sub_n_ - 1;
+        while (sub_cur_ < upto && extra_.empty() && load_sub()) {}
+      }
       const bool hw = win_pos_ < win_.size(), hx = !extra_.empty();
       if (!hw && !hx) {
         if (!next_window(false)) return false;
@@ -882,6 +943,12 @@ class Reducer {
     }
     cofaces_of(s, [&](const Entry& e) {
       if (!key_less(e, win_lo_) && key_less(e, win_hi_)) {
+        size_t b;
+        if (sub_n_ && (b = sub_of(e)) > sub_cur_) {
+          sub_add_[b].push_back(e);
+          ++sub_held_;
+          return;
+        }
         extra_.push_back(e);
         std::push_heap(extra_.begin(), extra_.end(), KeyGreater());
       }
@@ -922,6 +989,7 @@ class Reducer {
   };
   std::vector<VNeighbour> v_nb_;  // scratch of window_cofaces_by_window_edge: V edges by vertex
   std::vector<int64_t> v_off_w_;  // and their offsets
+  std::vector<uint64_t> v_bits_;  // and the V edges of one vertex, as a bitset
   HashMap pivots_;                 // pivot rank -> slot
   std::vector<int64_t> v_off_{0};  // slot -> V column in v_ent_
   std::vector<idx_t> v_ent_;
@@ -935,6 +1003,10 @@ class Reducer {
 
   bool windowed_ = false;
   std::vector<Entry> win_, extra_;
+  static constexpr size_t kSubBuckets = 4096;
+  std::vector<std::vector<Entry>> sub_add_;  // the window's sub-buckets' waiting entries
+  size_t sub_n_ = 0, sub_cur_ = 0, sub_held_ = 0;
+  double sub_lo_ = 0, sub_scale_ = 0;
   size_t win_pos_ = 0;
   Entry win_lo_{-kInf, INT64_MIN}, win_hi_{-kInf, INT64_MIN};
   std::vector<double> bounds_;  // window boundaries (values) still ahead
@@ -976,8 +1048,9 @@ void Reducer<Lookup>::reduce(const Entry& sigma) {
     if (long_) {
       check_long(piv);
     } else if (windowed_) {
-      if (extra_.size() > heap_budget_ / 2) {  // additions crowd the window: regenerate it from piv
+      if (waiting() > heap_budget_ / 2) {  // additions crowd the window: regenerate it from piv
         extra_.clear();
+        clear_subs();
         win_lo_ = piv;  // the working coboundary is zero below the pivot just cancelled
         next_window(true);
       }
@@ -1044,6 +1117,7 @@ void Reducer<Lookup>::process_forwarded(Forwarded& f) {
     ++st_.windowed;
     win_ = std::move(f.win);
     win_pos_ = f.win_pos;
+    clear_subs();
     extra_ = std::move(f.extra);
     win_lo_ = f.win_lo;
     win_hi_ = f.win_hi;
