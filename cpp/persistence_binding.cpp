@@ -226,7 +226,7 @@ void register_persistence(py::module_& m) {
         "(square float32/float64) or the CSR triple (indptr, indices, values) with n vertices. "
         "dense_lookup_bytes: largest dense look-up matrix the engine may build (-1: its default, "
         "0: neighbour lists only). working_bytes: largest working coboundary of one column before it "
-        "is reduced window by window (-1: its default, 1 GiB). long_column_bytes: live working coboundary at "
+        "is reduced window by window (-1: its default, 256 MiB). long_column_bytes: live working coboundary at "
         "which a column leaves its heap for buckets of filtration values (-1: its default, 32 MiB). window_method: how a "
         "window of a windowed column regenerates its coboundary (0: the cheaper by an estimate, 1: by V edge, 2: by "
         "window edge; same results). max_work: refusal limit of the engine's work "

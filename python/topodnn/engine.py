@@ -327,7 +327,7 @@ def persistence(
     matrix (a C-contiguous float64 input that is exactly symmetric, as ``functional_graph``'s
     matrices are, is read in place; any other is copied, 8 n^2 bytes), the columns of the top
     dimension, and one working column at a time. A column whose working coboundary passes 32 MiB
-    is held explicitly in buckets of filtration values; one that outgrows 1 GiB even so
+    is held explicitly in buckets of filtration values; one that outgrows 256 MiB even so
     (typically the cocycle of an essential class in a dense graph) is reduced window by window of
     filtration values, regenerating its coboundary for each window, so that no column holds much
     more than that at once. Validation reads the matrix block by block (temporaries of at most

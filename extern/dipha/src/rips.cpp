@@ -116,7 +116,7 @@ class Engine : public EngineBase {
       : g(g), cx(g, C), max_dim(opt.max_dim), n_edges(static_cast<int64_t>(g.edges.size())),
         mc(comm, rips_oom(g.n, &n_edges)), rank(mc.rank()), P(mc.size()), T(threads_of(opt.n_threads)),
         ranges(T > 1 ? kRangesPerThread * T : 1), log(opt.verbose && mc.rank() == 0) {
-    working_bytes = opt.working_bytes < 0 ? (int64_t{1} << 30) : opt.working_bytes;
+    working_bytes = opt.working_bytes < 0 ? (int64_t{256} << 20) : opt.working_bytes;
     long_bytes = opt.long_column_bytes < 0 ? (int64_t{32} << 20) : opt.long_column_bytes;
     window_method = opt.window_method;
     for (const Entry& e : g.edges) top_value = std::max(top_value, e.v);

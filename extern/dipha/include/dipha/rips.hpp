@@ -39,7 +39,7 @@ struct Options {
   // Largest working coboundary (bytes) held at once while reducing one column (shared by the
   // threads of a rank); a column whose coboundary grows beyond it (a large cocycle, typically an
   // essential class) is reduced window by window of filtration values, regenerating its
-  // coboundary for each window. Negative: the default (1 GiB).
+  // coboundary for each window. Negative: the default (256 MiB).
   int64_t working_bytes = -1;
   // Live working coboundary (bytes) at which a column leaves its heap for the explicit
   // representation in buckets of filtration values (rips_reduction.hpp, "long working column"),
