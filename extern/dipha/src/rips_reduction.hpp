@@ -757,18 +757,17 @@ class Reducer {
   // window outgrows heap_budget_ / 2 entries. When entering, or when work_v_ has grown more than
   // eightfold since the last plan, the same pass takes a histogram of the values at or above
   // win_lo_, from which the boundaries of the windows beyond are planned (about heap_budget_ / 2
-  // entries each). `restart`: the window is filled again from win_lo_ up to its current end,
-  // under the plan it had (unless work_v_ has grown eightfold), after additions crowded it.
-  bool next_window(bool entering, bool restart = false) {
+  // entries each).
+  bool next_window(bool entering) {
     if (long_) return next_bucket();
     if (!entering) {
       if (win_hi_.v == kInf) return false;
       win_lo_ = win_hi_;
     }
     cancel_pairs(work_v_);
-    const bool replan = (entering && !restart) || work_v_.size() > 8 * bounds_v_ + 1024;
+    const bool replan = entering || work_v_.size() > 8 * bounds_v_ + 1024;
     while (!bounds_.empty() && bounds_.back() <= win_lo_.v) bounds_.pop_back();
-    double hi = replan ? kInf : restart ? win_hi_.v : bounds_.empty() ? kInf : bounds_.back();
+    double hi = replan || bounds_.empty() ? kInf : bounds_.back();
     const double lo = win_lo_.v;
     const double top = std::max(lo, top_value_);
     const int B = 1 << 14;
@@ -1053,7 +1052,7 @@ void Reducer<Lookup>::reduce(const Entry& sigma) {
         extra_.clear();
         clear_subs();
         win_lo_ = piv;  // the working coboundary is zero below the pivot just cancelled
-        next_window(true, true);
+        next_window(true);
       }
     } else if (heap_.size() > prune_at) {
       st_.max_heap = std::max(st_.max_heap, heap_.size());
