@@ -303,7 +303,8 @@ class Reducer {
     });
   }
   // Calls f(entry) for every coface of value in [lo, hi) of every simplex of vs, in any order,
-  // once per simplex of vs it is a coface of; `hi` may be lowered by f meanwhile. For edges, one
+  // once per simplex of vs it is a coface of, but for pairs that cancel (Z/2); `hi` may be
+  // lowered by f meanwhile. For edges, one
   // of two enumerations of the same entries, the cheaper by an estimate (or the one window_method_
   // asks for):
   //  * by V edge (window_cofaces_by_v_edge): each edge's cofaces below hi, the part below lo
@@ -411,7 +412,8 @@ class Reducer {
   // {x, c}, {y, c}, found from f's ends: with y's ball of radius hi marked, each neighbour x of y
   // at a distance in [lo, hi) has its V edges {x, c} no longer than f visited, and c marked with
   // d(y, c) no longer than f makes a coface. Every V edge of a coface is thus found once, as with
-  // window_cofaces_by_v_edge.
+  // window_cofaces_by_v_edge, except that a coface whose two shorter edges are both in V is not
+  // given at all (its two entries would cancel).
   template <class F> void window_cofaces_by_window_edge(double lo, const double& hi, F&& f) {
     const Graph& g = cx_.g;
     const Binomial& C = cx_.C;

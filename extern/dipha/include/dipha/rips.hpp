@@ -47,8 +47,8 @@ struct Options {
   int64_t long_column_bytes = -1;
   // How a window of a windowed column of edges regenerates its coboundary (rips_reduction.hpp,
   // window_cofaces): 0 the cheaper by an estimate of the work, 1 from each V edge's balls, 2 from
-  // the edges of the window's values. The entries, and so the results, are the same; 1 and 2 are
-  // for tests and measurements.
+  // the edges of the window's values. The results are the same; 1 and 2 are for tests and
+  // measurements.
   int window_method = 0;
   // Refusal limit of the work estimate, in coface visits (see work_estimate): a computation
   // estimated above it is refused with an Error before any work. Negative: the default
