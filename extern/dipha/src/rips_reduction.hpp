@@ -304,9 +304,8 @@ class Reducer {
   }
   // Calls f(entry) for every coface of value in [lo, hi) of every simplex of vs, in any order,
   // once per simplex of vs it is a coface of, but for pairs that cancel (Z/2); `hi` may be
-  // lowered by f meanwhile. For edges, one
-  // of two enumerations of the same entries, the cheaper by an estimate (or the one window_method_
-  // asks for):
+  // lowered by f meanwhile. For edges, one of two enumerations of the same entries, the cheaper
+  // by an estimate (or the one window_method_ asks for):
   //  * by V edge (window_cofaces_by_v_edge): each edge's cofaces below hi, the part below lo
   //    generated and dropped; cheap when the window is wide (its cost does not depend on lo);
   //  * by window edge (window_cofaces_by_window_edge): a coface of value in [lo, hi) has its
@@ -418,12 +417,13 @@ class Reducer {
     const Graph& g = cx_.g;
     const Binomial& C = cx_.C;
     const size_t nv = static_cast<size_t>(g.n);
-    auto edge_rank = [&](int32_t u, int32_t w) { return u > w ? C(u, 2) + w : C(w, 2) + u; };
-    auto tri_rank = [&](int32_t u, int32_t w, int32_t z) {
-      if (u < w) std::swap(u, w);
-      if (w < z) std::swap(w, z);
-      if (u < w) std::swap(u, w);
-      return C(u, 3) + C(w, 2) + z;
+    auto rank2 = [](int32_t u, int32_t w) { return u > w ? edge_rank(u, w) : edge_rank(w, u); };
+    auto rank3 = [&](int32_t u, int32_t w, int32_t z) {  // sorted ascending, then ranked
+      if (u > w) std::swap(u, w);
+      if (w > z) std::swap(w, z);
+      if (u > w) std::swap(u, w);
+      const int32_t t[3] = {u, w, z};
+      return rank_of(C, t, 2);
     };
     // the V edges at each vertex, by length
     v_off_w_.assign(nv + 1, 0);
@@ -472,12 +472,12 @@ class Reducer {
           const double dyc = balls_.marked_dist(c);
           if (!(dyc <= df) || (v_bits_[static_cast<size_t>(c) >> 6] >> (c & 63) & 1)) continue;
           if (p->d == df || dyc == df) {  // a tie in value: the longest edge by rank
-            if (rf < 0) rf = edge_rank(x, y);
-            if (p->d == df && edge_rank(x, c) > rf) continue;
-            if (dyc == df && edge_rank(y, c) > rf) continue;
+            if (rf < 0) rf = rank2(x, y);
+            if (p->d == df && rank2(x, c) > rf) continue;
+            if (dyc == df && rank2(y, c) > rf) continue;
           }
           ++n;
-          f(Entry{df, tri_rank(x, y, c)});
+          f(Entry{df, rank3(x, y, c)});
         }
       }
       balls_.unmark(g, y, s1);
@@ -493,12 +493,12 @@ class Reducer {
       const double* dy = g.bd.data() + g.ptr[y];
       const int64_t px = std::upper_bound(dx, dx + g.degree(x), L) - dx;
       const int64_t py = std::upper_bound(dy, dy + g.degree(y), L) - dy;
-      const idx_t rf = edge_rank(x, y);
+      const idx_t rf = rank2(x, y);
       balls_(g, x, px, y, py, [&](int32_t c, double dxc, double dyc) {
-        if (dxc == L && edge_rank(x, c) > rf) return;
-        if (dyc == L && edge_rank(y, c) > rf) return;
+        if (dxc == L && rank2(x, c) > rf) return;
+        if (dyc == L && rank2(y, c) > rf) return;
         ++n;
-        f(Entry{L, tri_rank(x, y, c)});
+        f(Entry{L, rank3(x, y, c)});
       });
     }
     st_.generated += n;
