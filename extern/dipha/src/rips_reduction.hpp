@@ -757,9 +757,12 @@ class Reducer {
   // One pass over the coboundary of work_v_ fills the window [win_lo_, win_hi_): its upper end is
   // the next planned boundary, lowered during the pass (to the median value held) whenever the
   // window outgrows heap_budget_ / 2 entries. When entering, or when work_v_ has grown more than
-  // eightfold since the last plan, the same pass takes a histogram of the values at or above
-  // win_lo_, from which the boundaries of the windows beyond are planned (about heap_budget_ / 2
-  // entries each).
+  // eightfold since the last plan, the boundaries of the windows beyond are planned again (about
+  // heap_budget_ / 2 entries each) from a histogram of the coboundary's values at or above
+  // win_lo_: taken by the same pass when work_v_ is small, else from a sample of work_v_ (every
+  // k-th simplex, its counts times k). The whole coboundary above win_lo_ is many windows' worth
+  // (VGG16's and ResNet18's large cocycles: hundreds of millions of entries); the plan only
+  // sizes the windows, which any plan leaves the result of unchanged.
   bool next_window(bool entering) {
     if (long_) return next_bucket();
     if (!entering) {
@@ -769,21 +772,30 @@ class Reducer {
     cancel_pairs(work_v_);
     const bool replan = entering || work_v_.size() > 8 * bounds_v_ + 1024;
     while (!bounds_.empty() && bounds_.back() <= win_lo_.v) bounds_.pop_back();
-    double hi = replan || bounds_.empty() ? kInf : bounds_.back();
     const double lo = win_lo_.v;
     const double top = std::max(lo, top_value_);
     const int B = 1 << 14;
     const double width = top > lo ? (top - lo) / B : 0;
+    // the histogram taken by the fill itself when work_v_ is small, else from a sample first
+    const size_t step = work_v_.size() / kPlanSample + 1;
+    const bool hist_in_fill = replan && step == 1;
     std::vector<uint64_t> hist(replan ? B : 0, 0);
+    auto count = [&](const Entry& e, uint64_t w) {
+      const int b = width > 0 ? static_cast<int>((e.v - lo) / width) : 0;
+      hist[std::min(std::max(b, 0), B - 1)] += w;
+    };
+    if (replan && !hist_in_fill) {
+      for (size_t k = 0; k < work_v_.size(); k += step)
+        cofaces_of(work_v_[k], [&](const Entry& e) { if (!key_less(e, win_lo_)) count(e, step); });
+      plan_windows(hist, lo, width);
+    }
+    double hi = hist_in_fill || bounds_.empty() ? kInf : bounds_.back();
     const size_t cap = std::max<size_t>(heap_budget_ / 2, 2);
     size_t limit = cap;  // above it the window end is lowered (more, when one value fills it)
     win_.clear();
     auto take = [&](const Entry& e) {
       if (key_less(e, win_lo_)) return;
-      if (replan) {
-        const int b = width > 0 ? static_cast<int>((e.v - lo) / width) : 0;
-        ++hist[std::min(std::max(b, 0), B - 1)];
-      }
+      if (hist_in_fill) count(e, 1);
       if (!(e.v < hi)) return;
       win_.push_back(e);
       if (win_.size() > limit) {
@@ -791,20 +803,10 @@ class Reducer {
         limit = std::max(cap, 2 * win_.size());
       }
     };
-    // without a new plan, only the cofaces below the window's (current) end are generated
-    const double all = kInf;  // a new plan needs the histogram of every value above lo
-    window_cofaces(work_v_, lo, replan ? all : hi, take);
-    if (replan) {
-      bounds_v_ = work_v_.size();
-      bounds_.clear();
-      const uint64_t target = std::max<uint64_t>(heap_budget_ / 2, 1);
-      uint64_t acc = 0;
-      for (int b = 0; b < B; ++b) {
-        acc += hist[b];
-        if (acc >= target && b + 1 < B) { bounds_.push_back(lo + width * (b + 1)); acc = 0; }
-      }
-      std::reverse(bounds_.begin(), bounds_.end());  // the next boundary at the back
-    }
+    // only the cofaces below the window's (current) end are generated, but for a histogram
+    const double all = kInf;  // taken by the fill: every value above lo
+    window_cofaces(work_v_, lo, hist_in_fill ? all : hi, take);
+    if (hist_in_fill) plan_windows(hist, lo, width);
     while (!bounds_.empty() && bounds_.back() <= hi) bounds_.pop_back();
     win_hi_ = hi == kInf ? Entry{kInf, INT64_MIN} : Entry{hi, INT64_MIN};
     cancel_pairs(win_, KeyLess());
@@ -818,6 +820,20 @@ class Reducer {
     }
     st_.max_heap = std::max(st_.max_heap, win_.capacity());
     return true;
+  }
+  // Boundaries of windows of about heap_budget_ / 2 entries each from a histogram of the values
+  // (B bins of `width` from lo), the next one at the back of bounds_.
+  void plan_windows(const std::vector<uint64_t>& hist, double lo, double width) {
+    bounds_v_ = work_v_.size();
+    bounds_.clear();
+    const uint64_t target = std::max<uint64_t>(heap_budget_ / 2, 1);
+    const size_t B = hist.size();
+    uint64_t acc = 0;
+    for (size_t b = 0; b < B; ++b) {
+      acc += hist[b];
+      if (acc >= target && b + 1 < B) { bounds_.push_back(lo + width * static_cast<double>(b + 1)); acc = 0; }
+    }
+    std::reverse(bounds_.begin(), bounds_.end());
   }
   // The window holds too many entries: keeps those of value below the median value held (or, if
   // that is the smallest, those of that value); returns the new upper end.
@@ -1006,6 +1022,7 @@ class Reducer {
   bool windowed_ = false;
   std::vector<Entry> win_, extra_;
   static constexpr size_t kSubBuckets = 4096;
+  static constexpr size_t kPlanSample = 4096;  // simplices of work_v_ that a plan samples (at least)
   std::vector<std::vector<Entry>> sub_add_;  // the window's sub-buckets' waiting entries
   size_t sub_n_ = 0, sub_cur_ = 0, sub_held_ = 0;
   double sub_lo_ = 0, sub_scale_ = 0;
