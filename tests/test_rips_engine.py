@@ -91,6 +91,23 @@ def test_edge_listing_verdicts_equal_reference(seed, n, kind, quantile, dim, den
     assert len(np.unique(got[1])) == len(got[1]), "a simplex listed twice"
 
 
+@pytest.mark.parametrize("kind", ["ties", "points", "uniform"])
+@pytest.mark.parametrize("n", [150, 400])
+def test_edge_walk_verdicts_on_larger_graphs(kind, n):
+    """Dimension 1 on graphs whose balls outgrow the walk's small-ball path (64 members) and
+    whose neighbour lists are long against small balls (both of its searches for min S_e), dense
+    and neighbour-list look-ups, complete and thresholded: the reference's verdicts exactly."""
+    D = matrix(np.random.default_rng(n), n, kind)
+    for quantile in (None, 0.3):
+        thr = threshold_of(D, quantile)
+        for dense_lookup_bytes in (-1, 0):
+            ref = _core._rips_apparent_verdicts(D, 1, thr, dense_lookup_bytes, True)
+            got = _core._rips_apparent_verdicts(D, 1, thr, dense_lookup_bytes, False)
+            for k in range(3):
+                np.testing.assert_array_equal(got[k], ref[k])
+            assert 0 < np.count_nonzero(got[2] == LOWER) < len(got[2])
+
+
 def test_edge_listing_sees_every_verdict_kind_on_ties():
     """The equivalence above is not vacuous: tied inputs produce lower halves, upper halves and
     columns among the triangles, and the number of triangles is C(n, 3) for a complete graph."""

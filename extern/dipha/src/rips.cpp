@@ -250,8 +250,8 @@ class Engine : public EngineBase {
   }
   // The columns of dimension 1: every edge that is neither a tree edge (an H0 death) nor the
   // lower half of an apparent pair. Walked vertex by vertex, each vertex's neighbours by distance,
-  // so that the size of the larger endpoint's ball of radius d(a, b) is the walk's position (no
-  // search); edge {a, b} is listed at its larger endpoint a, by the rank its colex rank mod P
+  // so that the larger endpoint's ball of radius d(a, b) is what the walk has passed (grown as it
+  // goes, no search); edge {a, b} is listed at its larger endpoint a, by the rank its colex rank mod P
   // names (any fixed split gives the same diagrams; this one is balanced along the filtration).
   RIPS_PHASE void list_edges(const std::vector<char>& tree, std::vector<Entry>& cols) const {
     HashMap tree_edges;
@@ -266,22 +266,12 @@ class Engine : public EngineBase {
       while (chunks.next(begin, end)) {
         for (size_t av = begin; av < end; ++av) {
           const int32_t a = static_cast<int32_t>(av);
-          const int64_t deg = g.degree(a);
-          const int32_t* nb = g.bv.data() + g.ptr[a];
-          const double* nd = g.bd.data() + g.ptr[a];
-          int64_t run = 0;  // end of the run of equal distances holding position k
-          for (int64_t k = 0; k < deg; ++k) {
-            if (k >= run) {
-              run = k + 1;
-              while (run < deg && nd[run] == nd[k]) ++run;
-            }
-            const int32_t b = nb[k];
-            if (b >= a) continue;
+          listing.edges_at(a, [&](int32_t b, double L, auto&& apparent) {
             const idx_t r = edge_rank(a, b);
-            if (P > 1 && r % P != rank) continue;
-            if (tree_edges.find(r)) continue;
-            if (!listing.edge_is_apparent(a, b, nd[k], run)) out.push_back(Entry{nd[k], r});
-          }
+            if (P > 1 && r % P != rank) return;
+            if (tree_edges.find(r)) return;
+            if (!apparent()) out.push_back(Entry{L, r});
+          });
         }
       }
     });
@@ -822,11 +812,16 @@ std::vector<Verdict> verdicts(const detail::Graph& g, const detail::Binomial& C,
   std::vector<Verdict> out;
   EdgeListing<Lookup> listing(cx);
   int32_t v[kMaxVerts];
+  if (dim == 1 && !reference)  // as list_edges walks them
+    for (int32_t a = 0; a < static_cast<int32_t>(g.n); ++a)
+      listing.edges_at(a, [&](int32_t b, double L, auto&& apparent) {
+        out.push_back({L, edge_rank(a, b), apparent() ? kLowerApparent : 0});
+      });
   for (const Entry& e : g.edges) {
     if (dim == 1) {
+      if (!reference) break;
       cx.vertices(e.i, 1, v);
-      const bool lower = reference ? cx.apparent_cofacet(v, 1, e.v, e.i) >= 0 : listing.edge_is_apparent(e);
-      out.push_back({e.v, e.i, lower ? kLowerApparent : 0});
+      out.push_back({e.v, e.i, cx.apparent_cofacet(v, 1, e.v, e.i) >= 0 ? kLowerApparent : 0});
     } else if (reference) {  // every triangle from its two smallest vertices
       cx.vertices(e.i, 1, v);
       cx.cofaces(v, 1, e.v, [&](double m, idx_t r, int32_t w) {

@@ -5,7 +5,8 @@
 //   S_e = { w : d(a, w) <= L and d(b, w) <= L }   (ascending vertex ids).
 // One pass over e builds S_e (dense look-up: the AND of a's and b's adjacency bitsets; neighbour
 // lists: the intersection of their balls of radius L) and answers every apparent-pair test of e
-// and of its triangles:
+// and of its triangles (dimension 1 needs min S_e only, found along a walk of a's neighbours by
+// distance, edges_at):
 //  * e's smallest coface of equal value is {a, b, min S_e} (colex rank grows with the added
 //    vertex); e is the lower half of an apparent pair iff e is that triangle's max-key facet;
 //  * the triangles listed from e are the w in S_e for which e is the max-key edge: key = (value,
@@ -44,22 +45,35 @@ template <class Lookup>
 class EdgeListing {
  public:
   explicit EdgeListing(const Complex<Lookup>& cx)
-      : cx_(cx), g_(cx.g), C_(cx.C), words_(static_cast<size_t>(cx.g.n / 64 + 1)),
-        bits_(Lookup::kDense ? 0 : words_, 0),
-        da_at_(Lookup::kDense ? 0 : static_cast<size_t>(cx.g.n)), db_at_(Lookup::kDense ? 0 : static_cast<size_t>(cx.g.n)) {}
+      : cx_(cx), g_(cx.g), C_(cx.C), words_(static_cast<size_t>(cx.g.n / 64 + 1)), bits_(words_, 0),
+        da_at_(static_cast<size_t>(cx.g.n)), db_at_(Lookup::kDense ? 0 : static_cast<size_t>(cx.g.n)) {}
 
-  /// Dimension 1: is the edge e (rank e.i, value e.v) the lower half of an apparent pair?
-  bool edge_is_apparent(const Entry& e) const {
-    int32_t a, b;
-    edge_vertices(e.i, a, b);
-    return edge_is_apparent(a, b, e.v, ball(a, e.v));
-  }
-  /// The same for the edge {a, b} (a > b) of value L, given the number of a's neighbours within
-  /// L (`ball_a`, known to a caller that walks a's neighbours by distance).
-  bool edge_is_apparent(int32_t a, int32_t b, double L, int64_t ball_a) const {
-    double da = 0, db = 0;
-    const int32_t w = min_common(a, b, L, ball_a, da, db);
-    return w >= 0 && listed(a, b, L, w, da, db);
+  /// Dimension 1: walks vertex a's neighbours by distance and calls f(b, L, apparent) for every
+  /// edge {a, b} with b < a (value L); apparent() tells whether it is the lower half of an
+  /// apparent pair (asked only when needed). The walk grows a's ball of radius L as it goes, so
+  /// that min S_e is found without b's ball: a small ball of a is looked up in b's neighbour
+  /// list (ascending ids, galloping), a large one is marked and b's neighbour list scanned up to
+  /// its first member within L that is marked.
+  template <class F> void edges_at(int32_t a, F&& f) {
+    const int64_t deg = g_.degree(a);
+    const int32_t* nb = g_.bv.data() + g_.ptr[a];
+    const double* nd = g_.bd.data() + g_.ptr[a];
+    wa_ = a;
+    wk_ = 0;
+    small_.clear();
+    int64_t run = 0;  // end of the run of equal distances holding position k: a's ball of radius nd[k]
+    for (int64_t k = 0; k < deg; ++k) {
+      if (k >= run) {
+        run = k + 1;
+        while (run < deg && nd[run] == nd[k]) ++run;
+        grow(run);
+      }
+      const int32_t b = nb[k];
+      if (b >= a) continue;
+      const double L = nd[k];
+      f(b, L, [&] { return walked_edge_is_apparent(b, L, run); });
+    }
+    for (int64_t t = 0; t < wk_; ++t) bits_[static_cast<size_t>(nb[t]) >> 6] = 0;
   }
 
   /// Dimension 2: calls f(triangle, verdict bits) for every triangle whose max-key edge is e, in
@@ -103,6 +117,46 @@ class EdgeListing {
     a = v[1];
     b = v[0];
   }
+  // The walk of edges_at: a's first k neighbours by distance into its ball (bits_, da_at_ and,
+  // while small, small_ by id).
+  void grow(int64_t k) {
+    const int32_t* vb = g_.bv.data() + g_.ptr[wa_];
+    const double* db = g_.bd.data() + g_.ptr[wa_];
+    for (; wk_ < k; ++wk_) {
+      const int32_t w = vb[wk_];
+      bits_[static_cast<size_t>(w) >> 6] |= uint64_t{1} << (w & 63);
+      da_at_[w] = db[wk_];
+      if (wk_ < kSmallBall) {
+        const Member m{w, db[wk_]};
+        small_.insert(std::upper_bound(small_.begin(), small_.end(), m,
+                                       [](const Member& x, const Member& y) { return x.v < y.v; }),
+                      m);
+      }
+    }
+  }
+  // edge_is_apparent of {wa_, b} (b < wa_, value L) when wa_'s ball of radius L is its first pa
+  // neighbours, grown.
+  bool walked_edge_is_apparent(int32_t b, double L, int64_t pa) const {
+    const int64_t p0 = g_.ptr[b], deg = g_.ptr[b + 1] - p0;
+    int32_t w = -1;
+    double da = 0, db = 0;
+    if (pa <= kSmallBall && pa * 8 < deg) {
+      typename Lookup::Row row(cx_.L, b);
+      for (const Member& m : small_) {
+        const double d = row.next(m.v);
+        if (d <= L) { w = m.v; da = m.d; db = d; break; }
+      }
+    } else {
+      const int32_t* nb = g_.nb.data() + p0;
+      const double* nv = g_.nv.data() + p0;
+      for (int64_t p = 0; p < deg; ++p) {
+        if (!(nv[p] <= L)) continue;
+        const int32_t x = nb[p];
+        if (bits_[static_cast<size_t>(x) >> 6] >> (x & 63) & 1) { w = x; da = da_at_[x]; db = nv[p]; break; }
+      }
+    }
+    return w >= 0 && listed(wa_, b, L, w, da, db);
+  }
   // Is e = {a, b} (a > b, value L) the max-key edge of the triangle {a, b, w}, w in S_e?
   static bool listed(int32_t a, int32_t b, double L, int32_t w, double daw, double dbw) {
     return (daw < L || (daw == L && w < b)) && (dbw < L || (dbw == L && w < a));
@@ -117,39 +171,6 @@ class EdgeListing {
     const double* b0 = g_.bd.data() + g_.ptr[u];
     const double* b1 = g_.bd.data() + g_.ptr[u + 1];
     return std::upper_bound(b0, b1, L) - b0;
-  }
-
-  // min S_e (or -1) with its distances to a and b.
-  int32_t min_common(int32_t a, int32_t b, double L, int64_t pa, double& da, double& db) const {
-    const int64_t pb = ball(b, L);
-    const bool from_a = pa <= pb;
-    const int32_t u = from_a ? a : b, o = from_a ? b : a;
-    const int64_t pu = from_a ? pa : pb;
-    int32_t best = INT32_MAX;
-    double du = 0, dob = 0;
-    if (pu * 8 > g_.degree(u)) {
-      // large ball: the first hit of an ascending scan of u's neighbours is the answer
-      const int64_t p0 = g_.ptr[u], p1 = g_.ptr[u + 1];
-      typename Lookup::Row row(cx_.L, o);
-      for (int64_t p = p0; p < p1; ++p) {
-        if (!(g_.nv[p] <= L)) continue;
-        const double d = row.next(g_.nb[p]);
-        if (d <= L) { best = g_.nb[p]; du = g_.nv[p]; dob = d; break; }
-      }
-    } else {
-      const int32_t* w0 = g_.bv.data() + g_.ptr[u];
-      const double* d0 = g_.bd.data() + g_.ptr[u];
-      for (int64_t t = 0; t < pu; ++t) {
-        const int32_t w = w0[t];
-        if (w >= best) continue;
-        const double d = cx_.L.dist(o, w);
-        if (d <= L) { best = w; du = d0[t]; dob = d; }
-      }
-    }
-    if (best == INT32_MAX) return -1;
-    da = from_a ? du : dob;
-    db = from_a ? dob : du;
-    return best;
   }
 
   // S_e into ids_ (ascending), da_, db_.
@@ -223,10 +244,19 @@ class EdgeListing {
   const Graph& g_;
   const Binomial& C_;
   const size_t words_;
+  std::vector<uint64_t> bits_;   // members of S_e being built (neighbour lists), or a's ball (walk)
+  // the walk of dimension 1: a's ball (bits_, da_at_) and, while small, by id
+  static constexpr int64_t kSmallBall = 64;
+  struct Member {
+    int32_t v;
+    double d;
+  };
+  int32_t wa_ = 0;   // the vertex walked
+  int64_t wk_ = 0;   // its ball: its first wk_ neighbours by distance
+  std::vector<Member> small_;
   // neighbour lists only (the dense look-up has adjacency bitsets):
-  std::vector<uint64_t> bits_;   // members of S_e being built
   BallIntersection balls_;       // a's and b's balls intersected
-  std::vector<double> da_at_, db_at_;  // by vertex id: d(a, x), d(b, x) of the marked x
+  std::vector<double> da_at_, db_at_;  // by vertex id: d(a, x), d(b, x) of the marked x (walk: da_at_)
   std::vector<int32_t> marked_;
   std::vector<int32_t> ids_;     // S_e ascending
   std::vector<double> da_, db_;  // d(a, x), d(b, x) for x = ids_[j]
