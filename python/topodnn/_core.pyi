@@ -96,3 +96,10 @@ def mpi_defaults() -> tuple[bool, str]:
 
 def mca_parameter(name: str) -> Optional[str]:
     """Current value of an Open MPI MCA parameter (through MPI_T), or None if there is none."""
+
+# validation_binding.cpp: one pass over a canonical CSR distance matrix (topodnn.engine)
+def _csr_summary(
+    indptr: npt.NDArray[Any], indices: npt.NDArray[Any], data: npt.NDArray[np.float64]
+) -> dict[str, Any]:
+    """nan, negative (off the diagonal), diagonal (stored), symmetric_pattern, max_asymmetry
+    (equal infinities: 0) and scale (largest finite |entry|)."""

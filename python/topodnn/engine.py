@@ -145,8 +145,9 @@ def _sparse_input(m: Any, eps_override: Optional[float]) -> tuple:
     """Validated CSR arrays (n, indptr, indices, values) of a sparse distance matrix.
 
     Linear in the number of stored entries for a canonical CSR matrix (a COO or unsorted one is
-    sorted first), with one transposed copy for the symmetry check (a 14-million-edge ResNet18
-    graph is checked in a few seconds).
+    sorted first): one pass of ``_core._csr_summary`` (a 13-million-edge ResNet18 graph in a
+    fraction of a second), then, only when it finds something, the checks that word the error
+    (with one transposed copy for the symmetry check).
     """
     import scipy.sparse as sp
 
@@ -158,6 +159,15 @@ def _sparse_input(m: Any, eps_override: Optional[float]) -> tuple:
     csr = _csr_as_stored(m)
     check_exact_integers(csr.data, what)
     data = np.asarray(csr.data, dtype=np.float64)
+    # one pass in C++ finds nothing to report or remove in the usual case; the checks below name
+    # what it found
+    from ._mpi import MPI  # noqa: F401  (MPI before the extension)
+    from . import _core
+
+    s = _core._csr_summary(csr.indptr, csr.indices, data)
+    if (not (s["nan"] or s["negative"] or s["diagonal"]) and s["symmetric_pattern"]
+            and s["max_asymmetry"] <= rounding_tolerance(eps, s["scale"])):
+        return n, np.asarray(csr.indptr, dtype=np.int64), np.asarray(csr.indices, dtype=np.int64), data
     row_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(csr.indptr))
     cols = np.asarray(csr.indices, dtype=np.int64)
     if np.isnan(data).any():
