@@ -184,6 +184,27 @@ py::tuple collapse_edges(int64_t n, py::array_t<int64_t, py::array::c_style | py
   return py::make_tuple(ou, ov, ow, counts);
 }
 
+// Test hook of the reduction's sort of entries (dipha::rips::testing::sort_entries): the
+// entries sorted by (value, rank) and whether the radix sort took them.
+py::tuple rips_sort_entries(py::array_t<double, py::array::c_style | py::array::forcecast> values,
+                            py::array_t<int64_t, py::array::c_style | py::array::forcecast> ranks, size_t min_radix) {
+  if (values.ndim() != 1 || ranks.ndim() != 1 || values.shape(0) != ranks.shape(0))
+    throw py::value_error("values and ranks must be 1-D of equal length");
+  std::vector<double> v(values.data(), values.data() + values.shape(0));
+  std::vector<int64_t> r(ranks.data(), ranks.data() + ranks.shape(0));
+  bool radix = false;
+  try {
+    radix = dipha::rips::testing::sort_entries(v, r, min_radix);
+  } catch (const dipha::Error& e) {
+    throw py::value_error(e.what());
+  }
+  py::array_t<double> ov(static_cast<py::ssize_t>(v.size()));
+  py::array_t<int64_t> orr(static_cast<py::ssize_t>(r.size()));
+  std::copy(v.begin(), v.end(), ov.mutable_data());
+  std::copy(r.begin(), r.end(), orr.mutable_data());
+  return py::make_tuple(ov, orr, radix);
+}
+
 // Test hook of the column listing (dipha::rips::testing::apparent_verdicts): (values, ranks,
 // flags) of every simplex of dimension `dim`.
 py::tuple rips_apparent_verdicts(py::array_t<double, py::array::c_style | py::array::forcecast> dense, int dim,
@@ -243,6 +264,8 @@ void register_persistence(py::module_& m) {
         "Edge collapse of the flag filtration of a filtered graph (n vertices, edges (u[i], v[i], values[i])): "
         "(u, v, values, counts) of the remaining edges, u < v, sorted by (value, v, u); counts holds "
         "edges_after_round, moved, removed, lookups, neighbour_steps.");
+  m.def("_rips_sort_entries", &rips_sort_entries, py::arg("values"), py::arg("ranks"), py::arg("min_radix"),
+        "Test hook: the reduction's sort of entries by (value, rank); (values, ranks, radix used).");
   m.def("_rips_apparent_verdicts", &rips_apparent_verdicts, py::arg("dense"), py::arg("dim"), py::arg("threshold"),
         py::arg("dense_lookup_bytes") = -1, py::arg("reference") = false,
         "Test hook: (values, ranks, flags) of every simplex of dimension dim (1 or 2) of a dense float64 "

@@ -485,3 +485,57 @@ def test_persistence_n_threads_keyword_gives_the_same_diagrams() -> None:
     for bad in (0, -2, 1.5, True, "2", 10**6):
         with pytest.raises(ValueError, match="n_threads"):
             persistence(D, 1, n_threads=bad)
+
+
+# ----------------------------------------------------------------------- sort of entries
+def _float32_derived(rng, size, lo, hi):
+    """Distances computed in float64 from float32 data, as functional graphs are: few bits."""
+    c = rng.uniform(1 - 2 * hi, 1 - 2 * lo, size).astype(np.float32)
+    return (1.0 - c.astype(np.float64)) / 2.0
+
+
+@pytest.mark.parametrize("case", ["narrow", "ties", "one value", "wide", "full float64", "negative zero"])
+def test_sort_entries_equals_lexsort(case):
+    """The reduction's sort of coboundary entries (a radix sort of packed 64-bit keys where they
+    fit): exactly numpy's lexsort by (value, rank), values back bit for bit, on the inputs that
+    pack (narrow windows of few-bit values, ties, a single value) and those that do not."""
+    rng = np.random.default_rng(len(case))
+    n = 50_000
+    ranks = rng.integers(0, 2**42, n)
+    if case == "narrow":
+        values = _float32_derived(rng, n, 0.2466, 0.2499)
+    elif case == "ties":
+        values = rng.choice(_float32_derived(rng, 40, 0.25, 0.26), n)
+        ranks = rng.integers(0, 300, n)  # duplicates of whole entries too
+    elif case == "one value":
+        values = np.full(n, 0.25)
+    elif case == "wide":
+        values = _float32_derived(rng, n, 0.0, 0.3)
+    elif case == "full float64":
+        values = rng.uniform(0.2466, 0.2499, n)
+    else:
+        values = _float32_derived(rng, n, 0.0, 0.01)
+        values[::7] = -0.0
+    v, r, radix = _core._rips_sort_entries(values, ranks, 4096)
+    order = np.lexsort((ranks, values))
+    np.testing.assert_array_equal(v.view(np.uint64), values[order].view(np.uint64))
+    np.testing.assert_array_equal(r, ranks[order])
+    assert radix == (case in ("narrow", "ties", "one value")), "the path the case is meant to take"
+    v2, r2, radix2 = _core._rips_sort_entries(values[:100], ranks[:100], 4096)
+    assert not radix2
+    np.testing.assert_array_equal(r2, ranks[:100][np.lexsort((ranks[:100], values[:100]))])
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=SEEDS, n=st.integers(1, 3000), distinct=st.integers(1, 60))
+def test_sort_entries_random(seed, n, distinct):
+    """Random short inputs forced through the radix sort (min_radix 1) or not: lexsort's order."""
+    rng = np.random.default_rng(seed)
+    values = rng.choice(_float32_derived(rng, distinct, 0.2, 0.24), n)
+    ranks = rng.integers(0, int(rng.choice([2, 1000, 2**40])), n)
+    order = np.lexsort((ranks, values))
+    for min_radix in (1, 1 << 30):
+        v, r, radix = _core._rips_sort_entries(values, ranks, min_radix)
+        np.testing.assert_array_equal(v, values[order])
+        np.testing.assert_array_equal(r, ranks[order])
+        assert radix == (min_radix == 1)

@@ -103,3 +103,9 @@ def _csr_summary(
 ) -> dict[str, Any]:
     """nan, negative (off the diagonal), diagonal (stored), symmetric_pattern, max_asymmetry
     (equal infinities: 0) and scale (largest finite |entry|)."""
+
+# persistence_binding.cpp: test hook of the reduction's sort of entries
+def _rips_sort_entries(
+    values: npt.NDArray[np.float64], ranks: npt.NDArray[np.int64], min_radix: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], bool]:
+    """The entries sorted by (value, rank); whether the radix sort took them."""

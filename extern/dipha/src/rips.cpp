@@ -842,6 +842,18 @@ std::vector<Verdict> verdicts(const detail::Graph& g, const detail::Binomial& C,
 }
 }  // namespace
 
+bool sort_entries(std::vector<double>& values, std::vector<int64_t>& ranks, size_t min_radix) {
+  if (values.size() != ranks.size()) throw Error("rips: sort_entries takes as many values as ranks");
+  std::vector<detail::Entry> v(values.size());
+  for (size_t k = 0; k < v.size(); ++k) v[k] = detail::Entry{values[k], ranks[k]};
+  const bool radix = detail::sort_keys(v, min_radix);
+  for (size_t k = 0; k < v.size(); ++k) {
+    values[k] = v[k].v;
+    ranks[k] = v[k].i;
+  }
+  return radix;
+}
+
 std::vector<Verdict> apparent_verdicts(const DistanceView& d, double threshold, int dim, int64_t dense_lookup_bytes,
                                        bool reference) {
   if (!d.dense64 || d.n < 0) throw Error("rips: apparent_verdicts takes a dense float64 matrix");

@@ -28,6 +28,7 @@
 #include "rips_cofaces.hpp"
 #include "rips_progress.hpp"
 #include "rips_simplex.hpp"
+#include "rips_sort.hpp"
 
 namespace dipha {
 namespace rips {
@@ -531,6 +532,11 @@ class Reducer {
     std::sort(v.begin(), v.end(), less);
     cancel_sorted(v);
   }
+  // Coboundary entries by key: a radix sort when their keys pack in 64 bits (rips_sort.hpp).
+  static void cancel_pairs(std::vector<Entry>& v, KeyLess) {
+    sort_keys(v);
+    cancel_sorted(v);
+  }
   // Keeps one copy of each element of the sorted v that occurs an odd number of times.
   template <class T> static void cancel_sorted(std::vector<T>& v) {
     size_t w = 0;
@@ -627,7 +633,7 @@ class Reducer {
   // run := run + add over Z/2 (add sorted first); add emptied.
   static void merge_into(std::vector<Entry>& run, std::vector<Entry>& add) {
     if (add.empty()) return;
-    std::sort(add.begin(), add.end(), KeyLess());
+    sort_keys(add);
     std::vector<Entry> out;
     out.reserve(run.size() + add.size());
     size_t i = 0, j = 0;
@@ -644,7 +650,7 @@ class Reducer {
   size_t long_size() const { return held_ + (win_.size() - win_pos_) + extra_.size(); }
   // Enters the long path with the entries of heap_ (any order, any multiplicity).
   void enter_long() {
-    if (!std::is_sorted(heap_.begin(), heap_.end(), KeyLess())) std::sort(heap_.begin(), heap_.end(), KeyLess());
+    if (!std::is_sorted(heap_.begin(), heap_.end(), KeyLess())) sort_keys(heap_);
     cancel_sorted(heap_);
     st_.max_heap = std::max(st_.max_heap, heap_.size());
     clear_subs();

@@ -39,7 +39,8 @@ struct Options {
   // Largest working coboundary (bytes) held at once while reducing one column (shared by the
   // threads of a rank); a column whose coboundary grows beyond it (a large cocycle, typically an
   // essential class) is reduced window by window of filtration values, regenerating its
-  // coboundary for each window. Negative: the default (256 MiB).
+  // coboundary for each window (the sort of a window's entries takes as much again while it
+  // runs). Negative: the default (256 MiB).
   int64_t working_bytes = -1;
   // Live working coboundary (bytes) at which a column leaves its heap for the explicit
   // representation in buckets of filtration values (rips_reduction.hpp, "long working column"),
@@ -121,6 +122,11 @@ struct Verdict {
 /// The upper-half bit of an edge is not computed (0). dense_lookup_bytes as in Options.
 std::vector<Verdict> apparent_verdicts(const DistanceView& d, double threshold, int dim, int64_t dense_lookup_bytes,
                                        bool reference);
+
+/// The sort of coboundary entries by key (value, then rank) that the reduction uses, on the
+/// entries (values[k], ranks[k]), in place; true when it took the radix sort (vectors of at
+/// least `min_radix` entries whose keys pack in 64 bits), false for std::sort.
+bool sort_entries(std::vector<double>& values, std::vector<int64_t>& ranks, size_t min_radix);
 
 }  // namespace testing
 
