@@ -1,6 +1,8 @@
 // The thresholded graph of the Vietoris-Rips engine (see rips_graph.hpp).
 #include "rips_graph.hpp"
 
+#include "rips_sort.hpp"
+
 #include <utility>
 
 namespace dipha {
@@ -81,16 +83,22 @@ Graph build_graph(const DistanceView& d, double threshold, bool clamp_negative, 
         g.adj[static_cast<size_t>(i) * g.words + (static_cast<size_t>(j) >> 6)] |= uint64_t{1} << (j & 63);
       }
   }
-  std::sort(g.edges.begin(), g.edges.end(), KeyLess());
+  sort_keys(g.edges);  // a radix sort when (value, rank) packs in 64 bits (rips_sort.hpp)
+  // Each row's neighbours by (distance, id): the edges in key order, each appended to the rows
+  // of its two ends. Among equal values the key orders by edge rank, and the rank of {x, w}
+  // grows with w for a fixed x (C(x, 2) + w below x, C(w, 2) + x above it, the latter larger),
+  // so ties come out by id as well.
   g.bd.resize(E2);
   g.bv.resize(E2);
   {
-    std::vector<std::pair<double, int32_t>> row;
-    for (int64_t i = 0; i < n; ++i) {
-      row.clear();
-      for (int64_t p = g.ptr[i]; p < g.ptr[i + 1]; ++p) row.push_back({g.nv[p], g.nb[p]});
-      std::sort(row.begin(), row.end());
-      for (size_t t = 0; t < row.size(); ++t) { g.bd[g.ptr[i] + t] = row[t].first; g.bv[g.ptr[i] + t] = row[t].second; }
+    std::vector<int64_t> at(g.ptr.begin(), g.ptr.end() - 1);
+    for (const Entry& e : g.edges) {
+      int32_t a, b;
+      edge_ends(e.i, a, b);
+      g.bd[at[a]] = e.v;
+      g.bv[at[a]++] = b;
+      g.bd[at[b]] = e.v;
+      g.bv[at[b]++] = a;
     }
   }
   return g;

@@ -96,6 +96,14 @@ inline idx_t rank_of(const Binomial& C, const int32_t* v, int k) {
 
 /// Colex rank of the edge {a, b}, a > b.
 inline idx_t edge_rank(int64_t a, int64_t b) { return a * (a - 1) / 2 + b; }
+/// Its inverse: the ends a > b of the edge of rank r (no binomial table).
+inline void edge_ends(idx_t r, int32_t& a, int32_t& b) {
+  int64_t x = static_cast<int64_t>((1.0 + std::sqrt(1.0 + 8.0 * static_cast<double>(r))) / 2.0);
+  while (x > 1 && edge_rank(x, 0) > r) --x;
+  while (edge_rank(x + 1, 0) <= r) ++x;
+  a = static_cast<int32_t>(x);
+  b = static_cast<int32_t>(r - edge_rank(x, 0));
+}
 
 }  // namespace detail
 }  // namespace rips
