@@ -28,19 +28,20 @@ namespace detail {
 
 inline int bit_width(uint64_t x) { return x == 0 ? 0 : 64 - __builtin_clzll(x); }
 
-/// LSD radix sort of a[0..n) in 11-bit digits of the low `bits` bits (tmp: n more); returns
-/// the array holding the result (a or tmp). All digit histograms come from one pass; a digit
-/// that every key shares costs no pass.
-inline uint64_t* radix_sort(uint64_t* a, uint64_t* tmp, size_t n, int bits) {
+/// LSD radix sort of a[0..n) by bits [from, to) in 11-bit digits (tmp: n more); returns the
+/// array holding the result (a or tmp). All digit histograms come from one pass; a digit that
+/// every key shares costs no pass. Keys equal in those bits keep their order.
+inline uint64_t* radix_sort(uint64_t* a, uint64_t* tmp, size_t n, int from, int to) {
   constexpr int kDigit = 11;
   constexpr size_t kRadix = size_t{1} << kDigit;
-  const int passes = (bits + kDigit - 1) / kDigit;
+  const int passes = to > from ? (to - from + kDigit - 1) / kDigit : 0;
   std::vector<size_t> count(static_cast<size_t>(passes) * kRadix, 0);
   for (size_t k = 0; k < n; ++k)
-    for (int p = 0; p < passes; ++p) ++count[static_cast<size_t>(p) * kRadix + ((a[k] >> (p * kDigit)) & (kRadix - 1))];
+    for (int p = 0; p < passes; ++p)
+      ++count[static_cast<size_t>(p) * kRadix + ((a[k] >> (from + p * kDigit)) & (kRadix - 1))];
   for (int p = 0; p < passes; ++p) {
     size_t* c = count.data() + static_cast<size_t>(p) * kRadix;
-    const int shift = p * kDigit;
+    const int shift = from + p * kDigit;
     if (c[(a[0] >> shift) & (kRadix - 1)] == n) continue;
     size_t s = 0;
     for (size_t d = 0; d < kRadix; ++d) {
@@ -52,6 +53,29 @@ inline uint64_t* radix_sort(uint64_t* a, uint64_t* tmp, size_t n, int bits) {
     std::swap(a, tmp);
   }
   return a;
+}
+
+/// Sorts the packed keys a[0..n) (rank in the low `rbits` bits, the value's offset above it;
+/// tmp: n more); returns the array holding the result (a or tmp). By the value bits first (a
+/// few radix passes: a window's values span about 20 bits), then each run of one value by rank
+/// (short runs by comparison, long ones by radix), instead of radix passes over the rank's
+/// 40-odd bits for every key (8 M entries of a narrow window: 0.6 s against 0.8 s).
+inline uint64_t* sort_packed(uint64_t* a, uint64_t* tmp, size_t n, int rbits, int vbits) {
+  uint64_t* s = radix_sort(a, tmp, n, rbits, rbits + vbits);
+  uint64_t* other = s == a ? tmp : a;
+  for (size_t k = 0; k < n;) {
+    size_t e = k + 1;
+    const uint64_t value = rbits == 64 ? 0 : s[k] >> rbits;
+    while (e < n && (rbits == 64 ? 0 : s[e] >> rbits) == value) ++e;
+    if (e - k > 4096) {
+      const uint64_t* r = radix_sort(s + k, other + k, e - k, 0, rbits);
+      if (r != s + k) std::copy(r, r + (e - k), s + k);
+    } else if (e - k > 1) {
+      std::sort(s + k, s + e);
+    }
+    k = e;
+  }
+  return s;
 }
 
 /// Sorts v by key (value, rank); true when by radix. `min_radix`: the shortest v sorted by radix.
@@ -85,7 +109,7 @@ inline bool sort_keys(std::vector<Entry>& v, size_t min_radix = 4096) {
     const uint64_t off = (b - lo) >> tz;
     keys[k] = (rbits == 64 ? 0 : off << rbits) | static_cast<uint64_t>(v[k].i);
   }
-  const uint64_t* s = radix_sort(keys.data(), keys.data() + n, n, vbits + rbits);
+  const uint64_t* s = sort_packed(keys.data(), keys.data() + n, n, rbits, vbits);
   const uint64_t rmask = rbits == 64 ? ~uint64_t{0} : (uint64_t{1} << rbits) - 1;
   for (size_t k = 0; k < n; ++k) {
     const uint64_t b = (rbits == 64 ? 0 : (s[k] >> rbits) << tz) + lo;
