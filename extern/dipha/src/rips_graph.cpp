@@ -27,6 +27,10 @@ bool in_place(const DistanceView& d, bool clamp_negative) {
   return true;
 }
 
+// Rows written by one pass over the edges when the balls are filled (ResNet18's graph, the
+// graph's build: 3.6 s at 4096, 3.7 s at 8192, 4.0 s at 2048, 5.2 s in one pass).
+constexpr int64_t kRowsPerPass = 4096;
+
 }  // namespace
 
 Graph build_graph(const DistanceView& d, double threshold, bool clamp_negative, int64_t dense_bytes) {
@@ -87,18 +91,28 @@ Graph build_graph(const DistanceView& d, double threshold, bool clamp_negative, 
   // Each row's neighbours by (distance, id): the edges in key order, each appended to the rows
   // of its two ends. Among equal values the key orders by edge rank, and the rank of {x, w}
   // grows with w for a fixed x (C(x, 2) + w below x, C(w, 2) + x above it, the latter larger),
-  // so ties come out by id as well.
+  // so ties come out by id as well. The rows are filled a range of vertices at a time (a pass
+  // over the edges each), so that the rows being written stay in cache: 26.8 M appends to
+  // 25,000 rows at once missed it on almost each.
   g.bd.resize(E2);
   g.bv.resize(E2);
   {
     std::vector<int64_t> at(g.ptr.begin(), g.ptr.end() - 1);
-    for (const Entry& e : g.edges) {
-      int32_t a, b;
-      edge_ends(e.i, a, b);
-      g.bd[at[a]] = e.v;
-      g.bv[at[a]++] = b;
-      g.bd[at[b]] = e.v;
-      g.bv[at[b]++] = a;
+    std::vector<std::pair<int32_t, int32_t>> ends(g.edges.size());
+    for (size_t k = 0; k < g.edges.size(); ++k) edge_ends(g.edges[k].i, ends[k].first, ends[k].second);
+    for (int64_t r0 = 0; r0 < n; r0 += kRowsPerPass) {
+      const int64_t r1 = std::min(n, r0 + kRowsPerPass);
+      for (size_t k = 0; k < g.edges.size(); ++k) {
+        const int32_t a = ends[k].first, b = ends[k].second;
+        if (a >= r0 && a < r1) {
+          g.bd[at[a]] = g.edges[k].v;
+          g.bv[at[a]++] = b;
+        }
+        if (b >= r0 && b < r1) {
+          g.bd[at[b]] = g.edges[k].v;
+          g.bv[at[b]++] = a;
+        }
+      }
     }
   }
   return g;
