@@ -69,6 +69,11 @@ class EdgeListing {
         grow(run);
       }
       const int32_t b = nb[k];
+      if (k + kAhead < deg && nb[k + kAhead] < a) {  // the row the walk reads kAhead edges on
+        const int64_t q = g_.ptr[nb[k + kAhead]];
+        __builtin_prefetch(g_.nb.data() + q);
+        __builtin_prefetch(g_.nv.data() + q);
+      }
       if (b >= a) continue;
       const double L = nd[k];
       f(b, L, [&] { return walked_edge_is_apparent(b, L, run); });
@@ -247,6 +252,7 @@ class EdgeListing {
   std::vector<uint64_t> bits_;   // members of S_e being built (neighbour lists), or a's ball (walk)
   // the walk of dimension 1: a's ball (bits_, da_at_) and, while small, by id
   static constexpr int64_t kSmallBall = 64;
+  static constexpr int64_t kAhead = 8;  // edges ahead whose neighbour list the walk prefetches
   struct Member {
     int32_t v;
     double d;
