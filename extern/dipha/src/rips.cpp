@@ -812,27 +812,28 @@ std::vector<Verdict> verdicts(const detail::Graph& g, const detail::Binomial& C,
   std::vector<Verdict> out;
   EdgeListing<Lookup> listing(cx);
   int32_t v[kMaxVerts];
-  if (dim == 1 && !reference)  // as list_edges walks them
+  if (dim == 1 && !reference) {  // as list_edges walks them
     for (int32_t a = 0; a < static_cast<int32_t>(g.n); ++a)
       listing.edges_at(a, [&](int32_t b, double L, auto&& apparent) {
         out.push_back({L, edge_rank(a, b), apparent() ? kLowerApparent : 0});
       });
-  for (const Entry& e : g.edges) {
-    if (dim == 1) {
-      if (!reference) break;
-      cx.vertices(e.i, 1, v);
-      out.push_back({e.v, e.i, cx.apparent_cofacet(v, 1, e.v, e.i) >= 0 ? kLowerApparent : 0});
-    } else if (reference) {  // every triangle from its two smallest vertices
-      cx.vertices(e.i, 1, v);
-      cx.cofaces(v, 1, e.v, [&](double m, idx_t r, int32_t w) {
-        v[2] = w;
-        const int flags = (cx.apparent_cofacet(v, 2, m, r) >= 0 ? kLowerApparent : 0) |
-                          (cx.apparent_facet(v, 2, m) >= 0 ? kUpperApparent : 0);
-        out.push_back({m, r, flags});
-        return false;
-      }, /*above_only=*/true);
-    } else {
-      listing.template triangles<true>(e, [&](const Entry& t, int flags) { out.push_back({t.v, t.i, flags}); });
+  } else {
+    for (const Entry& e : g.edges) {
+      if (dim == 1) {
+        cx.vertices(e.i, 1, v);
+        out.push_back({e.v, e.i, cx.apparent_cofacet(v, 1, e.v, e.i) >= 0 ? kLowerApparent : 0});
+      } else if (reference) {  // every triangle from its two smallest vertices
+        cx.vertices(e.i, 1, v);
+        cx.cofaces(v, 1, e.v, [&](double m, idx_t r, int32_t w) {
+          v[2] = w;
+          const int flags = (cx.apparent_cofacet(v, 2, m, r) >= 0 ? kLowerApparent : 0) |
+                            (cx.apparent_facet(v, 2, m) >= 0 ? kUpperApparent : 0);
+          out.push_back({m, r, flags});
+          return false;
+        }, /*above_only=*/true);
+      } else {
+        listing.template triangles<true>(e, [&](const Entry& t, int flags) { out.push_back({t.v, t.i, flags}); });
+      }
     }
   }
   std::sort(out.begin(), out.end(), [](const Verdict& a, const Verdict& b) {

@@ -60,6 +60,18 @@ class Binomial {
   std::vector<idx_t> t_;
 };
 
+/// Colex rank of the edge {a, b}, a > b.
+inline idx_t edge_rank(int64_t a, int64_t b) { return a * (a - 1) / 2 + b; }
+/// Its inverse: the ends a > b of the edge of rank r, a the largest with a (a - 1) / 2 <= r, in
+/// closed form (then corrected for the rounding of the square root): no search, no table.
+inline void edge_ends(idx_t r, int32_t& a, int32_t& b) {
+  int64_t x = static_cast<int64_t>((1.0 + std::sqrt(1.0 + 8.0 * static_cast<double>(r))) / 2.0);
+  while (x > 1 && edge_rank(x, 0) > r) --x;
+  while (edge_rank(x + 1, 0) <= r) ++x;
+  a = static_cast<int32_t>(x);
+  b = static_cast<int32_t>(r - edge_rank(x, 0));
+}
+
 /// Vertices (ascending) of the dim-k simplex of colex rank idx on C.n() vertices.
 inline void vertices_of(const Binomial& C, idx_t idx, int k, int32_t* out) {
   if (k < 0) __builtin_unreachable();  // (lets the compiler see that out[0..k] is written)
@@ -76,13 +88,8 @@ inline void vertices_of(const Binomial& C, idx_t idx, int k, int32_t* out) {
     hi = lo;
   }
   if (k >= 1) {
-    // the edge left: the largest v with v (v - 1) / 2 <= idx, in closed form (then corrected
-    // for the rounding of the square root); no search, no table
-    int64_t v = static_cast<int64_t>((1.0 + std::sqrt(1.0 + 8.0 * static_cast<double>(idx))) / 2.0);
-    while (v > 1 && v * (v - 1) / 2 > idx) --v;
-    while ((v + 1) * v / 2 <= idx) ++v;
-    out[1] = static_cast<int32_t>(v);
-    idx -= v * (v - 1) / 2;
+    edge_ends(idx, out[1], out[0]);  // the edge left
+    return;
   }
   out[0] = static_cast<int32_t>(idx);
 }
@@ -94,16 +101,6 @@ inline idx_t rank_of(const Binomial& C, const int32_t* v, int k) {
   return r;
 }
 
-/// Colex rank of the edge {a, b}, a > b.
-inline idx_t edge_rank(int64_t a, int64_t b) { return a * (a - 1) / 2 + b; }
-/// Its inverse: the ends a > b of the edge of rank r (no binomial table).
-inline void edge_ends(idx_t r, int32_t& a, int32_t& b) {
-  int64_t x = static_cast<int64_t>((1.0 + std::sqrt(1.0 + 8.0 * static_cast<double>(r))) / 2.0);
-  while (x > 1 && edge_rank(x, 0) > r) --x;
-  while (edge_rank(x + 1, 0) <= r) ++x;
-  a = static_cast<int32_t>(x);
-  b = static_cast<int32_t>(r - edge_rank(x, 0));
-}
 
 }  // namespace detail
 }  // namespace rips
